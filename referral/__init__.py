@@ -1,0 +1,61 @@
+"""Mental-health provider directory and referral matching: the Flask application."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from config import load_config
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: configuration, extensions, API, error handlers, CLI commands.
+
+    ``config`` overrides the environment-derived configuration (tests use it).
+    No database query runs here.
+    """
+    app = Flask(__name__, instance_path=os.environ.get("REFERRAL_INSTANCE_PATH") or None)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(load_config(app.instance_path))
+    if config:
+        app.config.from_mapping(config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the database, migrations and geocoder to ``app``."""
+    from .extensions import db, migrate
+    from .geo import make_geocoder
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    app.extensions["referral.geocoder"] = make_geocoder(
+        app.config["GEOCODER"], app.config["GEOCODER_USER_AGENT"])
+
+
+def register_blueprints(app: Flask) -> None:
+    """Attach the API (and its OpenAPI document)."""
+    from .api import register_api
+
+    register_api(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Map domain errors to the API's error shape."""
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    """Add the ``referral`` CLI commands to ``flask``/``referral``."""
+    from .cli import register_cli
+
+    register_cli(app)

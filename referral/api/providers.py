@@ -1,0 +1,161 @@
+"""Provider listing endpoints: read (public) and write (the owning clinic's token)."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask.views import MethodView
+from marshmallow import ValidationError
+
+from .. import listings
+from . import Blueprint
+from ..auth import clinic_required
+from ..errors import Invalid
+from ..listing_csv import rows_from_csv
+from ..schemas import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema, ListingPatchSchema,
+                       ListingSchema, ProviderListQuerySchema, ProviderPageSchema, ProviderSchema)
+
+blp = Blueprint("providers", __name__, url_prefix="/providers",
+                description="Therapist and prescriber listings.")
+blp.url_prefix = "/providers"
+
+CLINIC_AUTH = [{"clinicToken": []}]
+WRITE_ERRORS = (401, 404, 422)
+
+
+def geocoder():
+    """The configured geocoder of this app."""
+    return current_app.extensions["referral.geocoder"]
+
+
+@blp.route("")
+class ProviderCollection(MethodView):
+    """All listings."""
+
+    @blp.arguments(ProviderListQuerySchema, location="query")
+    @blp.response(200, ProviderPageSchema)
+    def get(self, query):
+        """List active listings, with simple filters (full search: /providers/search)."""
+        page, per_page = query.pop("page"), query.pop("per_page")
+        return listings.list_providers(query, page, per_page)
+
+    @clinic_required
+    @blp.doc(security=CLINIC_AUTH)
+    @blp.arguments(ListingSchema)
+    @blp.response(201, ProviderSchema)
+    @blp.alt_response(401, description="Missing or bad clinic token.")
+    @blp.alt_response(409, description="The NPI is listed already.")
+    def post(self, values):
+        """Create a listing for the caller's clinic (it counts as verified now)."""
+        return listings.create_provider(g.clinic, values, geocoder())
+
+
+@blp.route("/<int(min=1, max=2147483647):provider_id>")
+class ProviderItem(MethodView):
+    """One listing."""
+
+    @blp.response(200, ProviderSchema)
+    @blp.alt_response(404, description="No active listing with this id.")
+    def get(self, provider_id):
+        """Show an active listing."""
+        return listings.public_provider(provider_id)
+
+    @clinic_required
+    @blp.doc(security=CLINIC_AUTH)
+    @blp.arguments(ListingPatchSchema(partial=True))
+    @blp.response(200, ProviderSchema)
+    @blp.alt_response(401, description="Missing or bad clinic token.")
+    @blp.alt_response(404, description="Not one of the caller's listings.")
+    def patch(self, changes, provider_id):
+        """Change some fields of one of the caller's listings."""
+        return listings.update_provider(g.clinic, provider_id, changes, geocoder())
+
+    @clinic_required
+    @blp.doc(security=CLINIC_AUTH)
+    @blp.response(200, ProviderSchema)
+    @blp.alt_response(401, description="Missing or bad clinic token.")
+    @blp.alt_response(404, description="Not one of the caller's listings.")
+    def delete(self, provider_id):
+        """Deactivate one of the caller's listings (hidden from patients, history kept)."""
+        return listings.deactivate_provider(g.clinic, provider_id)
+
+
+@blp.route("/<int(min=1, max=2147483647):provider_id>/verify", methods=["POST"])
+@clinic_required
+@blp.doc(security=CLINIC_AUTH)
+@blp.response(200, ProviderSchema)
+@blp.alt_response(401, description="Missing or bad clinic token.")
+@blp.alt_response(404, description="Not one of the caller's listings.")
+def verify(provider_id):
+    """Attest that a listing is current (last_verified_at = now)."""
+    return listings.verify_provider(g.clinic, provider_id)
+
+
+@blp.route("/<int(min=1, max=2147483647):provider_id>/audit", methods=["GET"])
+@clinic_required
+@blp.doc(security=CLINIC_AUTH)
+@blp.response(200, AuditEntrySchema(many=True))
+@blp.alt_response(401, description="Missing or bad clinic token.")
+@blp.alt_response(404, description="Not one of the caller's listings.")
+def audit(provider_id):
+    """The change history of one of the caller's listings, newest first."""
+    return listings.audit_trail(g.clinic, provider_id)
+
+
+_BULK_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": ListingSchema(many=True)},
+        "text/csv": {"schema": {"type": "string", "description":
+                                "Header of listing field names; list values separated by ';'."}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "file": {"type": "string", "format": "binary"}}}},
+    },
+}
+
+
+def _raw_rows() -> list:
+    """The uploaded rows, from a JSON array, a CSV body or a multipart CSV file."""
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        body = request.get_json(silent=True)
+        if not isinstance(body, list):
+            raise Invalid("Send a JSON array of listings.", {"json": ["Not a JSON array."]})
+        return body
+    if mimetype in ("text/csv", "application/csv"):
+        return rows_from_csv(request.get_data())
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise Invalid("Attach the CSV file as the form field 'file'.",
+                          {"file": ["Missing."]})
+        return rows_from_csv(upload.read())
+    raise Invalid("Send application/json, text/csv or multipart/form-data.",
+                  {"content_type": [f"Unsupported: {mimetype or 'none'}."]})
+
+
+def _load_row(raw: dict) -> dict:
+    extra = raw.pop("_extra_cells", None)
+    if extra and any(cell.strip() for cell in extra):
+        raise ValidationError({"_row": ["The row has more cells than the header has columns."]})
+    return ListingSchema().load(raw)
+
+
+@blp.route("/bulk", methods=["POST"])
+@clinic_required
+@blp.doc(security=CLINIC_AUTH, requestBody=_BULK_BODY)
+@blp.arguments(BulkQuerySchema, location="query")
+@blp.response(200, BulkResultSchema)
+@blp.alt_response(401, description="Missing or bad clinic token.")
+@blp.alt_response(422, description="Some rows are invalid: errors.rows lists every row's "
+                                   "errors as {row, field, message}; nothing was written.")
+def bulk(options):
+    """Upsert the caller's listings by NPI from a JSON array or a CSV file, all or nothing."""
+    rows = _raw_rows()
+    limit = current_app.config["BULK_MAX_ROWS"]
+    if not rows:
+        raise Invalid("The upload has no rows.", {"rows": []})
+    if len(rows) > limit:
+        raise Invalid(f"At most {limit} listings per upload; this one has {len(rows)}.",
+                      {"rows": []})
+    return listings.bulk_upsert(g.clinic, rows, load_row=_load_row, dry_run=options["dry_run"],
+                                verify=options["verify"], geocoder=geocoder())

@@ -1,0 +1,87 @@
+"""Clinic API tokens: issue, check, revoke; and the ``clinic_required`` view decorator.
+
+A token is 32 random bytes (URL-safe text with an ``mhd_`` prefix), shown once.
+Only its SHA-256 hash is stored: a high-entropy random token needs no slow
+password hash, and the hash is looked up through a unique index. The hash is
+compared again in constant time after the lookup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import secrets
+
+from flask import g, request
+from flask_smorest import abort
+from sqlalchemy import select
+
+from .extensions import db
+from .models import ApiToken, Clinic, utcnow
+
+TOKEN_PREFIX = "mhd_"
+#: How often last_used_at is written, so authentication is not a write per request.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=10)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(clinic: Clinic, label: str | None = None) -> tuple[ApiToken, str]:
+    """Create a token for ``clinic``; return the row and the plaintext (shown once, never stored)."""
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(clinic=clinic, token_hash=hash_token(plaintext),
+                   prefix=plaintext[:12], label=label)
+    db.session.add(row)
+    return row, plaintext
+
+
+def clinic_for_token(plaintext: str) -> Clinic | None:
+    """The clinic holding this unrevoked token, or None."""
+    if not plaintext or not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
+        return None
+    digest = hash_token(plaintext)
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+        db.session.commit()
+    return row.clinic
+
+
+def revoke_token(token: ApiToken) -> None:
+    """Revoke a token from now on (idempotent)."""
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def clinic_required(view):
+    """Let the view run only for a valid clinic token; the clinic is ``g.clinic``."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        token = bearer_token()
+        if token is None:
+            abort(401, message="Send a clinic token as 'Authorization: Bearer <token>'.")
+        clinic = clinic_for_token(token)
+        if clinic is None:
+            abort(401, message="The clinic token is not valid or has been revoked.")
+        g.clinic = clinic
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,139 @@
+"""The ``referral`` command line: a Flask CLI group with the project's commands.
+
+``referral init-db``, ``referral clinic create NAME``, ``referral clinic token``,
+``referral clinic revoke``, ``referral clinic list``, ``referral seed`` and
+Flask's own ``referral run``, ``referral db ...`` (migrations) and ``referral shell``.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate import upgrade
+from sqlalchemy import func, select
+
+from .extensions import db
+from .models import ApiToken, Clinic, Provider
+from .npi import is_valid_npi
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command():
+    """Create or migrate the database to the latest schema (safe to repeat)."""
+    upgrade()
+    click.echo("Database is at the latest schema.")
+
+
+@click.group("clinic")
+def clinic_group():
+    """Manage clinics and their API tokens."""
+
+
+@clinic_group.command("create")
+@click.argument("name")
+@click.option("--email", help="Contact email.")
+@click.option("--phone", help="Contact phone (10 digits).")
+@click.option("--npi", "organization_npi", help="Organization NPI (type 2).")
+@with_appcontext
+def clinic_create(name, email, phone, organization_npi):
+    """Create a clinic and print its first API token (shown only this once)."""
+    from .auth import issue_token
+
+    name = " ".join(name.split())
+    if not name:
+        raise click.BadParameter("a clinic needs a name", param_hint="NAME")
+    if organization_npi and not is_valid_npi(organization_npi):
+        raise click.BadParameter("not a valid NPI (10 digits, check digit)", param_hint="--npi")
+    if organization_npi and db.session.scalar(
+            select(Clinic).where(Clinic.organization_npi == organization_npi)):
+        raise click.BadParameter("a clinic with this NPI exists already", param_hint="--npi")
+    clinic = Clinic(name=name, email=email, phone=phone, organization_npi=organization_npi)
+    db.session.add(clinic)
+    _, token = issue_token(clinic, label="first token")
+    db.session.commit()
+    click.echo(f"Created clinic {clinic.id}: {clinic.name}")
+    click.echo("API token (store it now; it is not shown again):")
+    click.echo(token)
+
+
+@clinic_group.command("token")
+@click.argument("clinic_id", type=int)
+@click.option("--label", help="What the token is for.")
+@with_appcontext
+def clinic_token(clinic_id, label):
+    """Issue another API token for a clinic (printed once)."""
+    from .auth import issue_token
+
+    clinic = db.session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise click.BadParameter(f"no clinic {clinic_id}", param_hint="CLINIC_ID")
+    row, token = issue_token(clinic, label=label)
+    db.session.commit()
+    click.echo(f"Token {row.id} ({row.prefix}...) for clinic {clinic.id}:")
+    click.echo(token)
+
+
+@clinic_group.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def clinic_revoke(token_id):
+    """Revoke an API token by its id (see ``referral clinic list``)."""
+    from .auth import revoke_token
+
+    row = db.session.get(ApiToken, token_id)
+    if row is None:
+        raise click.BadParameter(f"no token {token_id}", param_hint="TOKEN_ID")
+    revoke_token(row)
+    db.session.commit()
+    click.echo(f"Token {row.id} ({row.prefix}...) revoked.")
+
+
+@clinic_group.command("list")
+@with_appcontext
+def clinic_list():
+    """List clinics with their listing counts and tokens (prefixes only)."""
+    counts = dict(db.session.execute(
+        select(Provider.clinic_id, func.count()).group_by(Provider.clinic_id)).all())
+    for clinic in db.session.scalars(select(Clinic).order_by(Clinic.id)):
+        click.echo(f"{clinic.id}\t{clinic.name}\t{counts.get(clinic.id, 0)} listings")
+        for token in clinic.tokens:
+            state = "revoked" if token.revoked_at else "active"
+            click.echo(f"\ttoken {token.id} {token.prefix}... {state} {token.label or ''}")
+
+
+@click.command("seed")
+@click.option("--count", default=5000, show_default=True, type=click.IntRange(1, 5_000_000),
+              help="How many providers to generate.")
+@click.option("--seed", "seed", default=1, show_default=True, type=int,
+              help="Random seed: the same seed gives the same directory.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database has providers.")
+@with_appcontext
+def seed_command(count, seed, if_empty):
+    """Generate demo clinics and providers (deterministic; safe to interrupt and rerun)."""
+    from seeds.load import seed_directory
+
+    if if_empty and db.session.scalar(select(func.count()).select_from(Provider)):
+        click.echo("The database has providers already; not seeding.")
+        return
+    with click.progressbar(length=count, label=f"Seeding {count} providers",
+                           show_pos=True, show_eta=True) as bar:
+        result = seed_directory(count, seed, progress=bar.update)
+    click.echo(f"{result['created']} providers created, {result['skipped']} already present, "
+               f"{result['clinics']} clinics.")
+
+
+def register_cli(app: Flask) -> None:
+    """Add the project's commands to the app's CLI."""
+    for command in (init_db_command, clinic_group, seed_command):
+        app.cli.add_command(command)
+
+
+def _create_app():
+    from . import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, help="Mental-health provider directory.")

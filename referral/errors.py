@@ -1,0 +1,94 @@
+"""Domain errors and the one JSON error shape of the API.
+
+Every error answer is ``{"code", "status", "message", "errors"}``: ``code`` is
+the HTTP status, ``status`` its name, ``message`` a sentence for a person and
+``errors`` an object with details (per-field messages for validation errors,
+``{"rows": [...]}`` for a bulk upload). Domain errors raised by the plain
+business functions are mapped to HTTP here, in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A business rule said no; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+
+    def __init__(self, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+
+class NotFound(DomainError):
+    """The thing does not exist, or the caller may not see it."""
+
+    status = 404
+
+
+class Conflict(DomainError):
+    """The request conflicts with the current state (e.g. an NPI listed already)."""
+
+    status = 409
+
+
+class Invalid(DomainError):
+    """The input is well-formed but breaks a rule."""
+
+    status = 422
+
+
+def error_payload(status: int, message: str, errors: dict | None = None) -> dict:
+    """The one error shape of the API."""
+    return {"code": status, "status": HTTP_STATUS_CODES.get(status, "Error"),
+            "message": message, "errors": errors or {}}
+
+
+class ReferralApi(Api):
+    """flask-smorest's Api with every error answered in the project's shape."""
+
+    def handle_http_exception(self, error: HTTPException):
+        """Answer any HTTP error (including unhandled exceptions, as 500) in the error shape."""
+        if isinstance(error, InternalServerError) or error.code >= 500:
+            from .extensions import db  # the extensions module imports this one
+            db.session.rollback()
+            original = getattr(error, "original_exception", None)
+            if original is not None:
+                # The stack trace goes to the log; request bodies never do.
+                log.error("unhandled error", exc_info=original)
+        data = getattr(error, "data", None) or {}
+        message = data.get("message") or _message_for(error)
+        errors = data.get("errors") or data.get("messages") or {}
+        headers = dict(data.get("headers") or {})
+        if error.code == 401:
+            headers.setdefault("WWW-Authenticate", 'Bearer realm="clinic"')
+        return error_payload(error.code, message, errors), error.code, headers
+
+
+def _message_for(error: HTTPException) -> str:
+    if error.code >= 500:
+        return "The server could not complete the request. Nothing was changed."
+    if error.code == 422:
+        return "The input is not valid."
+    return (error.description or error.name).strip()
+
+
+def handle_domain_error(error: DomainError):
+    """Answer a domain error in the error shape, with nothing of the transaction kept."""
+    from .extensions import db
+    db.session.rollback()
+    return error_payload(error.status, error.message, error.errors), error.status
+
+
+def register_error_handlers(app) -> None:
+    """Map domain errors to HTTP answers (HTTP errors are handled by ``ReferralApi``)."""
+    app.register_error_handler(DomainError, handle_domain_error)

@@ -1,0 +1,72 @@
+"""Listings as CSV: reading an uploaded file into rows, writing rows out.
+
+The header row names listing fields (as in the JSON API). List fields hold
+several values separated by ``;`` (``CBT;DBT``). Empty cells mean "not given".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from .errors import Invalid
+from .models import LISTING_FIELDS
+
+LIST_FIELDS = ("taxonomy_codes", "modalities", "concerns", "age_groups", "languages",
+               "licensed_states", "insurance")
+LIST_SEPARATOR = ";"
+
+
+def rows_from_csv(data: bytes | str) -> list[dict]:
+    """Parse a CSV upload into raw rows; a bad header or encoding is ``Invalid``."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise Invalid("The CSV file is not UTF-8 text.", {"file": ["Not UTF-8."]}) from None
+    reader = csv.reader(io.StringIO(data, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise Invalid("The CSV file is empty.", {"file": ["No header row."]}) from None
+    except csv.Error as error:
+        raise Invalid(f"The CSV file cannot be read: {error}.", {"file": [str(error)]}) from None
+    header = [name.strip().lower() for name in header]
+    unknown = [name for name in header if name not in LISTING_FIELDS]
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if unknown or duplicated or not any(header):
+        errors = {}
+        if unknown:
+            errors["header"] = [f"Unknown column {name!r}." for name in unknown]
+        if duplicated:
+            errors.setdefault("header", []).extend(f"Column {n!r} appears twice." for n in duplicated)
+        raise Invalid("The CSV header names columns that are not listing fields.",
+                      errors or {"header": ["Empty header."]})
+    rows = []
+    try:
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue  # blank line
+            row: dict = {}
+            if len(cells) > len(header):
+                row["_extra_cells"] = cells[len(header):]
+            for name, cell in zip(header, cells):
+                if name in LIST_FIELDS:
+                    row[name] = [part.strip() for part in cell.split(LIST_SEPARATOR) if part.strip()]
+                else:
+                    row[name] = cell
+            rows.append(row)
+    except csv.Error as error:
+        raise Invalid(f"The CSV file cannot be read: {error}.", {"file": [str(error)]}) from None
+    return rows
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """Write listing dicts as CSV with every listing field as a column."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=LISTING_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: LIST_SEPARATOR.join(value) if isinstance(value, list) else value
+                         for key, value in row.items() if value is not None})
+    return out.getvalue()

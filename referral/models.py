@@ -1,0 +1,159 @@
+"""Database models: clinics, their API tokens, provider listings and the audit trail.
+
+The database is the source of truth; the search index is derived from it.
+List-valued listing attributes (modalities, concerns, licensed states, ...) are
+JSON arrays of canonical vocabulary values (JSONB on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware in UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC and always returned timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given; use timezone-aware UTC")
+            value = value.astimezone(dt.timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value
+
+
+JSONValue = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Clinic(db.Model):
+    """A clinic or practice that keeps its own provider listings."""
+
+    __tablename__ = "clinic"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    organization_npi: Mapped[str | None] = mapped_column(String(10), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="clinic")
+
+
+class ApiToken(db.Model):
+    """A clinic's API token. Only its SHA-256 hash is stored; the token is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    clinic: Mapped[Clinic] = relationship(back_populates="tokens")
+
+
+class Provider(db.Model):
+    """A therapist's or prescriber's listing."""
+
+    __tablename__ = "provider"
+    __table_args__ = (
+        CheckConstraint("role IN ('therapist', 'prescriber')", name="role"),
+        CheckConstraint("fee_min IS NULL OR (fee_min >= 0 AND fee_min <= fee_max)", name="fee_range"),
+        CheckConstraint("fee_max IS NULL OR fee_max <= 2000", name="fee_max"),
+        Index("ix_provider_clinic_verified", "clinic_id", "last_verified_at"),
+        Index("ix_provider_role_state", "role", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    npi: Mapped[str] = mapped_column(String(10), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    credentials: Mapped[str | None] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    provider_type: Mapped[str] = mapped_column(String(40))
+    taxonomy_codes: Mapped[list] = mapped_column(JSONValue, default=list)
+    modalities: Mapped[list] = mapped_column(JSONValue, default=list)
+    concerns: Mapped[list] = mapped_column(JSONValue, default=list)
+    age_groups: Mapped[list] = mapped_column(JSONValue, default=list)
+    languages: Mapped[list] = mapped_column(JSONValue, default=list)
+    gender: Mapped[str | None] = mapped_column(String(60))
+    bio: Mapped[str | None] = mapped_column(Text)
+    telehealth: Mapped[bool] = mapped_column(default=False)
+    in_person: Mapped[bool] = mapped_column(default=True)
+    licensed_states: Mapped[list] = mapped_column(JSONValue, default=list)
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(2))
+    zip: Mapped[str | None] = mapped_column(String(5), index=True)
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
+    phone: Mapped[str | None] = mapped_column(String(10))
+    email: Mapped[str | None] = mapped_column(String(254))
+    website: Mapped[str | None] = mapped_column(String(500))
+    fee_min: Mapped[int | None]
+    fee_max: Mapped[int | None]
+    sliding_scale: Mapped[bool] = mapped_column(default=False)
+    insurance: Mapped[list] = mapped_column(JSONValue, default=list)
+    accepting_new_patients: Mapped[bool] = mapped_column(default=True)
+    accepts_coordinated_care: Mapped[bool] = mapped_column(default=False)
+    wait_days: Mapped[int | None]
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
+    last_verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(default=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    clinic: Mapped[Clinic | None] = relationship()
+
+
+class ProviderAudit(db.Model):
+    """Who changed which fields of which listing, and when (old and new values)."""
+
+    __tablename__ = "provider_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id", ondelete="CASCADE"),
+                                             index=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
+    action: Mapped[str] = mapped_column(String(20))
+    changes: Mapped[dict] = mapped_column(JSONValue, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(String(20), default="api")
+
+    provider: Mapped[Provider] = relationship()
+
+
+#: Listing attributes a clinic sets (everything but identity, ownership and bookkeeping).
+LISTING_FIELDS = (
+    "npi", "first_name", "last_name", "credentials", "role", "provider_type", "taxonomy_codes",
+    "modalities", "concerns", "age_groups", "languages", "gender", "bio", "telehealth",
+    "in_person", "licensed_states", "address_line1", "address_line2", "city", "state", "zip",
+    "latitude", "longitude", "phone", "email", "website", "fee_min", "fee_max", "sliding_scale",
+    "insurance", "accepting_new_patients", "accepts_coordinated_care", "wait_days",
+)

@@ -1,0 +1,192 @@
+"""Controlled vocabularies of the directory (see shared/DOMAIN.md).
+
+Every vocabulary maps accepted spellings to one canonical value. Input is
+case-insensitive and tolerant of spaces, hyphens and underscores; output is
+always the canonical value, in the vocabulary's own order.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROLES = ("therapist", "prescriber")
+
+#: Therapy modalities (DOMAIN.md section 2), with a plain-language note for patients.
+MODALITIES: dict[str, str] = {
+    "CBT": "Cognitive behavioral therapy: changing unhelpful thoughts and habits.",
+    "DBT": "Dialectical behavior therapy: skills for intense emotions and self-harm urges.",
+    "EMDR": "Eye movement desensitization and reprocessing: processing traumatic memories.",
+    "ERP": "Exposure and response prevention: the first-line therapy for OCD.",
+    "CPT": "Cognitive processing therapy: working through trauma-related beliefs.",
+    "PE": "Prolonged exposure: gradually facing trauma memories and reminders.",
+    "ACT": "Acceptance and commitment therapy: acting on your values alongside difficult feelings.",
+    "IPT": "Interpersonal therapy: improving relationships and life transitions.",
+    "BA": "Behavioral activation: rebuilding rewarding activities to lift mood.",
+    "CBT-I": "CBT for insomnia: the recommended first treatment for chronic insomnia.",
+    "MBCT": "Mindfulness-based cognitive therapy: mindfulness skills that help prevent relapse.",
+    "PSYCHODYNAMIC": "Psychodynamic therapy: understanding patterns rooted in past experience.",
+    "FAMILY": "Family systems therapy: working with family or partners together.",
+    "MI": "Motivational interviewing: building your own motivation to change, e.g. substance use.",
+    "PSYCHOEDUCATION": "Psychoeducation: learning about a condition and how to manage it.",
+}
+
+#: Concerns and their evidence-informed therapy modalities (DOMAIN.md section 2).
+#: A suggestion to the patient, never a diagnosis.
+CONCERN_MODALITIES: dict[str, tuple[str, ...]] = {
+    "depression": ("CBT", "IPT", "BA", "MBCT"),
+    "anxiety": ("CBT", "ACT"),
+    "panic": ("CBT", "ACT"),
+    "ocd": ("ERP", "CBT"),
+    "ptsd": ("CPT", "PE", "EMDR"),
+    "trauma": ("CPT", "PE", "EMDR"),
+    "emotion_dysregulation": ("DBT",),
+    "self_harm": ("DBT",),
+    "bpd": ("DBT",),
+    "bipolar": ("PSYCHOEDUCATION", "CBT", "IPT", "FAMILY"),
+    "adhd": ("CBT",),
+    "insomnia": ("CBT-I",),
+    "substance_use": ("MI", "CBT"),
+    "grief": ("IPT", "FAMILY", "PSYCHODYNAMIC"),
+    "relationships": ("IPT", "FAMILY", "PSYCHODYNAMIC"),
+    "life_transitions": ("IPT", "FAMILY", "PSYCHODYNAMIC"),
+}
+CONCERNS = tuple(CONCERN_MODALITIES)
+
+AGE_GROUPS = ("child", "adolescent", "adult", "older_adult")
+
+#: Provider types and the role each one has.
+PROVIDER_TYPES: dict[str, str] = {
+    "psychologist": "therapist",
+    "clinical_social_worker": "therapist",
+    "counselor": "therapist",
+    "marriage_family_therapist": "therapist",
+    "psychoanalyst": "therapist",
+    "behavior_analyst": "therapist",
+    "psychiatrist": "prescriber",
+    "psychiatric_np": "prescriber",
+    "nurse_practitioner": "prescriber",
+    "primary_care": "prescriber",
+    "physician_assistant": "prescriber",
+    "addiction_medicine": "prescriber",
+    "prescribing_psychologist": "prescriber",
+}
+
+#: Languages by ISO 639 code, with the English name (also accepted as input).
+LANGUAGES: dict[str, str] = {
+    "en": "English", "es": "Spanish", "zh": "Chinese", "yue": "Cantonese",
+    "cmn": "Mandarin", "tl": "Tagalog", "vi": "Vietnamese", "ar": "Arabic",
+    "fr": "French", "ko": "Korean", "ru": "Russian", "de": "German",
+    "ht": "Haitian Creole", "hi": "Hindi", "pt": "Portuguese", "it": "Italian",
+    "pl": "Polish", "ur": "Urdu", "fa": "Persian", "ja": "Japanese",
+    "gu": "Gujarati", "bn": "Bengali", "pa": "Punjabi", "he": "Hebrew",
+    "hy": "Armenian", "km": "Khmer", "hmn": "Hmong", "so": "Somali",
+    "am": "Amharic", "uk": "Ukrainian", "el": "Greek", "ne": "Nepali",
+    "ase": "American Sign Language",
+}
+
+#: Normalized payer names: canonical slug -> (display name, other accepted spellings).
+PAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "aetna": ("Aetna", ()),
+    "anthem": ("Anthem", ("elevance",)),
+    "bcbs": ("Blue Cross Blue Shield", ("blue cross", "blue shield", "bluecross blueshield")),
+    "cigna": ("Cigna", ("evernorth",)),
+    "unitedhealthcare": ("UnitedHealthcare", ("united healthcare", "uhc", "optum", "united")),
+    "humana": ("Humana", ()),
+    "kaiser": ("Kaiser Permanente", ("kaiser permanente",)),
+    "medicare": ("Medicare", ()),
+    "medicaid": ("Medicaid", ()),
+    "tricare": ("TRICARE", ()),
+    "magellan": ("Magellan Health", ("magellan health",)),
+    "carelon": ("Carelon Behavioral Health", ("beacon", "beacon health options")),
+    "molina": ("Molina Healthcare", ("molina healthcare",)),
+    "oscar": ("Oscar Health", ("oscar health",)),
+    "ambetter": ("Ambetter", ()),
+    "healthnet": ("Health Net", ("health net",)),
+}
+
+#: USPS codes of the states, DC and the territories where providers are licensed.
+STATES: dict[str, str] = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
+    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
+    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
+    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota",
+    "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
+    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York",
+    "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon",
+    "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
+    "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia",
+    "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
+    "PR": "Puerto Rico", "GU": "Guam", "VI": "U.S. Virgin Islands", "AS": "American Samoa",
+    "MP": "Northern Mariana Islands",
+}
+
+
+def _key(value: str) -> str:
+    """Fold case, spaces, hyphens and underscores so spellings compare equal."""
+    return re.sub(r"[\s_\-./&]+", "", value).casefold()
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A controlled vocabulary: canonical values in order, plus accepted spellings."""
+
+    name: str
+    canonical: tuple[str, ...]
+    aliases: dict[str, str]
+
+    @classmethod
+    def build(cls, name: str, canonical, extra: dict[str, str] | None = None) -> "Vocabulary":
+        """Make a vocabulary whose values are also accepted under the spellings in ``extra``."""
+        canonical = tuple(canonical)
+        aliases = {_key(value): value for value in canonical}
+        for spelling, value in (extra or {}).items():
+            aliases[_key(spelling)] = value
+        return cls(name, canonical, aliases)
+
+    def lookup(self, value: str) -> str | None:
+        """Return the canonical value for ``value``, or None when it is not in the vocabulary."""
+        if not isinstance(value, str):
+            return None
+        return self.aliases.get(_key(value))
+
+    def order(self, values) -> list[str]:
+        """Deduplicate canonical ``values`` and put them in vocabulary order."""
+        wanted = set(values)
+        return [value for value in self.canonical if value in wanted]
+
+
+VOCABULARIES: dict[str, Vocabulary] = {
+    "role": Vocabulary.build("role", ROLES),
+    "provider_type": Vocabulary.build(
+        "provider_type", PROVIDER_TYPES,
+        {"lcsw": "clinical_social_worker", "social_worker": "clinical_social_worker",
+         "lpc": "counselor", "mental_health_counselor": "counselor",
+         "mft": "marriage_family_therapist", "lmft": "marriage_family_therapist",
+         "pmhnp": "psychiatric_np", "psychiatric_nurse_practitioner": "psychiatric_np",
+         "np": "nurse_practitioner", "pa": "physician_assistant"}),
+    "modality": Vocabulary.build(
+        "modality", MODALITIES,
+        {"cognitive behavioral therapy": "CBT", "dialectical behavior therapy": "DBT",
+         "cbti": "CBT-I", "family systems": "FAMILY", "motivational interviewing": "MI"}),
+    "concern": Vocabulary.build(
+        "concern", CONCERNS,
+        {"obsessive compulsive disorder": "ocd", "post traumatic stress": "ptsd",
+         "bipolar disorder": "bipolar", "borderline personality disorder": "bpd",
+         "substance": "substance_use", "addiction": "substance_use", "sleep": "insomnia",
+         "panic disorder": "panic", "relationship": "relationships"}),
+    "age_group": Vocabulary.build(
+        "age_group", AGE_GROUPS,
+        {"children": "child", "kids": "child", "teen": "adolescent", "teens": "adolescent",
+         "adults": "adult", "senior": "older_adult", "seniors": "older_adult",
+         "older adults": "older_adult"}),
+    "language": Vocabulary.build(
+        "language", LANGUAGES, {name: code for code, name in LANGUAGES.items()}
+        | {"asl": "ase", "farsi": "fa", "mandarin chinese": "cmn"}),
+    "insurance": Vocabulary.build(
+        "insurance", PAYERS,
+        {spelling: slug for slug, (display, others) in PAYERS.items()
+         for spelling in (display, *others)}),
+    "state": Vocabulary.build("state", STATES, {name: code for code, name in STATES.items()}),
+}

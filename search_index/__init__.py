@@ -1,0 +1,1 @@
+"""The provider search index (whoosh): schema, writer and searcher. Imports no Flask."""

@@ -1,0 +1,164 @@
+"""Test fixtures: an app on a migrated database (SQLite, or PostgreSQL when
+``TEST_DATABASE_URL`` is set), a clean database per test, and builders.
+
+On PostgreSQL each test run gets a private schema, dropped at the end. If the
+PostgreSQL server cannot be reached the run errors; it is never skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import uuid
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+os.environ["REFERRAL_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="referral-instance-")
+
+from config import normalize_database_url  # noqa: E402
+from referral import create_app  # noqa: E402
+from referral.extensions import db  # noqa: E402
+from referral.npi import make_npi  # noqa: E402
+
+_npi_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def database():
+    """``(url, engine options)`` of the test database, created for this run."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        path = os.path.join(tempfile.mkdtemp(prefix="referral-db-"), "test.sqlite3")
+        yield "sqlite:///" + path, {}
+        return
+    url = normalize_database_url(url)
+    schema = f"test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield url, {"connect_args": {"options": f"-csearch_path={schema}"}}
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def make_app(database, **overrides):
+    """A configured app on the test database (not migrated)."""
+    url, engine_options = database
+    config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
+              "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, **engine_options},
+              "INDEX_DIR": tempfile.mkdtemp(prefix="referral-index-")}
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def app(database):
+    """The app, with the database migrated once per run."""
+    app = make_app(database)
+    with app.app_context():
+        upgrade()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request):
+    """Empty every table after each test that used the app."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.remove()
+        tables = list(reversed(db.metadata.sorted_tables))
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                names = ", ".join(f'"{t.name}"' for t in tables)
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    connection.execute(table.delete())
+
+
+@pytest.fixture
+def client(app):
+    """A test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_clinic(app):
+    """Build a clinic: ``make_clinic(name) -> (clinic_id, token)``."""
+    from referral.auth import issue_token
+    from referral.models import Clinic
+
+    def build(name="Harbor Counseling"):
+        with app.app_context():
+            clinic = Clinic(name=name)
+            db.session.add(clinic)
+            _, token = issue_token(clinic)
+            db.session.commit()
+            return clinic.id, token
+    return build
+
+
+def new_npi() -> str:
+    """A fresh valid NPI."""
+    return make_npi(str(100_000_000 + next(_npi_counter)))
+
+
+@pytest.fixture
+def listing():
+    """Build a valid listing payload: ``listing(**overrides)``; None values are dropped."""
+    def build(**overrides):
+        payload = {
+            "npi": new_npi(), "first_name": "Maya", "last_name": "Okafor", "credentials": "LCSW",
+            "provider_type": "clinical_social_worker", "taxonomy_codes": ["1041C0700X"],
+            "modalities": ["CBT", "DBT"], "concerns": ["depression", "anxiety"],
+            "age_groups": ["adult"], "languages": ["en", "es"], "telehealth": True,
+            "in_person": True, "licensed_states": ["MA", "NH"],
+            "address_line1": "200 Longwood Ave", "state": "MA", "zip": "02115",
+            "fee_min": 90, "fee_max": 150, "sliding_scale": True,
+            "insurance": ["aetna", "bcbs"], "accepting_new_patients": True,
+            "accepts_coordinated_care": True, "wait_days": 7,
+        }
+        payload.update(overrides)
+        return {key: value for key, value in payload.items() if value is not None}
+    return build
+
+
+def bearer(token: str) -> dict:
+    """Authorization header for a clinic token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def create(client, listing):
+    """Create a listing through the API: ``create(token, **overrides) -> response json``."""
+    def build(token, **overrides):
+        response = client.post("/api/v1/providers", json=listing(**overrides), headers=bearer(token))
+        assert response.status_code == 201, response.json
+        return response.json
+    return build
+
+
+def assert_error_shape(response, status: int) -> dict:
+    """The response is the project's error shape with ``status``; return its body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"code", "status", "message", "errors"}, body
+    assert body["code"] == status
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["errors"], dict)
+    return body

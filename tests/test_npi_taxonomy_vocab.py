@@ -1,0 +1,69 @@
+"""NPI check digits, taxonomy roles and controlled vocabularies (plain functions)."""
+
+import pytest
+
+from referral.npi import is_valid_npi, make_npi, npi_check_digit
+from referral.taxonomy import provider_type_for_code, role_for_codes
+from referral.vocab import VOCABULARIES
+
+
+def test_check_digit_matches_the_cms_example():
+    assert npi_check_digit("123456789") == 3
+    assert make_npi("123456789") == "1234567893"
+    assert is_valid_npi("1234567893")
+
+
+@pytest.mark.parametrize("value", ["1234567890", "123456789", "12345678930", "abcdefghij",
+                                   "", None, 1234567893, " 1234567893"])
+def test_invalid_npis(value):
+    assert not is_valid_npi(value)
+
+
+def test_every_single_digit_change_is_caught():
+    valid = "1234567893"
+    for position in range(10):
+        for digit in "0123456789":
+            if digit != valid[position]:
+                changed = valid[:position] + digit + valid[position + 1:]
+                assert not is_valid_npi(changed), changed
+
+
+@pytest.mark.parametrize("codes, states, role", [
+    (["1041C0700X"], [], "therapist"),
+    (["2084P0800X"], [], "prescriber"),
+    (["207Q00000X", "2084P0800X"], [], "prescriber"),     # psychiatry in a later slot
+    (["1041C0700X", "363LP0808X"], [], "prescriber"),     # prescriber beats therapist
+    (["363L00000X"], [], "prescriber"),                   # other nurse practitioners
+    (["163WP0808X"], [], None),                           # psychiatric RN trap
+    (["101YS0200X", "1041S0200X", "106S00000X"], [], None),
+    (["103TP0016X"], ["NM"], "prescriber"),
+    (["103TP0016X"], ["NY"], "therapist"),
+    (["103TC0700X"], [], "therapist"),
+    (["103TS0200X"], [], None),                           # school psychologist
+    (["207X00000X"], [], None),                           # orthopaedics: not ours
+])
+def test_role_for_codes(codes, states, role):
+    assert role_for_codes(codes, states) == role
+
+
+def test_provider_type_for_code():
+    assert provider_type_for_code("363LP0808X") == ("prescriber", "psychiatric_np")
+    assert provider_type_for_code("106H00000X") == ("therapist", "marriage_family_therapist")
+
+
+@pytest.mark.parametrize("vocabulary, spelling, canonical", [
+    ("modality", "cbt-i", "CBT-I"), ("modality", "Psychodynamic", "PSYCHODYNAMIC"),
+    ("concern", "Substance Use", "substance_use"), ("concern", "OCD", "ocd"),
+    ("age_group", "older adult", "older_adult"), ("language", "Spanish", "es"),
+    ("language", "ASL", "ase"), ("insurance", "Blue Cross Blue Shield", "bcbs"),
+    ("insurance", "UHC", "unitedhealthcare"), ("state", "massachusetts", "MA"),
+    ("state", "pr", "PR"), ("provider_type", "LCSW", "clinical_social_worker"),
+])
+def test_vocabulary_spellings(vocabulary, spelling, canonical):
+    assert VOCABULARIES[vocabulary].lookup(spelling) == canonical
+
+
+def test_unknown_terms_are_none_and_order_is_canonical():
+    assert VOCABULARIES["modality"].lookup("reiki") is None
+    assert VOCABULARIES["state"].lookup("ZZ") is None
+    assert VOCABULARIES["modality"].order(["DBT", "CBT", "DBT"]) == ["CBT", "DBT"]
