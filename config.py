@@ -16,6 +16,7 @@ Environment variables:
 - ``MAX_CONTENT_LENGTH``: largest accepted request body in bytes (default 5 MiB).
 - ``BULK_MAX_ROWS``: most listings in one bulk upload (default 5000).
 - ``STALE_AFTER_DAYS``: days after which a listing counts as stale (default 90).
+- ``HIDDEN_AFTER_DAYS``: days after which search hides an unverified listing (default 365).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def load_config(instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": _int_env("MAX_CONTENT_LENGTH", 5 * 1024 * 1024),
         "BULK_MAX_ROWS": _int_env("BULK_MAX_ROWS", 5000),
         "STALE_AFTER_DAYS": _int_env("STALE_AFTER_DAYS", 90),
+        "HIDDEN_AFTER_DAYS": _int_env("HIDDEN_AFTER_DAYS", 365),
         # flask-smorest / OpenAPI document
         "API_TITLE": "Mental-health provider directory",
         "API_VERSION": "v1",

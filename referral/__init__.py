@@ -30,14 +30,17 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind the database, migrations and geocoder to ``app``."""
+    """Bind the database, migrations, geocoder and search index to ``app``."""
     from .extensions import db, migrate
     from .geo import make_geocoder
+    from .search_sync import SearchState, install_outbox_once
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     app.extensions["referral.geocoder"] = make_geocoder(
         app.config["GEOCODER"], app.config["GEOCODER_USER_AGENT"])
+    app.extensions["referral.search"] = SearchState(app.config["INDEX_DIR"])
+    install_outbox_once()
 
 
 def register_blueprints(app: Flask) -> None:

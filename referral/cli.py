@@ -1,7 +1,8 @@
 """The ``referral`` command line: a Flask CLI group with the project's commands.
 
 ``referral init-db``, ``referral clinic create NAME``, ``referral clinic token``,
-``referral clinic revoke``, ``referral clinic list``, ``referral seed`` and
+``referral clinic revoke``, ``referral clinic list``, ``referral seed``,
+``referral reindex``, ``referral check-index`` and
 Flask's own ``referral run``, ``referral db ...`` (migrations) and ``referral shell``.
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from .extensions import db
 from .models import ApiToken, Clinic, Provider
 from .npi import is_valid_npi
+from .search_sync import REBUILD_THRESHOLD, latest_change
 
 
 @click.command("init-db")
@@ -122,11 +124,72 @@ def seed_command(count, seed, if_empty):
         result = seed_directory(count, seed, progress=bar.update)
     click.echo(f"{result['created']} providers created, {result['skipped']} already present, "
                f"{result['clinics']} clinics.")
+    _bring_index_up_to_date()
+
+
+def _bring_index_up_to_date() -> None:
+    """Apply pending listing changes to the search index (rebuilding it when far behind)."""
+    from flask import current_app
+
+    state = current_app.extensions["referral.search"]
+    with db.engine.connect() as connection:
+        pending = latest_change(connection) - state.text.position()
+        if pending > REBUILD_THRESHOLD:
+            _reindex(state, connection, procs=1)
+        elif not state.sync_text(connection):
+            click.echo("The search index is busy; it will catch up by itself.")
+
+
+def _reindex(state, connection, procs: int) -> None:
+    total = db.session.scalar(select(func.count()).select_from(Provider))
+    with click.progressbar(length=total, label="Indexing providers", show_pos=True,
+                           show_eta=True) as bar:
+        count = state.rebuild(connection, progress=bar.update, procs=procs)
+    click.echo(f"Indexed {count} active providers.")
+
+
+@click.command("reindex")
+@click.option("--procs", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="Indexing processes.")
+@with_appcontext
+def reindex_command(procs):
+    """Rebuild the search index from the database (the old one serves until it is done)."""
+    from flask import current_app
+
+    with db.engine.connect() as connection:
+        _reindex(current_app.extensions["referral.search"], connection, procs)
+
+
+@click.command("check-index")
+@click.option("--repair/--no-repair", default=True, show_default=True,
+              help="Fix the differences found.")
+@with_appcontext
+def check_index_command(repair):
+    """Compare the search index with the database, report differences and repair them."""
+    from flask import current_app
+
+    from .search_sync import check_index
+
+    state = current_app.extensions["referral.search"]
+    with db.engine.connect() as connection:
+        report = check_index(state, connection, repair=repair)
+    click.echo(f"Database: {report['database']} active listings; index: {report['indexed']}.")
+    for kind in ("missing", "extra", "outdated"):
+        ids = report[kind]
+        shown = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+        click.echo(f"{kind}: {len(ids)}" + (f" ({shown})" if ids else ""))
+    if report["repaired"]:
+        click.echo(f"Repaired {report['repaired']} listings; the index matches the database.")
+    elif any(report[k] for k in ("missing", "extra", "outdated")):
+        raise SystemExit(1)
+    else:
+        click.echo("The index matches the database.")
 
 
 def register_cli(app: Flask) -> None:
     """Add the project's commands to the app's CLI."""
-    for command in (init_db_command, clinic_group, seed_command):
+    for command in (init_db_command, clinic_group, seed_command, reindex_command,
+                    check_index_command):
         app.cli.add_command(command)
 
 

@@ -61,6 +61,24 @@ def lookup_zip(value: str) -> ZipPlace | None:
     return zip_table().get(five) if five else None
 
 
+@functools.cache
+def _zip_arrays():
+    import numpy as np
+
+    places = list(zip_table().values())
+    return places, np.array([p.latitude for p in places]), np.array([p.longitude for p in places])
+
+
+def nearest_place(latitude: float, longitude: float) -> ZipPlace:
+    """The ZIP whose centroid is nearest to a point (to know which state a point is in)."""
+    import numpy as np
+
+    places, lats, lons = _zip_arrays()
+    scale = np.cos(np.radians(latitude))
+    index = int(np.argmin((lats - latitude) ** 2 + ((lons - longitude) * scale) ** 2))
+    return places[index]
+
+
 def distance_miles(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Geodesic (WGS-84) distance in miles between two (latitude, longitude) points."""
     return geodesic(a, b).miles
@@ -92,9 +110,7 @@ class ZipGeocoder(Geocoder):
     def reverse(self, query, *, exactly_one=True, timeout=None):
         """Nearest ZIP centroid to a (latitude, longitude) point."""
         lat, lon = (float(part) for part in (query.split(",") if isinstance(query, str) else query))
-        place = min(zip_table().values(),
-                    key=lambda p: (p.latitude - lat) ** 2 + (p.longitude - lon) ** 2)
-        return self.geocode(place.zip, exactly_one=exactly_one)
+        return self.geocode(nearest_place(lat, lon).zip, exactly_one=exactly_one)
 
 
 def make_geocoder(name: str, user_agent: str = ""):

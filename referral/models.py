@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy import (JSON, BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer,
+                        String, Text, TypeDecorator)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -147,6 +148,22 @@ class ProviderAudit(db.Model):
     source: Mapped[str] = mapped_column(String(20), default="api")
 
     provider: Mapped[Provider] = relationship()
+
+
+class ProviderChange(db.Model):
+    """The change log (outbox): one row per committed change of a listing.
+
+    Written in the same transaction as the change (see ``referral.search_sync``),
+    so the search index can follow the database: its position is the last id
+    applied. Ids grow in commit order (writers serialize on PostgreSQL).
+    """
+
+    __tablename__ = "provider_change"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    provider_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 #: Listing attributes a clinic sets (everything but identity, ownership and bookkeeping).

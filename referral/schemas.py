@@ -13,7 +13,7 @@ import re
 import unicodedata
 
 from flask import current_app
-from marshmallow import (RAISE, Schema, ValidationError, fields, post_load, pre_load,
+from marshmallow import (RAISE, Schema, ValidationError, fields, post_load, pre_dump, pre_load,
                          validate, validates_schema)
 
 from . import listings
@@ -385,3 +385,120 @@ class VocabularyTermSchema(Schema):
     value = fields.String()
     label = fields.String()
 
+
+
+# ---------------------------------------------------------------------------
+# Search
+
+
+class SearchQuerySchema(Schema):
+    """Parameters of a patient search (all optional, combinable)."""
+
+    class Meta:
+        unknown = RAISE
+
+    q = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "Free text: names, clinic, bio and known terms (concerns, "
+                       "modalities, languages, insurance); typo-tolerant."})
+    role = Term("role")
+    provider_type = Term("provider_type")
+    modality = fields.List(Term("modality"), metadata={"description": "Repeatable; any of."})
+    concern = fields.List(Term("concern"), metadata={
+        "description": "Repeatable. Providers who treat it or offer a suited modality; "
+                       "suited modalities rank first when no modality is given."})
+    age_group = Term("age_group")
+    language = Term("language")
+    gender = Term("gender")
+    zip = Zip()
+    lat = FiniteFloat(validate=validate.Range(-90, 90))
+    lon = FiniteFloat(validate=validate.Range(-180, 180))
+    radius_miles = FiniteFloat(load_default=25.0, validate=validate.Range(1, 250))
+    state = Term("state", metadata={"description": "The patient's state; from the ZIP if absent."})
+    telehealth = fields.Boolean(metadata={
+        "description": "true: telehealth providers licensed in the patient's state."})
+    in_person = fields.Boolean(metadata={"description": "true: in person within the radius."})
+    max_fee = WholeNumber(validate=validate.Range(0, 2000))
+    sliding_scale = fields.Boolean()
+    insurance = fields.List(Term("insurance"), metadata={"description": "Repeatable; any of."})
+    accepting_new_patients = fields.Boolean(load_default=True)
+    accepts_coordinated_care = fields.Boolean()
+    include_stale = fields.Boolean(load_default=False, metadata={
+        "description": "Also show listings not verified for over a year."})
+    sort = fields.String(load_default="relevance", validate=validate.OneOf(
+        ("relevance", "distance", "fee", "availability")))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+    @validates_schema
+    def _coherent(self, data, **kwargs):
+        errors: dict[str, list[str]] = {}
+        has_point = "lat" in data or "lon" in data
+        if has_point and ("lat" not in data or "lon" not in data):
+            errors["lat"] = ["Give both lat and lon."]
+        if has_point and "zip" in data:
+            errors["zip"] = ["Give zip or lat+lon, not both."]
+        located = has_point or "zip" in data
+        if data.get("telehealth") is False and data.get("in_person") is False:
+            errors["telehealth"] = ["telehealth and in_person cannot both be false."]
+        if data.get("telehealth") and not (located or data.get("state")):
+            errors["state"] = ["Telehealth search needs the patient's state (state or zip)."]
+        if data.get("in_person") and not located:
+            errors["zip"] = ["In-person search needs a location (zip or lat+lon)."]
+        if data.get("sort") == "distance" and not located:
+            errors["sort"] = ["Sorting by distance needs a location (zip or lat+lon)."]
+        if data.get("page", 1) * data.get("per_page", 20) > 10_000:
+            errors["page"] = ["Results beyond the first 10,000 are not available."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class CrisisSchema(Schema):
+    """The 988 crisis notice."""
+
+    message = fields.String()
+    call = fields.String()
+    text = fields.String()
+    chat = fields.String()
+    emergency = fields.String()
+
+
+class _ItemView:
+    """A provider seen together with its search extras (extras win)."""
+
+    def __init__(self, provider, extras):
+        self._provider, self._extras = provider, extras
+
+    def __getattr__(self, name):
+        if name in self._extras:
+            return self._extras[name]
+        return getattr(self._provider, name)
+
+
+class SearchItemSchema(ProviderSchema):
+    """A listing in search results, with why it matched."""
+
+    distance_miles = fields.Float(allow_none=True, metadata={
+        "description": "Geodesic distance from the patient's location."})
+    reasons = fields.List(fields.String())
+    matched_modalities = fields.List(fields.String())
+    reach = fields.List(fields.String(), metadata={
+        "description": "How the provider can see the patient: in_person, telehealth."})
+    stale = fields.Boolean()
+
+    @pre_dump
+    def _view(self, item, **kwargs):
+        provider, extras = item
+        return _ItemView(provider, extras)
+
+
+class SearchAnswerSchema(Schema):
+    """A page of search results with facets; the crisis block comes first when present."""
+
+    crisis = fields.Nested(CrisisSchema)
+    items = fields.List(fields.Nested(SearchItemSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+    facets = fields.Dict()
+    did_you_mean = fields.String(allow_none=True)
+    interpreted = fields.Dict()

@@ -52,8 +52,37 @@ CONCERN_MODALITIES: dict[str, tuple[str, ...]] = {
     "life_transitions": ("IPT", "FAMILY", "PSYCHODYNAMIC"),
 }
 CONCERNS = tuple(CONCERN_MODALITIES)
+CONCERN_LABELS = {
+    "depression": "depression", "anxiety": "anxiety", "panic": "panic", "ocd": "OCD",
+    "ptsd": "PTSD", "trauma": "trauma", "emotion_dysregulation": "emotion dysregulation",
+    "self_harm": "self-harm", "bpd": "BPD", "bipolar": "bipolar disorder", "adhd": "ADHD",
+    "insomnia": "insomnia", "substance_use": "substance use", "grief": "grief",
+    "relationships": "relationships", "life_transitions": "life transitions",
+}
 
 AGE_GROUPS = ("child", "adolescent", "adult", "older_adult")
+
+#: Gender categories a patient can filter by; listings describe themselves in free text.
+GENDERS = ("female", "male", "non-binary")
+_GENDER_WORDS = {
+    "female": {"female", "woman", "f", "cis woman", "cisgender woman", "trans woman",
+               "transgender woman", "she/her"},
+    "male": {"male", "man", "m", "cis man", "cisgender man", "trans man", "transgender man",
+             "he/him"},
+    "non-binary": {"non-binary", "nonbinary", "non binary", "enby", "genderqueer",
+                   "genderfluid", "agender", "they/them"},
+}
+
+
+def gender_category(description: str | None) -> str | None:
+    """The filterable category of a self-described gender, or None if it has none."""
+    if not description:
+        return None
+    folded = " ".join(description.casefold().replace("-", " ").split())
+    for category, spellings in _GENDER_WORDS.items():
+        if folded in {" ".join(s.replace("-", " ").split()) for s in spellings}:
+            return category
+    return None
 
 #: Provider types and the role each one has.
 PROVIDER_TYPES: dict[str, str] = {
@@ -123,7 +152,7 @@ STATES: dict[str, str] = {
 }
 
 
-def _key(value: str) -> str:
+def fold(value: str) -> str:
     """Fold case, spaces, hyphens and underscores so spellings compare equal."""
     return re.sub(r"[\s_\-./&]+", "", value).casefold()
 
@@ -140,16 +169,16 @@ class Vocabulary:
     def build(cls, name: str, canonical, extra: dict[str, str] | None = None) -> "Vocabulary":
         """Make a vocabulary whose values are also accepted under the spellings in ``extra``."""
         canonical = tuple(canonical)
-        aliases = {_key(value): value for value in canonical}
+        aliases = {fold(value): value for value in canonical}
         for spelling, value in (extra or {}).items():
-            aliases[_key(spelling)] = value
+            aliases[fold(spelling)] = value
         return cls(name, canonical, aliases)
 
     def lookup(self, value: str) -> str | None:
         """Return the canonical value for ``value``, or None when it is not in the vocabulary."""
         if not isinstance(value, str):
             return None
-        return self.aliases.get(_key(value))
+        return self.aliases.get(fold(value))
 
     def order(self, values) -> list[str]:
         """Deduplicate canonical ``values`` and put them in vocabulary order."""
@@ -189,4 +218,6 @@ VOCABULARIES: dict[str, Vocabulary] = {
         {spelling: slug for slug, (display, others) in PAYERS.items()
          for spelling in (display, *others)}),
     "state": Vocabulary.build("state", STATES, {name: code for code, name in STATES.items()}),
+    "gender": Vocabulary.build("gender", GENDERS, {"woman": "female", "man": "male",
+                                                   "nonbinary": "non-binary"}),
 }

@@ -1,7 +1,8 @@
 """Load generated demo data into the database in batches (bulk inserts, not ORM objects).
 
-Each batch commits on its own, so an interrupted run keeps whole batches only,
-and a rerun with the same seed skips what is already there and continues.
+Each batch commits on its own (with its change-log rows, so the search index
+follows), so an interrupted run keeps whole batches only, and a rerun with the
+same seed skips what is already there and continues.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import insert, select
 
 from referral.extensions import db
 from referral.models import Clinic, Provider, utcnow
+from referral.search_sync import log_changes
 
 from .generator import DemoClinic, clinic_count, generate_clinics, generate_provider
 
@@ -63,7 +65,8 @@ def seed_directory(count: int, seed: int, *, now: dt.datetime | None = None,
             select(Provider.npi).where(Provider.npi.in_([row["npi"] for row in batch]))))
         fresh = [row for row in batch if row["npi"] not in present]
         if fresh:
-            db.session.execute(insert(Provider), fresh)
+            new_ids = db.session.execute(insert(Provider).returning(Provider.id), fresh).scalars()
+            log_changes(db.session.connection(), list(new_ids))
         db.session.commit()
         created += len(fresh)
         skipped += len(batch) - len(fresh)

@@ -7,12 +7,15 @@ from flask.views import MethodView
 from marshmallow import ValidationError
 
 from .. import listings
+from ..extensions import db
+from ..search import search_providers
 from . import Blueprint
 from ..auth import clinic_required
 from ..errors import Invalid
 from ..listing_csv import rows_from_csv
 from ..schemas import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema, ListingPatchSchema,
-                       ListingSchema, ProviderListQuerySchema, ProviderPageSchema, ProviderSchema)
+                       ListingSchema, ProviderListQuerySchema, ProviderPageSchema, ProviderSchema,
+                       SearchAnswerSchema, SearchQuerySchema)
 
 blp = Blueprint("providers", __name__, url_prefix="/providers",
                 description="Therapist and prescriber listings.")
@@ -47,6 +50,22 @@ class ProviderCollection(MethodView):
     def post(self, values):
         """Create a listing for the caller's clinic (it counts as verified now)."""
         return listings.create_provider(g.clinic, values, geocoder())
+
+
+@blp.route("/search", methods=["GET"])
+@blp.arguments(SearchQuerySchema, location="query")
+@blp.response(200, SearchAnswerSchema)
+def search(params):
+    """Search listings for a patient: needs, location or telehealth state, cost, insurance.
+
+    Listings not verified in 90 days rank after verified ones and say ``stale``;
+    those not verified in a year are hidden unless ``include_stale=true``. Text that
+    signals a crisis brings the 988 notice first.
+    """
+    config = current_app.config
+    return search_providers(current_app.extensions["referral.search"], db.session, params,
+                            stale_after_days=config["STALE_AFTER_DAYS"],
+                            hidden_after_days=config["HIDDEN_AFTER_DAYS"])
 
 
 @blp.route("/<int(min=1, max=2147483647):provider_id>")

@@ -1,0 +1,332 @@
+"""Keeping the search index current with the database.
+
+The database is the source of truth. Every flush that inserts or changes a
+listing also writes a ``provider_change`` row in the same transaction (the
+outbox), so a committed change can never be missed by the index. After the
+commit, this process applies pending changes to the whoosh text index if
+nobody else is writing it (never waiting for the lock: the lock holder checks
+again after it releases), and every process brings its in-memory structured
+table up to date before it searches. Both remember the last change-log id
+they reflect, so a restarted process catches up.
+
+Functions here take SQLAlchemy connections, not Flask objects, so the CLI,
+the web app and the benchmarks share them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.orm import Session
+
+from search_index.table import ProviderTable
+from search_index.text import TextIndex
+
+from .models import Clinic, Provider, ProviderChange, utcnow
+from .vocab import (AGE_GROUPS, CONCERNS, GENDERS, LANGUAGES, MODALITIES, PAYERS, PROVIDER_TYPES,
+                    ROLES, STATES, gender_category)
+
+log = logging.getLogger(__name__)
+
+VOCABULARIES = {
+    "modalities": tuple(MODALITIES), "concerns": CONCERNS, "age_groups": AGE_GROUPS,
+    "languages": tuple(LANGUAGES), "insurance": tuple(PAYERS), "licensed_states": tuple(STATES),
+    "role": ROLES, "provider_type": tuple(PROVIDER_TYPES),
+    "gender": GENDERS, "state": tuple(STATES),
+}
+#: Past this many pending changes the text index is rebuilt rather than patched.
+REBUILD_THRESHOLD = 20_000
+#: Serializes listing writers on PostgreSQL so change ids commit in order.
+CHANGE_LOG_LOCK_KEY = 726_204_817
+_CHUNK = 900
+
+
+# ---------------------------------------------------------------------------
+# The outbox: change rows written with every listing change
+
+
+def _record_changes(session: Session, flush_context) -> None:
+    changed = {obj for obj in session.new if isinstance(obj, Provider)}
+    changed |= {obj for obj in session.dirty
+                if isinstance(obj, Provider) and session.is_modified(obj)}
+    if not changed:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                           {"key": CHANGE_LOG_LOCK_KEY})
+    now = utcnow()
+    connection.execute(insert(ProviderChange),
+                       [{"provider_id": obj.id, "at": now} for obj in changed])
+    session.info["provider_changes"] = True
+
+
+def log_changes(connection, provider_ids: list[int]) -> None:
+    """Write change rows for listings changed outside the ORM (bulk loads)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                           {"key": CHANGE_LOG_LOCK_KEY})
+    now = utcnow()
+    for start in range(0, len(provider_ids), 5000):
+        connection.execute(insert(ProviderChange), [
+            {"provider_id": pid, "at": now} for pid in provider_ids[start:start + 5000]])
+
+
+_installed = False
+
+
+def install_outbox_once() -> None:
+    """Install the outbox on the app's sessions (once per process, whatever the apps)."""
+    global _installed
+    if not _installed:
+        from .extensions import db
+        install_outbox(db.session, _sync_after_commit)
+        _installed = True
+
+
+def _sync_after_commit() -> None:
+    """After a listing change commits, bring this node's text index up to date."""
+    from flask import current_app, has_app_context
+
+    from .extensions import db
+
+    if not has_app_context():
+        return
+    state = current_app.extensions.get("referral.search")
+    if state is None or not current_app.config.get("SEARCH_SYNC_ON_COMMIT", True):
+        return
+    try:
+        with db.engine.connect() as connection:
+            state.sync_text(connection)
+    except Exception:  # the change is committed; the index catches up on the next sync
+        log.exception("search index sync after commit failed")
+
+
+def install_outbox(session_factory, on_commit: Callable[[], None]) -> None:
+    """Write change rows on every flush of ``session_factory``'s sessions, and call
+    ``on_commit()`` after a commit that changed listings."""
+    event.listen(session_factory, "after_flush", _record_changes)
+
+    def after_commit(session):
+        if session.info.pop("provider_changes", False):
+            on_commit()
+
+    def after_rollback(session):
+        session.info.pop("provider_changes", None)
+
+    event.listen(session_factory, "after_commit", after_commit)
+    event.listen(session_factory, "after_soft_rollback", lambda s, tx: after_rollback(s))
+
+
+# ---------------------------------------------------------------------------
+# Reading listings for the index
+
+
+def latest_change(connection) -> int:
+    """The newest change-log id (0 when empty)."""
+    return int(connection.execute(select(func.coalesce(func.max(ProviderChange.id), 0)))
+               .scalar_one())
+
+
+def changed_since(connection, position: int, upto: int) -> list[int]:
+    """Distinct listing ids changed after ``position`` up to ``upto``."""
+    return list(connection.execute(
+        select(ProviderChange.provider_id).distinct()
+        .where(ProviderChange.id > position, ProviderChange.id <= upto)).scalars())
+
+
+def _chunks(ids: list[int] | None):
+    if ids is None:
+        yield None
+        return
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start:start + _CHUNK]
+
+
+def _epoch(value: dt.datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.timestamp()
+
+
+TABLE_COLUMNS = (
+    Provider.id, Provider.role, Provider.provider_type, Provider.gender, Provider.state,
+    Provider.modalities, Provider.concerns, Provider.age_groups, Provider.languages,
+    Provider.insurance, Provider.licensed_states, Provider.telehealth, Provider.in_person,
+    Provider.sliding_scale, Provider.accepting_new_patients, Provider.accepts_coordinated_care,
+    Provider.active, Provider.latitude, Provider.longitude, Provider.fee_min, Provider.fee_max,
+    Provider.wait_days, Provider.last_verified_at, Provider.clinic_id,
+)
+
+
+def table_records(connection, ids: list[int] | None = None,
+                  batch: int = 10_000) -> Iterator[dict]:
+    """Listings as ``ProviderTable`` records (all of them, or the given ids)."""
+    for chunk in _chunks(ids):
+        statement = select(*TABLE_COLUMNS)
+        if chunk is not None:
+            statement = statement.where(Provider.id.in_(chunk))
+        result = connection.execution_options(yield_per=batch).execute(statement)
+        for row in result.mappings():
+            record = dict(row)
+            record["gender"] = gender_category(record["gender"])
+            record["verified_at"] = _epoch(record.pop("last_verified_at"))
+            yield record
+
+
+def text_documents(connection, ids: list[int] | None = None,
+                   batch: int = 10_000) -> Iterator[tuple[int, dict | None]]:
+    """``(id, whoosh document)`` per listing; the document is None for inactive ones."""
+    columns = (Provider.id, Provider.first_name, Provider.last_name, Provider.credentials,
+               Provider.bio, Provider.updated_at, Provider.active, Clinic.name.label("clinic"))
+    for chunk in _chunks(ids):
+        statement = select(*columns).outerjoin(Clinic, Clinic.id == Provider.clinic_id)
+        if chunk is not None:
+            statement = statement.where(Provider.id.in_(chunk))
+        result = connection.execution_options(yield_per=batch).execute(statement)
+        for row in result:
+            if not row.active:
+                yield row.id, None
+                continue
+            yield row.id, {
+                "pid": row.id, "name": f"{row.first_name} {row.last_name}",
+                "credentials": (row.credentials or "").replace(",", " "),
+                "clinic": row.clinic or "", "bio": row.bio or "",
+                "version": row.updated_at.isoformat() if row.updated_at else "",
+            }
+
+
+# ---------------------------------------------------------------------------
+# Per-process search state
+
+
+class SearchState:
+    """This process's view of the search index: whoosh text index and structured table."""
+
+    def __init__(self, index_dir: str):
+        self.index_dir = index_dir
+        self.text = TextIndex(index_dir)
+        self.table: ProviderTable | None = None
+        self.lock = threading.RLock()
+
+    @property
+    def snapshot_path(self) -> str:
+        """Where the structured table's snapshot lives."""
+        return os.path.join(self.index_dir, "table.npz")
+
+    def refresh_table(self, connection) -> ProviderTable:
+        """Bring the in-memory table up to the newest change (loading it first if needed)."""
+        with self.lock:
+            latest = latest_change(connection)
+            if self.table is None:
+                table = ProviderTable.load(self.snapshot_path, VOCABULARIES)
+                if table is None or table.position > latest:
+                    table = ProviderTable(VOCABULARIES)
+                    table.upsert(table_records(connection))
+                    table.position = latest
+                self.table = table
+            if latest > self.table.position:
+                ids = changed_since(connection, self.table.position, latest)
+                self.table.upsert(table_records(connection, ids))
+                self.table.position = latest
+            return self.table
+
+    def sync_text(self, connection, allow_rebuild: bool = False) -> bool:
+        """Apply pending changes to the text index unless another process is on it.
+
+        Returns False when the index is still behind (busy, or too far behind and
+        ``allow_rebuild`` is false). Loops so that changes committed while this
+        process held the lock are applied before it stops.
+        """
+        while True:
+            latest = latest_change(connection)
+            position = self.text.position()
+            if position >= latest and self.text.current_name():
+                return True
+            ids = changed_since(connection, position, latest)
+            if len(ids) > REBUILD_THRESHOLD:
+                if not allow_rebuild:
+                    log.warning("search index is %d listings behind; run 'referral reindex'",
+                                len(ids))
+                    return False
+                self.rebuild(connection)
+                continue
+            documents, removed = [], []
+            for provider_id, document in text_documents(connection, ids):
+                (removed.append(provider_id) if document is None else documents.append(document))
+            missing = set(ids) - {d["pid"] for d in documents} - set(removed)
+            if not self.text.try_apply(documents, removed + sorted(missing), latest):
+                return False
+
+    def rebuild(self, connection, progress: Callable[[int], None] | None = None,
+                procs: int = 1) -> int:
+        """Rebuild the text index and the table snapshot from the database; return the count."""
+        position = latest_change(connection)
+        table = ProviderTable(VOCABULARIES)
+        table.upsert(table_records(connection))
+        count = [0]
+
+        def documents():
+            for _, document in text_documents(connection):
+                if document is not None:
+                    count[0] += 1
+                    yield document
+
+        self.text.rebuild(documents(), position, progress=progress, procs=procs)
+        table.position = position
+        table.save(self.snapshot_path)
+        with self.lock:
+            self.table = table
+        return count[0]
+
+    def save_snapshot(self) -> None:
+        """Write the current table so the next process start loads fast."""
+        with self.lock:
+            if self.table is not None:
+                self.table.save(self.snapshot_path)
+
+
+def check_index(state: SearchState, connection, repair: bool = True,
+                lock_wait_seconds: float = 60.0) -> dict:
+    """Compare the text index with the database; with ``repair``, fix every difference.
+
+    Reports active listings missing from the index, indexed documents that should
+    not be there, and documents older than the listing. Repair also rewrites the
+    structured-table snapshot from the database.
+    """
+    position = latest_change(connection)
+    database = {row.id: row.updated_at.isoformat() if row.updated_at else ""
+                for row in connection.execute(
+                    select(Provider.id, Provider.updated_at).where(Provider.active.is_(True)))}
+    indexed = state.text.stored_versions() if state.text.current_name() else {}
+    missing = sorted(set(database) - set(indexed))
+    extra = sorted(set(indexed) - set(database))
+    outdated = sorted(pid for pid in set(database) & set(indexed) if indexed[pid] != database[pid])
+    report = {"database": len(database), "indexed": len(indexed), "missing": missing,
+              "extra": extra, "outdated": outdated, "repaired": 0, "position": position}
+    if not repair:
+        return report
+    broken = missing + outdated
+    if broken or extra or state.text.position() != position:
+        documents = [d for _, d in text_documents(connection, broken) if d is not None]
+        deadline = time.monotonic() + lock_wait_seconds
+        while not state.text.try_apply(documents, extra, position, force=True):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the search index stayed locked by another writer")
+            time.sleep(0.2)
+        report["repaired"] = len(broken) + len(extra)
+    table = ProviderTable(VOCABULARIES)
+    table.upsert(table_records(connection))
+    table.position = position
+    table.save(state.snapshot_path)
+    with state.lock:
+        state.table = table
+    return report

@@ -1,0 +1,221 @@
+"""Structured search over a ``ProviderTable``: filter, rank, page and count facets.
+
+Everything here is vectorised numpy over the table's columns. Free text is
+done by ``search_index.text`` beforehand and arrives as ``text_ids`` and
+``text_scores``; this module intersects it with the structured filters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .distance import bounding_box, within_radius
+from .table import ProviderTable
+
+SORTS = ("relevance", "distance", "fee", "availability")
+DAY = 86400.0
+FACET_FIELDS = ("modalities", "provider_type", "insurance", "languages")
+
+
+@dataclass
+class Criteria:
+    """What a patient asks for, in vocabulary values (see ``referral.search`` for meanings)."""
+
+    now: float
+    roles: tuple = ()
+    provider_types: tuple = ()
+    modalities: tuple = ()
+    concerns: tuple = ()
+    suited_modalities: tuple = ()
+    age_groups: tuple = ()
+    languages: tuple = ()
+    genders: tuple = ()
+    insurance: tuple = ()
+    point: tuple[float, float] | None = None
+    radius_miles: float = 25.0
+    state: str | None = None
+    telehealth: bool = True
+    in_person: bool = True
+    max_fee: int | None = None
+    sliding_scale: bool = False
+    accepting_only: bool = True
+    coordinated_only: bool = False
+    include_stale: bool = False
+    stale_after_days: int = 90
+    hidden_after_days: int = 365
+    text_ids: np.ndarray | None = None
+    text_scores: np.ndarray | None = None
+    sort: str = "relevance"
+    offset: int = 0
+    limit: int = 20
+
+
+@dataclass
+class Hits:
+    """One page of matches and what the whole match set looks like."""
+
+    ids: np.ndarray
+    rows: np.ndarray
+    distances: np.ndarray
+    text_scores: np.ndarray
+    stale: np.ndarray
+    total: int
+    facets: dict = field(default_factory=dict)
+
+
+def _any_bits(table: ProviderTable, name: str, values, rows=None) -> np.ndarray | None:
+    bits = table.bits(name, values)
+    column = table.column(name) if rows is None else table.columns[name][rows]
+    return (column & column.dtype.type(bits)) != 0
+
+
+def _coded_in(table: ProviderTable, name: str, values) -> np.ndarray:
+    codes = [table.codes[name][v] for v in values if v in table.codes[name]]
+    column = table.column(name)
+    if len(codes) == 1:
+        return column == codes[0]
+    return np.isin(column, np.array(codes, dtype=column.dtype))
+
+
+def structured_mask(table: ProviderTable, c: Criteria) -> tuple[np.ndarray, np.ndarray]:
+    """``(mask, distances)``: rows satisfying every structured filter, and their
+    distances in miles from ``c.point`` (NaN where not computed)."""
+    size = len(table)
+    col = table.column
+    mask = col("active").copy()
+    verified = col("verified_at")
+    if not c.include_stale:
+        mask &= verified >= c.now - c.hidden_after_days * DAY
+    if c.accepting_only:
+        mask &= col("accepting_new_patients")
+    if c.coordinated_only:
+        mask &= col("accepts_coordinated_care")
+    if c.roles:
+        mask &= _coded_in(table, "role", c.roles)
+    if c.provider_types:
+        mask &= _coded_in(table, "provider_type", c.provider_types)
+    if c.genders:
+        mask &= _coded_in(table, "gender", c.genders)
+    for name, values in (("modalities", c.modalities), ("age_groups", c.age_groups),
+                         ("languages", c.languages), ("insurance", c.insurance)):
+        if values:
+            mask &= _any_bits(table, name, values)
+    if c.concerns:
+        treats = _any_bits(table, "concerns", c.concerns)
+        if c.suited_modalities:
+            treats |= _any_bits(table, "modalities", c.suited_modalities)
+        mask &= treats
+    if c.max_fee is not None:
+        fees = col("fee_min")
+        mask &= (fees >= 0) & (fees <= c.max_fee)
+    if c.sliding_scale:
+        mask &= col("sliding_scale")
+
+    distances = np.full(size, np.nan)
+    reach = None
+    if c.point is not None and c.in_person:
+        lat, lon = c.point
+        south, north, west, east = bounding_box(lat, lon, c.radius_miles)
+        lats, lons = col("latitude"), col("longitude")
+        candidates = np.flatnonzero(mask & col("in_person") & (lats >= south) & (lats <= north)
+                                    & (lons >= west) & (lons <= east))
+        inside, miles = within_radius(lat, lon, lats[candidates], lons[candidates],
+                                      c.radius_miles)
+        distances[candidates] = miles
+        reach = np.zeros(size, dtype=bool)
+        reach[candidates[inside]] = True
+    elif c.point is None and c.state and c.in_person:
+        reach = col("in_person") & (col("state") == table.codes["state"].get(c.state, -2))
+    if c.state and c.telehealth:
+        licensed = col("telehealth") & _any_bits(table, "licensed_states", [c.state])
+        reach = licensed if reach is None else reach | licensed
+    if reach is not None:
+        mask &= reach
+    if c.text_ids is not None:
+        text_rows = table.rows_for_ids(c.text_ids)
+        in_text = np.zeros(size, dtype=bool)
+        in_text[text_rows[text_rows >= 0]] = True
+        mask &= in_text
+    return mask, distances
+
+
+def relevance(table: ProviderTable, rows: np.ndarray, distances: np.ndarray,
+              text_score: np.ndarray, c: Criteria) -> np.ndarray:
+    """Relevance of each row: text, modality fit, concern, nearness and availability."""
+    score = np.zeros(len(rows))
+    if c.text_ids is not None and len(text_score):
+        top = text_score.max()
+        if top > 0:
+            score += 3.0 * text_score / top
+    wanted = tuple(c.modalities) + tuple(c.suited_modalities)
+    if wanted:
+        score += 1.0 * _any_bits(table, "modalities", wanted, rows)
+    if c.concerns:
+        score += 0.5 * _any_bits(table, "concerns", c.concerns, rows)
+    if c.point is not None:
+        near = 1.0 - distances / max(c.radius_miles, 1e-9)
+        score += 0.5 * np.nan_to_num(np.clip(near, 0.0, 1.0))
+    wait = table.columns["wait_days"][rows].astype(np.float64)
+    score += 0.3 * np.where(wait >= 0, np.clip(1.0 - wait / 60.0, 0.0, 1.0), 0.0)
+    return score
+
+
+def _order(primary: np.ndarray, stale: np.ndarray, rows: np.ndarray, want: int) -> np.ndarray:
+    """Indexes of the first ``want`` entries by (stale last, primary ascending, row)."""
+    primary = np.nan_to_num(primary, nan=np.inf, posinf=np.inf)
+    finite_max = 1e9
+    quantized = np.where(np.isinf(primary), finite_max,
+                         np.clip(np.round(primary * 1e4), -finite_max, finite_max)).astype(np.int64)
+    key = (stale.astype(np.int64) << 62) | ((quantized + (1 << 34)) << 24) | (rows & 0xFFFFFF)
+    if want < len(key):
+        part = np.argpartition(key, want - 1)[:want]
+        return part[np.argsort(key[part], kind="stable")]
+    return np.argsort(key, kind="stable")
+
+
+def search(table: ProviderTable, c: Criteria, with_facets: bool = True) -> Hits:
+    """Filter, rank and page the table for ``c``."""
+    if c.sort not in SORTS:
+        raise ValueError(f"unknown sort {c.sort!r}")
+    mask, distances = structured_mask(table, c)
+    rows = np.flatnonzero(mask)
+    total = len(rows)
+    text_score = np.zeros(total)
+    if c.text_ids is not None and total:
+        scores = np.zeros(len(table))
+        text_rows = table.rows_for_ids(c.text_ids)
+        known = text_rows >= 0
+        np.maximum.at(scores, text_rows[known], c.text_scores[known])
+        text_score = scores[rows]
+    row_distances = distances[rows]
+    stale = ~(table.columns["verified_at"][rows] >= c.now - c.stale_after_days * DAY)
+    if c.sort == "relevance":
+        primary = -relevance(table, rows, row_distances, text_score, c)
+    elif c.sort == "distance":
+        primary = row_distances
+    elif c.sort == "fee":
+        fees = table.columns["fee_min"][rows].astype(np.float64)
+        primary = np.where(fees >= 0, fees, np.inf)
+    else:
+        waits = table.columns["wait_days"][rows].astype(np.float64)
+        primary = np.where(waits >= 0, waits, np.inf)
+    want = min(total, c.offset + c.limit)
+    page = _order(primary, stale, rows, want)[c.offset:want] if want else np.empty(0, np.int64)
+    facets = facet_counts(table, rows) if with_facets else {}
+    return Hits(ids=table.columns["id"][rows[page]], rows=rows[page],
+                distances=row_distances[page], text_scores=text_score[page],
+                stale=stale[page], total=total, facets=facets)
+
+
+def facet_counts(table: ProviderTable, rows: np.ndarray) -> dict:
+    """Counts per modality, provider type, telehealth, insurance and language of ``rows``."""
+    telehealth = int(np.count_nonzero(table.columns["telehealth"][rows]))
+    return {
+        "modality": table.value_counts("modalities", rows),
+        "provider_type": table.value_counts("provider_type", rows),
+        "telehealth": {"true": telehealth, "false": len(rows) - telehealth},
+        "insurance": table.value_counts("insurance", rows),
+        "language": table.value_counts("languages", rows),
+    }

@@ -1,0 +1,213 @@
+"""The structured half of the search index: a columnar in-memory table of providers.
+
+Broad structured filters (role, state licensure, telehealth, fee, insurance,
+distance, freshness) are evaluated here as vectorised numpy operations over
+one array per attribute, never by walking whoosh posting lists. Multi-valued
+attributes (modalities, concerns, languages, insurance, licensed states, age
+groups) are bitsets: one bit per vocabulary value, so "any of" is one AND.
+
+The table is derived data: it is loaded from the database (or from a snapshot
+saved next to the whoosh index) and kept current from the change log. Its
+``position`` is the last change-log id it reflects.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+#: Multi-valued attributes, stored as bitsets over their vocabulary.
+MULTI_FIELDS = ("modalities", "concerns", "age_groups", "languages", "insurance",
+                "licensed_states")
+#: Single-valued coded attributes (vocabulary index; -1 when absent).
+CODED_FIELDS = ("role", "provider_type", "gender", "state")
+#: Plain columns and their numpy types / missing values.
+PLAIN_FIELDS = {
+    "telehealth": (np.bool_, False), "in_person": (np.bool_, False),
+    "sliding_scale": (np.bool_, False), "accepting_new_patients": (np.bool_, False),
+    "accepts_coordinated_care": (np.bool_, False), "active": (np.bool_, False),
+    "latitude": (np.float64, np.nan), "longitude": (np.float64, np.nan),
+    "fee_min": (np.int32, -1), "fee_max": (np.int32, -1), "wait_days": (np.int32, -1),
+    "verified_at": (np.float64, np.nan), "clinic_id": (np.int64, -1),
+}
+TABLE_FIELDS = ("id",) + MULTI_FIELDS + CODED_FIELDS + tuple(PLAIN_FIELDS)
+
+_MISSING = object()
+
+
+def _bit_dtype(size: int):
+    for dtype, bits in ((np.uint8, 8), (np.uint16, 16), (np.uint32, 32), (np.uint64, 64)):
+        if size <= bits:
+            return dtype
+    raise ValueError("a bitset vocabulary has at most 64 values")
+
+
+class ProviderTable:
+    """Providers as numpy columns, addressed by row; ``row_of_id`` maps ids to rows."""
+
+    def __init__(self, vocabularies: Mapping[str, Sequence[str]], capacity: int = 1024):
+        missing = set(MULTI_FIELDS + CODED_FIELDS) - set(vocabularies)
+        if missing:
+            raise ValueError(f"vocabularies missing for {sorted(missing)}")
+        self.vocabularies = {name: tuple(vocabularies[name])
+                             for name in MULTI_FIELDS + CODED_FIELDS}
+        self.codes = {name: {value: index for index, value in enumerate(values)}
+                      for name, values in self.vocabularies.items()}
+        self.size = 0
+        self.position = 0
+        self.columns: dict[str, np.ndarray] = {}
+        self._allocate(max(16, capacity))
+        self.row_of_id = np.full(16, -1, dtype=np.int64)
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def _dtype(self, name: str):
+        if name == "id":
+            return np.int64
+        if name in MULTI_FIELDS:
+            return _bit_dtype(len(self.vocabularies[name]))
+        if name in CODED_FIELDS:
+            return np.int16
+        return PLAIN_FIELDS[name][0]
+
+    def _fill(self, name: str):
+        if name in CODED_FIELDS or name == "id":
+            return -1
+        if name in MULTI_FIELDS:
+            return 0
+        return PLAIN_FIELDS[name][1]
+
+    def _allocate(self, capacity: int) -> None:
+        for name in TABLE_FIELDS:
+            column = np.full(capacity, self._fill(name), dtype=self._dtype(name))
+            old = self.columns.get(name)
+            if old is not None:
+                column[:self.size] = old[:self.size]
+            self.columns[name] = column
+
+    def __len__(self) -> int:
+        return self.size
+
+    def column(self, name: str) -> np.ndarray:
+        """The live part of one column (a view)."""
+        return self.columns[name][:self.size]
+
+    def bits(self, field: str, values: Iterable[str]) -> int:
+        """The bitmask of ``values`` in a multi-valued field (unknown values are ignored)."""
+        codes = self.codes[field]
+        mask = 0
+        for value in values:
+            if value in codes:
+                mask |= 1 << codes[value]
+        return mask
+
+    def rows_for_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of the given ids (-1 where an id is not in the table)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        inside = (ids >= 0) & (ids < len(self.row_of_id))
+        rows = np.full(len(ids), -1, dtype=np.int64)
+        rows[inside] = self.row_of_id[ids[inside]]
+        return rows
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def upsert(self, records: Iterable[Mapping]) -> int:
+        """Insert or replace providers given as mappings of ``TABLE_FIELDS``; return the count.
+
+        Record values are plain: lists of vocabulary values for multi-valued fields, a
+        vocabulary value (or None) for coded fields, ``verified_at`` in epoch seconds.
+        """
+        count = 0
+        for record in records:
+            provider_id = int(record["id"])
+            if provider_id >= len(self.row_of_id):
+                grown = np.full(max(provider_id + 1, 2 * len(self.row_of_id)), -1, dtype=np.int64)
+                grown[:len(self.row_of_id)] = self.row_of_id
+                self.row_of_id = grown
+            row = int(self.row_of_id[provider_id])
+            if row < 0:
+                if self.size == len(self.columns["id"]):
+                    self._allocate(2 * self.size)
+                row = self.size
+                self.size += 1
+                self.row_of_id[provider_id] = row
+            self._write_row(row, record)
+            count += 1
+        return count
+
+    def _write_row(self, row: int, record: Mapping) -> None:
+        columns = self.columns
+        columns["id"][row] = int(record["id"])
+        for name in MULTI_FIELDS:
+            columns[name][row] = self.bits(name, record.get(name) or ())
+        for name in CODED_FIELDS:
+            columns[name][row] = self.codes[name].get(record.get(name), -1)
+        for name, (_, missing) in PLAIN_FIELDS.items():
+            value = record.get(name)
+            columns[name][row] = missing if value is None else value
+
+    def remove(self, ids: Iterable[int]) -> None:
+        """Hide providers (they stay as inactive rows, so rows never move)."""
+        for provider_id in ids:
+            if 0 <= provider_id < len(self.row_of_id) and self.row_of_id[provider_id] >= 0:
+                self.columns["active"][self.row_of_id[provider_id]] = False
+
+    # -- facets ----------------------------------------------------------------------------
+
+    def value_counts(self, field: str, rows: np.ndarray) -> dict[str, int]:
+        """How many of ``rows`` have each value of ``field`` (non-zero counts only)."""
+        values = self.vocabularies[field]
+        column = self.columns[field][rows]
+        if field in CODED_FIELDS:
+            counts = np.bincount(column[column >= 0], minlength=len(values))
+        else:
+            width = column.dtype.itemsize
+            planes = np.unpackbits(column.view(np.uint8).reshape(-1, width), axis=1,
+                                   bitorder="little")
+            counts = planes.sum(axis=0, dtype=np.int64)
+        return {value: int(counts[index]) for index, value in enumerate(values)
+                if counts[index]}
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def save(self, path: str) -> None:
+        """Write the table atomically to ``path`` (an ``.npz`` file)."""
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        arrays = {f"col_{name}": self.column(name) for name in TABLE_FIELDS}
+        arrays["position"] = np.array([self.position], dtype=np.int64)
+        for name, values in self.vocabularies.items():
+            arrays[f"vocab_{name}"] = np.array(values, dtype=str)
+        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                np.savez(out, **arrays)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+    @classmethod
+    def load(cls, path: str, vocabularies: Mapping[str, Sequence[str]]) -> "ProviderTable | None":
+        """Read a snapshot; None when missing, unreadable or built with other vocabularies."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                for name in MULTI_FIELDS + CODED_FIELDS:
+                    if tuple(data[f"vocab_{name}"].tolist()) != tuple(vocabularies[name]):
+                        return None
+                size = len(data["col_id"])
+                table = cls(vocabularies, capacity=size + 1024)
+                for name in TABLE_FIELDS:
+                    table.columns[name][:size] = data[f"col_{name}"]
+                table.size = size
+                table.position = int(data["position"][0])
+        except (OSError, KeyError, ValueError):
+            return None
+        ids = table.column("id")
+        table.row_of_id = np.full(int(ids.max(initial=0)) + 1, -1, dtype=np.int64)
+        table.row_of_id[ids] = np.arange(size, dtype=np.int64)
+        return table

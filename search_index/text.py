@@ -1,0 +1,309 @@
+"""The full-text half of the search index: whoosh over names, credentials, clinic and bio.
+
+Whoosh does what it is good at: text relevance, fuzzy (typo-tolerant) name
+terms and spelling suggestions. Structured filters never go through it.
+
+Layout of the index directory:
+
+- ``CURRENT`` names the live whoosh index (``MAIN_<generation>``); a rebuild
+  writes a new one beside it and switches ``CURRENT`` atomically, so an
+  interrupted rebuild leaves the old index serving.
+- ``<name>.position`` holds the last change-log id applied to that index.
+
+Writers never wait: ``try_apply`` takes whoosh's write lock without blocking and
+says whether it did the work; whoever holds the lock checks for newer changes
+after releasing it (see ``referral.search_sync``), so no update is lost and no
+lock error reaches a user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from whoosh import index as whoosh_index
+from whoosh import query
+from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
+from whoosh.fields import KEYWORD, NUMERIC, STORED, TEXT, Schema
+from whoosh.support.charset import accent_map
+
+CURRENT_FILE = "CURRENT"
+#: A term found in more than this share of documents is too common to search for in bios.
+COMMON_TERM_SHARE = 0.05
+#: The most text matches considered for one query (best-scored first).
+MAX_TEXT_MATCHES = 20_000
+
+_name_analyzer = RegexTokenizer(r"\w+") | LowercaseFilter() | CharsetFilter(accent_map)
+
+SCHEMA = Schema(
+    pid=NUMERIC(int, bits=64, stored=True, unique=True, sortable=True, signed=False),
+    name=TEXT(analyzer=_name_analyzer, field_boost=3.0, spelling=True),
+    credentials=KEYWORD(lowercase=True, scorable=True),
+    clinic=TEXT(analyzer=_name_analyzer, field_boost=1.5, spelling=True),
+    bio=TEXT(analyzer=StemmingAnalyzer()),
+    version=STORED,
+)
+TEXT_FIELDS = ("name", "credentials", "clinic", "bio")
+
+
+def words(text: str) -> list[str]:
+    """The search words of a query string (lower-cased, accents folded)."""
+    return [token.text for token in _name_analyzer(text or "")]
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two words."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+def _write_atomic(path: str, content: str) -> None:
+    directory = os.path.dirname(path)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(handle, "w") as out:
+        out.write(content)
+    os.replace(temporary, path)
+
+
+class TextIndex:
+    """One directory's whoosh index, its position in the change log, and its searcher."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+        self._lock = threading.RLock()
+        self._searcher = None
+        self._searcher_name = None
+
+    # -- naming and positions ------------------------------------------------------------
+
+    def current_name(self) -> str | None:
+        """The name of the live whoosh index, or None before the first build."""
+        try:
+            with open(os.path.join(self.directory, CURRENT_FILE)) as handle:
+                name = handle.read().strip()
+        except FileNotFoundError:
+            return None
+        return name if whoosh_index.exists_in(self.directory, indexname=name) else None
+
+    def ensure(self) -> str:
+        """The live index name, creating an empty index first if there is none."""
+        name = self.current_name()
+        if name is None:
+            name = self._new_name()
+            whoosh_index.create_in(self.directory, SCHEMA, indexname=name)
+            self._set_position(name, 0)
+            self._switch(name)
+        return name
+
+    def position(self, name: str | None = None) -> int:
+        """The last change-log id applied to the live index (0 if none)."""
+        name = name or self.current_name()
+        if name is None:
+            return 0
+        try:
+            with open(os.path.join(self.directory, f"{name}.position")) as handle:
+                return int(json.load(handle)["position"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return 0
+
+    def _set_position(self, name: str, position: int) -> None:
+        _write_atomic(os.path.join(self.directory, f"{name}.position"),
+                      json.dumps({"position": int(position)}))
+
+    def _switch(self, name: str) -> None:
+        _write_atomic(os.path.join(self.directory, CURRENT_FILE), name)
+
+    def _new_name(self) -> str:
+        return f"MAIN{time.time_ns()}x{os.getpid()}"
+
+    def _open(self, name: str):
+        return whoosh_index.open_dir(self.directory, indexname=name, schema=SCHEMA)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def try_apply(self, documents: Iterable[dict], removed: Iterable[int], position: int,
+                  force: bool = False) -> bool:
+        """Apply changes up to ``position`` if the write lock is free now; False if busy.
+
+        Documents replace those with the same ``pid``; ``removed`` pids are deleted.
+        Applying the same change twice is harmless. Unless ``force`` (repairs), changes
+        at or below the index's position are skipped as already applied.
+        """
+        name = self.ensure()
+        try:
+            writer = self._open(name).writer(timeout=0.0)
+        except whoosh_index.LockError:
+            return False
+        try:
+            if position <= self.position(name) and not force:
+                writer.cancel()
+                return True
+            for pid in removed:
+                writer.delete_by_term("pid", int(pid))
+            for document in documents:
+                writer.update_document(**document)
+            writer.commit()
+        except BaseException:
+            try:
+                writer.cancel()
+            except Exception:  # the writer may already be closed
+                pass
+            raise
+        self._set_position(name, position)
+        return True
+
+    def rebuild(self, documents: Iterable[dict], position: int,
+                progress: Callable[[int], None] | None = None, procs: int = 1) -> str:
+        """Build a whole new index from ``documents`` and make it live; return its name.
+
+        The old index keeps serving until the switch; an interrupted rebuild leaves
+        only an unused half-built index behind, removed by the next rebuild.
+        """
+        self.remove_unused()
+        name = self._new_name()
+        new_index = whoosh_index.create_in(self.directory, SCHEMA, indexname=name)
+        writer = new_index.writer(procs=procs, limitmb=256, multisegment=procs > 1)
+        try:
+            batch = 0
+            for document in documents:
+                writer.add_document(**document)
+                batch += 1
+                if progress and batch == 1000:
+                    progress(batch)
+                    batch = 0
+            writer.commit()
+        except BaseException:
+            writer.cancel()
+            raise
+        if progress and batch:
+            progress(batch)
+        self._set_position(name, position)
+        self._switch(name)
+        self.remove_unused()
+        return name
+
+    def remove_unused(self) -> None:
+        """Delete files of whoosh indexes other than the live one (when not being written)."""
+        live = self.current_name()
+        names = set()
+        for filename in os.listdir(self.directory):
+            match = re.match(r"^_?(MAIN\d+x\d+)[_.]", filename)
+            if match and match.group(1) != live:
+                names.add(match.group(1))
+        for name in names:
+            lock = os.path.join(self.directory, f"{name}_WRITELOCK")
+            try:
+                if whoosh_index.exists_in(self.directory, indexname=name):
+                    writer = self._open(name).writer(timeout=0.0)
+                    writer.cancel()
+            except whoosh_index.LockError:
+                continue  # a writer is still at work on it
+            except Exception:
+                pass  # a half-built index cannot be opened: nothing can be writing it
+            for filename in os.listdir(self.directory):
+                if (filename.startswith(f"_{name}_") or filename.startswith(f"{name}_")
+                        or filename == f"{name}.position"):
+                    try:
+                        os.unlink(os.path.join(self.directory, filename))
+                    except FileNotFoundError:
+                        pass
+            if os.path.exists(lock):
+                os.unlink(lock)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def searcher(self):
+        """A whoosh searcher on the live index, refreshed when the index has changed."""
+        with self._lock:
+            name = self.ensure()
+            if self._searcher is not None and self._searcher_name != name:
+                self._searcher.close()
+                self._searcher = None
+            if self._searcher is None:
+                self._searcher = self._open(name).searcher()
+                self._searcher_name = name
+            elif not self._searcher.up_to_date():
+                self._searcher = self._searcher.refresh()
+            return self._searcher
+
+    def close(self) -> None:
+        """Release the searcher's files."""
+        with self._lock:
+            if self._searcher is not None:
+                self._searcher.close()
+                self._searcher = None
+
+    def _term_query(self, searcher, word: str, total_docs: int):
+        """All ways one query word can match: exact or fuzzy in names, credentials,
+        clinic name and bio (bio only when the word is not too common)."""
+        clauses = [query.Term("name", word), query.Term("credentials", word),
+                   query.Term("clinic", word)]
+        if len(word) >= 4:
+            distance = 2 if len(word) >= 8 else 1
+            clauses.append(query.FuzzyTerm("name", word, maxdist=distance, prefixlength=1,
+                                           boost=0.6))
+            clauses.append(query.FuzzyTerm("clinic", word, maxdist=1, prefixlength=1,
+                                           boost=0.4))
+        for stem in SCHEMA["bio"].process_text(word, mode="query"):
+            if searcher.doc_frequency("bio", stem) <= COMMON_TERM_SHARE * max(total_docs, 1):
+                clauses.append(query.Term("bio", stem))
+        return query.Or(clauses)
+
+    def search(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(pids, scores)`` of documents matching every word of ``text``, best first."""
+        terms = words(text)
+        if not terms:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        searcher = self.searcher()
+        total = searcher.doc_count()
+        if total == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        whole = query.And([self._term_query(searcher, term, total) for term in terms])
+        results = searcher.search(whole, limit=MAX_TEXT_MATCHES)
+        pid_column = searcher.reader().column_reader("pid")
+        hits = results.top_n
+        pids = np.fromiter((pid_column[docnum] for _, docnum in hits), dtype=np.int64,
+                           count=len(hits))
+        scores = np.fromiter((score for score, _ in hits), dtype=np.float64, count=len(hits))
+        return pids, scores
+
+    def suggest(self, text: str) -> str | None:
+        """A corrected spelling of ``text`` from indexed names and clinic words, or None.
+
+        Each unknown word becomes the indexed word nearest to it by edit distance
+        (the more frequent one on a tie).
+        """
+        searcher = self.searcher()
+        corrected, changed = [], False
+        for word in words(text):
+            if searcher.doc_frequency("name", word) or searcher.doc_frequency("clinic", word):
+                corrected.append(word)
+                continue
+            options = [(edit_distance(word, option), -searcher.doc_frequency(field, option), option)
+                       for field in ("name", "clinic")
+                       for option in searcher.suggest(field, word, limit=8, maxdist=2)]
+            if options:
+                corrected.append(min(options)[2])
+                changed = True
+            else:
+                corrected.append(word)
+        return " ".join(corrected) if changed else None
+
+    def stored_versions(self) -> dict[int, str]:
+        """``{pid: version}`` of every live document (for consistency checks)."""
+        searcher = self.searcher()
+        return {int(fields["pid"]): fields.get("version")
+                for fields in searcher.reader().all_stored_fields()}
