@@ -226,6 +226,9 @@ class SearchState:
         """Bring the in-memory table up to the newest change (loading it first if needed)."""
         with self.lock:
             latest = latest_change(connection)
+            if self.table is not None and latest < self.table.position:
+                log.warning("the change log went back (database restored?): reloading the table")
+                self.table = None
             if self.table is None:
                 table = ProviderTable.load(self.snapshot_path, VOCABULARIES)
                 if table is None or table.position > latest:
@@ -249,10 +252,13 @@ class SearchState:
         while True:
             latest = latest_change(connection)
             position = self.text.position()
-            if position >= latest and self.text.current_name():
+            if position == latest and self.text.current_name():
                 return True
-            ids = changed_since(connection, position, latest)
-            if len(ids) > REBUILD_THRESHOLD:
+            if position > latest:  # the change log went back (database restored?)
+                ids = [None] * (REBUILD_THRESHOLD + 1)
+            else:
+                ids = changed_since(connection, position, latest)
+            if len(ids) > REBUILD_THRESHOLD or position > latest:
                 if not allow_rebuild:
                     log.warning("search index is %d listings behind; run 'referral reindex'",
                                 len(ids))

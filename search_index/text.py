@@ -236,7 +236,10 @@ class TextIndex:
                 self._searcher = self._open(name).searcher()
                 self._searcher_name = name
             elif not self._searcher.up_to_date():
-                self._searcher = self._searcher.refresh()
+                # Reopen rather than Searcher.refresh(): refreshed searchers here kept
+                # seeing documents deleted in the meantime.
+                self._searcher.close()
+                self._searcher = self._open(name).searcher()
             return self._searcher
 
     def close(self) -> None:
@@ -258,7 +261,7 @@ class TextIndex:
             clauses.append(query.FuzzyTerm("clinic", word, maxdist=1, prefixlength=1,
                                            boost=0.4))
         for stem in SCHEMA["bio"].process_text(word, mode="query"):
-            if searcher.doc_frequency("bio", stem) <= COMMON_TERM_SHARE * max(total_docs, 1):
+            if searcher.doc_frequency("bio", stem) <= max(COMMON_TERM_SHARE * total_docs, 1000):
                 clauses.append(query.Term("bio", stem))
         return query.Or(clauses)
 

@@ -7,6 +7,7 @@ PostgreSQL server cannot be reached the run errors; it is never skipped.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import tempfile
@@ -26,9 +27,9 @@ from referral.npi import make_npi  # noqa: E402
 _npi_counter = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def database():
-    """``(url, engine options)`` of the test database, created for this run."""
+@contextlib.contextmanager
+def fresh_database():
+    """A new empty test database: ``(url, engine options)``; dropped afterwards."""
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         path = os.path.join(tempfile.mkdtemp(prefix="referral-db-"), "test.sqlite3")
@@ -45,6 +46,13 @@ def database():
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database():
+    """``(url, engine options)`` of the test database, created for this run."""
+    with fresh_database() as found:
+        yield found
 
 
 def make_app(database, **overrides):
@@ -83,6 +91,18 @@ def _clean_database(request):
             else:
                 for table in tables:
                     connection.execute(table.delete())
+        reset_search_state(app)
+
+
+def reset_search_state(app):
+    """Forget the search index of a database that was just emptied."""
+    import shutil
+
+    state = app.extensions["referral.search"]
+    state.text.close()
+    state.table = None
+    shutil.rmtree(state.index_dir, ignore_errors=True)
+    os.makedirs(state.index_dir)
 
 
 @pytest.fixture
