@@ -17,6 +17,8 @@ Environment variables:
 - ``BULK_MAX_ROWS``: most listings in one bulk upload (default 5000).
 - ``STALE_AFTER_DAYS``: days after which a listing counts as stale (default 90).
 - ``HIDDEN_AFTER_DAYS``: days after which search hides an unverified listing (default 365).
+- ``SEARCH_LISTING_CACHE``: ``1`` (default) keeps rendered listings per process, reused
+  while their version matches the index; ``0`` renders every result from the database.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def load_config(instance_path: str) -> dict:
         "BULK_MAX_ROWS": _int_env("BULK_MAX_ROWS", 5000),
         "STALE_AFTER_DAYS": _int_env("STALE_AFTER_DAYS", 90),
         "HIDDEN_AFTER_DAYS": _int_env("HIDDEN_AFTER_DAYS", 365),
+        "SEARCH_LISTING_CACHE": os.environ.get("SEARCH_LISTING_CACHE", "1") not in ("0", "false"),
         # flask-smorest / OpenAPI document
         "API_TITLE": "Mental-health provider directory",
         "API_VERSION": "v1",

@@ -22,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(load_config(app.instance_path))
     if config:
         app.config.from_mapping(config)
+    app.json.sort_keys = False  # keep schema order: e.g. a crisis notice before any results
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -39,7 +40,8 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     app.extensions["referral.geocoder"] = make_geocoder(
         app.config["GEOCODER"], app.config["GEOCODER_USER_AGENT"])
-    app.extensions["referral.search"] = SearchState(app.config["INDEX_DIR"])
+    app.extensions["referral.search"] = SearchState(app.config["INDEX_DIR"],
+                                                    app.config["SEARCH_LISTING_CACHE"])
     install_outbox_once()
 
 

@@ -79,9 +79,13 @@ def nearest_place(latitude: float, longitude: float) -> ZipPlace:
     return places[index]
 
 
+_GEODESIC = geodesic()  # one instance keeps its geographiclib solver between calls
+_KM_PER_MILE = 1.609344
+
+
 def distance_miles(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Geodesic (WGS-84) distance in miles between two (latitude, longitude) points."""
-    return geodesic(a, b).miles
+    """Geodesic (WGS-84, geopy) distance in miles between two (latitude, longitude) points."""
+    return _GEODESIC.measure(a, b) / _KM_PER_MILE
 
 
 class ZipGeocoder(Geocoder):

@@ -13,7 +13,7 @@ import re
 import unicodedata
 
 from flask import current_app
-from marshmallow import (RAISE, Schema, ValidationError, fields, post_load, pre_dump, pre_load,
+from marshmallow import (RAISE, Schema, ValidationError, fields, post_load, pre_load,
                          validate, validates_schema)
 
 from . import listings
@@ -462,18 +462,6 @@ class CrisisSchema(Schema):
     emergency = fields.String()
 
 
-class _ItemView:
-    """A provider seen together with its search extras (extras win)."""
-
-    def __init__(self, provider, extras):
-        self._provider, self._extras = provider, extras
-
-    def __getattr__(self, name):
-        if name in self._extras:
-            return self._extras[name]
-        return getattr(self._provider, name)
-
-
 class SearchItemSchema(ProviderSchema):
     """A listing in search results, with why it matched."""
 
@@ -484,11 +472,6 @@ class SearchItemSchema(ProviderSchema):
     reach = fields.List(fields.String(), metadata={
         "description": "How the provider can see the patient: in_person, telehealth."})
     stale = fields.Boolean()
-
-    @pre_dump
-    def _view(self, item, **kwargs):
-        provider, extras = item
-        return _ItemView(provider, extras)
 
 
 class SearchAnswerSchema(Schema):

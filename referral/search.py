@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -176,9 +178,9 @@ def build_criteria(params: dict, understood: Understood, now: dt.datetime,
     return criteria, location
 
 
-def reasons_for(provider: Provider, criteria: Criteria, distance: float | None,
-                matched: list[str], text_matched: bool, understood: Understood) -> list[str]:
-    """Plain-language reasons why a listing matched."""
+def reasons_for(listing: dict, criteria: Criteria, distance: float | None, matched: list[str],
+                text_matched: bool, understood: Understood) -> list[str]:
+    """Plain-language reasons why a listing (as dumped for the API) matched."""
     reasons = []
     if text_matched and understood.text_words:
         reasons.append(f"Matches \u201c{' '.join(understood.text_words)}\u201d")
@@ -187,83 +189,95 @@ def reasons_for(provider: Provider, criteria: Criteria, distance: float | None,
         reasons.append(f"Offers {', '.join(matched)}, suited to {', '.join(concern_names)}")
     elif matched:
         reasons.append(f"Offers {', '.join(matched)}")
-    treated = [CONCERN_LABELS[c] for c in criteria.concerns if c in provider.concerns]
+    treated = [CONCERN_LABELS[c] for c in criteria.concerns if c in listing["concerns"]]
     if treated:
         reasons.append(f"Treats {', '.join(treated)}")
     if distance is not None:
         reasons.append(f"In person, {distance:.1f} miles away")
-    if (criteria.state and criteria.telehealth and provider.telehealth
-            and criteria.state in provider.licensed_states):
+    if (criteria.state and criteria.telehealth and listing["telehealth"]
+            and criteria.state in listing["licensed_states"]):
         reasons.append(f"Telehealth, licensed in {criteria.state}")
-    if criteria.max_fee is not None and provider.fee_min is not None:
-        reasons.append(f"Fees from ${provider.fee_min} (your limit ${criteria.max_fee})")
-    if criteria.sliding_scale and provider.sliding_scale:
+    if criteria.max_fee is not None and listing["fee_min"] is not None:
+        reasons.append(f"Fees from ${listing['fee_min']} (your limit ${criteria.max_fee})")
+    if criteria.sliding_scale and listing["sliding_scale"]:
         reasons.append("Sliding-scale fees")
-    paid = [PAYERS[p][0] for p in criteria.insurance if p in provider.insurance]
+    paid = [PAYERS[p][0] for p in criteria.insurance if p in listing["insurance"]]
     if paid:
         reasons.append(f"Accepts {', '.join(paid)}")
-    spoken = [LANGUAGES[code] for code in criteria.languages if code in provider.languages]
+    spoken = [LANGUAGES[code] for code in criteria.languages if code in listing["languages"]]
     if spoken:
         reasons.append(f"Speaks {', '.join(spoken)}")
-    if criteria.accepting_only and provider.accepting_new_patients:
+    if criteria.accepting_only and listing["accepting_new_patients"]:
         reasons.append("Accepting new patients")
-    if criteria.coordinated_only and provider.accepts_coordinated_care:
+    if criteria.coordinated_only and listing["accepts_coordinated_care"]:
         reasons.append("Coordinates care with the patient's other providers")
     return reasons
 
 
-def search_providers(state: SearchState, session, params: dict, *, now: dt.datetime | None = None,
+def search_providers(state: SearchState, session, params: dict,
+                     dump_listing: Callable[[Provider], dict], *, now: dt.datetime | None = None,
                      stale_after_days: int = 90, hidden_after_days: int = 365) -> dict:
     """Search listings for a patient; ``params`` are validated search parameters.
 
-    Returns ``{crisis?, items, total, page, per_page, facets, did_you_mean, interpreted}``
-    where each item is ``(provider, extras)`` with ``distance_miles``, ``reasons``,
-    ``matched_modalities``, ``reach`` and ``stale``.
+    Returns ``{crisis?, items, total, page, per_page, facets, did_you_mean, interpreted}``.
+    Each item is the listing as ``dump_listing`` renders it, with ``distance_miles``
+    (geodesic, geopy), ``reasons``, ``matched_modalities``, ``reach`` and ``stale``.
+    Rendered listings are cached per process and reused only while their version
+    matches the index, so they are as current as the change log.
     """
     now = now or utcnow()
     q = params.get("q")
     connection = session.connection()
     with state.lock:
         table = state.refresh_table(connection)
-        text_ready = state.sync_text(connection)
-        searcher = state.text.searcher()
-        understood = understand_query(
-            q, lambda word: bool(searcher.doc_frequency("name", word)
-                                 or searcher.doc_frequency("clinic", word)))
+        text_ready = state.text_current(connection, table.position)
+        is_known_word = (lambda word: False)
+        if q:
+            searcher = state.text.searcher()
+            is_known_word = (lambda word: bool(searcher.doc_frequency("name", word)
+                                               or searcher.doc_frequency("clinic", word)))
+        understood = understand_query(q, is_known_word)
         criteria, location = build_criteria(params, understood, now, stale_after_days,
                                             hidden_after_days)
         if understood.text_words:
             criteria.text_ids, criteria.text_scores = state.text.search(
                 " ".join(understood.text_words))
         hits = search(table, criteria)
+        versions = table.columns["version"][hits.rows].tolist()
         did_you_mean = None
         if q and hits.total == 0 and not signals_crisis(q):
             did_you_mean = _suggestion(state, understood, q)
-    providers = {p.id: p for p in session.scalars(
-        select(Provider).options(selectinload(Provider.clinic))
-        .where(Provider.id.in_([int(i) for i in hits.ids])))}
+    ids = hits.ids.tolist()
+
+    def load(missing: list[int]) -> dict[int, dict]:
+        providers = session.scalars(select(Provider).options(selectinload(Provider.clinic))
+                                    .where(Provider.id.in_(missing)))
+        return {provider.id: dump_listing(provider) for provider in providers}
+
+    listings = state.cached_listings(ids, versions, load)
     wanted = set(criteria.modalities) | set(criteria.suited_modalities)
     items = []
-    for provider_id, stale, text_score in zip(hits.ids.tolist(), hits.stale.tolist(),
+    for provider_id, stale, text_score in zip(ids, hits.stale.tolist(),
                                               hits.text_scores.tolist()):
-        provider = providers.get(provider_id)
-        if provider is None:
+        listing = listings.get(provider_id)
+        if listing is None:
             continue  # deleted between the index read and now
         distance = None
-        if criteria.point is not None and provider.latitude is not None:
-            distance = distance_miles(criteria.point, (provider.latitude, provider.longitude))
-        in_radius = (distance is not None and provider.in_person and criteria.in_person
+        if criteria.point is not None and listing["latitude"] is not None:
+            distance = distance_miles(criteria.point, (listing["latitude"], listing["longitude"]))
+        in_radius = (distance is not None and listing["in_person"] and criteria.in_person
                      and distance <= criteria.radius_miles)
-        matched = [m for m in provider.modalities if m in wanted]
+        matched = [m for m in listing["modalities"] if m in wanted]
         reach = (["in_person"] if in_radius else []) + (
-            ["telehealth"] if criteria.state and provider.telehealth
-            and criteria.state in provider.licensed_states else [])
-        items.append((provider, {
+            ["telehealth"] if criteria.state and listing["telehealth"]
+            and criteria.state in listing["licensed_states"] else [])
+        items.append({
+            **listing,
             "distance_miles": round(distance, 2) if distance is not None else None,
-            "reasons": reasons_for(provider, criteria, distance if in_radius else None, matched,
+            "reasons": reasons_for(listing, criteria, distance if in_radius else None, matched,
                                    text_score > 0, understood),
             "matched_modalities": matched, "reach": reach, "stale": bool(stale),
-        }))
+        })
     answer = {
         "items": items, "total": hits.total, "page": params.get("page", 1),
         "per_page": params.get("per_page", 20), "facets": hits.facets,
@@ -293,5 +307,4 @@ def _suggestion(state: SearchState, understood: Understood, q: str) -> str | Non
 
 
 def _replace_word(text: str, old: str, new: str) -> str:
-    import re
     return re.sub(rf"(?i)\b{re.escape(old)}\b", new, text, count=1)

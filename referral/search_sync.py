@@ -163,7 +163,7 @@ TABLE_COLUMNS = (
     Provider.insurance, Provider.licensed_states, Provider.telehealth, Provider.in_person,
     Provider.sliding_scale, Provider.accepting_new_patients, Provider.accepts_coordinated_care,
     Provider.active, Provider.latitude, Provider.longitude, Provider.fee_min, Provider.fee_max,
-    Provider.wait_days, Provider.last_verified_at, Provider.clinic_id,
+    Provider.wait_days, Provider.last_verified_at, Provider.clinic_id, Provider.updated_at,
 )
 
 
@@ -179,6 +179,7 @@ def table_records(connection, ids: list[int] | None = None,
             record = dict(row)
             record["gender"] = gender_category(record["gender"])
             record["verified_at"] = _epoch(record.pop("last_verified_at"))
+            record["version"] = _epoch(record.pop("updated_at"))
             yield record
 
 
@@ -211,11 +212,14 @@ def text_documents(connection, ids: list[int] | None = None,
 class SearchState:
     """This process's view of the search index: whoosh text index and structured table."""
 
-    def __init__(self, index_dir: str):
+    def __init__(self, index_dir: str, cache_listings: bool = True):
         self.index_dir = index_dir
+        self.cache_listings = cache_listings
         self.text = TextIndex(index_dir)
         self.table: ProviderTable | None = None
         self.lock = threading.RLock()
+        self.listings: dict[int, tuple[float, dict]] = {}  # id -> (version, dumped listing)
+        self._text_seen = -1  # the text index position this process last saw
 
     @property
     def snapshot_path(self) -> str:
@@ -242,6 +246,12 @@ class SearchState:
                 self.table.position = latest
             return self.table
 
+    def text_current(self, connection, latest: int) -> bool:
+        """Make sure the text index reflects change ``latest`` (cheap when it already does)."""
+        if latest <= self._text_seen:
+            return True
+        return self.sync_text(connection)
+
     def sync_text(self, connection, allow_rebuild: bool = False) -> bool:
         """Apply pending changes to the text index unless another process is on it.
 
@@ -253,6 +263,7 @@ class SearchState:
             latest = latest_change(connection)
             position = self.text.position()
             if position == latest and self.text.current_name():
+                self._text_seen = position
                 return True
             if position > latest:  # the change log went back (database restored?)
                 ids = [None] * (REBUILD_THRESHOLD + 1)
@@ -271,6 +282,31 @@ class SearchState:
             missing = set(ids) - {d["pid"] for d in documents} - set(removed)
             if not self.text.try_apply(documents, removed + sorted(missing), latest):
                 return False
+
+    def cached_listings(self, ids: list[int], versions: list[float], load) -> dict[int, dict]:
+        """Dumped listings for ``ids``; ``load(missing_ids) -> {id: dict}`` fills misses.
+
+        A cached listing is used only while its version (update time) is the one the
+        structured table holds, so it is never older than the change log.
+        """
+        if not self.cache_listings:
+            return load(ids)
+        found, missing = {}, []
+        for provider_id, version in zip(ids, versions):
+            cached = self.listings.get(provider_id)
+            if cached is not None and cached[0] == version:
+                found[provider_id] = cached[1]
+            else:
+                missing.append(provider_id)
+        if missing:
+            if len(self.listings) > 100_000:
+                self.listings.clear()
+            loaded = load(missing)
+            for provider_id, version in zip(ids, versions):
+                if provider_id in loaded:
+                    self.listings[provider_id] = (version, loaded[provider_id])
+                    found[provider_id] = loaded[provider_id]
+        return found
 
     def rebuild(self, connection, progress: Callable[[int], None] | None = None,
                 procs: int = 1) -> int:

@@ -32,6 +32,7 @@ PLAIN_FIELDS = {
     "latitude": (np.float64, np.nan), "longitude": (np.float64, np.nan),
     "fee_min": (np.int32, -1), "fee_max": (np.int32, -1), "wait_days": (np.int32, -1),
     "verified_at": (np.float64, np.nan), "clinic_id": (np.int64, -1),
+    "version": (np.float64, np.nan),
 }
 TABLE_FIELDS = ("id",) + MULTI_FIELDS + CODED_FIELDS + tuple(PLAIN_FIELDS)
 
@@ -118,7 +119,8 @@ class ProviderTable:
         """Insert or replace providers given as mappings of ``TABLE_FIELDS``; return the count.
 
         Record values are plain: lists of vocabulary values for multi-valued fields, a
-        vocabulary value (or None) for coded fields, ``verified_at`` in epoch seconds.
+        vocabulary value (or None) for coded fields, ``verified_at`` in epoch seconds,
+        ``version`` a number that changes whenever the provider does (its update time).
         """
         count = 0
         for record in records:

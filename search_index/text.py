@@ -30,6 +30,7 @@ import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query
 from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
+from whoosh.reading import TermNotFound
 from whoosh.fields import KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.support.charset import accent_map
 
@@ -86,6 +87,7 @@ class TextIndex:
         self._lock = threading.RLock()
         self._searcher = None
         self._searcher_name = None
+        self._pid_cache: dict[str, np.ndarray] = {}
 
     # -- naming and positions ------------------------------------------------------------
 
@@ -249,12 +251,13 @@ class TextIndex:
                 self._searcher.close()
                 self._searcher = None
 
-    def _term_query(self, searcher, word: str, total_docs: int):
-        """All ways one query word can match: exact or fuzzy in names, credentials,
-        clinic name and bio (bio only when the word is not too common)."""
+    def _term_query(self, searcher, word: str, total_docs: int, fuzzy: bool):
+        """All ways one query word can match: in names, credentials, clinic name and bio
+        (bio only when the word is not too common); with ``fuzzy``, names and clinic
+        names within a small edit distance too."""
         clauses = [query.Term("name", word), query.Term("credentials", word),
                    query.Term("clinic", word)]
-        if len(word) >= 4:
+        if fuzzy and len(word) >= 4:
             distance = 2 if len(word) >= 8 else 1
             clauses.append(query.FuzzyTerm("name", word, maxdist=distance, prefixlength=1,
                                            boost=0.6))
@@ -265,8 +268,87 @@ class TextIndex:
                 clauses.append(query.Term("bio", stem))
         return query.Or(clauses)
 
+    # Names, credentials and clinic names are matched as sets of postings in numpy:
+    # a name search touches a few short posting lists, so reading them whole and
+    # intersecting arrays beats scoring every match one by one in Python.
+    _WEIGHTS = {("name", False): 3.0, ("name", True): 2.0, ("clinic", False): 1.5,
+                ("clinic", True): 1.0, ("credentials", False): 1.0}
+
+    def _leaves(self, searcher) -> list[tuple]:
+        """``(segment reader, pid of each segment docnum)`` per segment (pids cached)."""
+        leaves = []
+        seen = set()
+        for leaf, _ in searcher.reader().leaf_readers():
+            segment_id = leaf.segment().segment_id()
+            seen.add(segment_id)
+            pids = self._pid_cache.get(segment_id)
+            if pids is None:
+                pids = np.fromiter(leaf.column_reader("pid"), dtype=np.int64,
+                                   count=leaf.doc_count_all())
+                self._pid_cache[segment_id] = pids
+            leaves.append((leaf, pids))
+        for stale in set(self._pid_cache) - seen:
+            del self._pid_cache[stale]
+        return leaves
+
+    @staticmethod
+    def _postings(leaf, pids: np.ndarray, field: str, term: str) -> np.ndarray:
+        try:
+            matcher = leaf.postings(field, term)
+        except TermNotFound:
+            return np.empty(0, dtype=np.int64)
+        return pids[np.fromiter(matcher.all_ids(), dtype=np.int64)]
+
+    def _word_matches(self, leaves, word: str, fuzzy: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Pids matching one word in names, clinic names or credentials, with the best
+        weight of how each matched (exact name beats fuzzy name beats clinic)."""
+        found_pids, found_weights = [], []
+        for leaf, pids in leaves:
+            for field, is_fuzzy in self._WEIGHTS:
+                if is_fuzzy and (not fuzzy or len(word) < 3):
+                    continue
+                if is_fuzzy:
+                    distance = 2 if (field == "name" and len(word) >= 8) else 1
+                    terms = [t for t in leaf.terms_within(field, word, distance, prefix=1)
+                             if t != word]
+                else:
+                    terms = [word]
+                for term in terms:
+                    hit = self._postings(leaf, pids, field, term)
+                    if len(hit):
+                        found_pids.append(hit)
+                        found_weights.append(np.full(len(hit), self._WEIGHTS[field, is_fuzzy]))
+        if not found_pids:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        all_pids = np.concatenate(found_pids)
+        all_weights = np.concatenate(found_weights)
+        order = np.lexsort((-all_weights, all_pids))
+        all_pids, all_weights = all_pids[order], all_weights[order]
+        first = np.unique(all_pids, return_index=True)[1]
+        return all_pids[first], all_weights[first]
+
+    def _match_names(self, searcher, terms: list[str], fuzzy: bool):
+        leaves = self._leaves(searcher)
+        pids, scores = None, None
+        for word in terms:
+            word_pids, word_scores = self._word_matches(leaves, word, fuzzy)
+            if pids is None:
+                pids, scores = word_pids, word_scores
+            else:
+                pids, left, right = np.intersect1d(pids, word_pids, assume_unique=True,
+                                                   return_indices=True)
+                scores = scores[left] + word_scores[right]
+            if not len(pids):
+                break
+        return pids, scores
+
     def search(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(pids, scores)`` of documents matching every word of ``text``, best first."""
+        """``(pids, scores)`` of documents matching every word of ``text``, best first.
+
+        Names, credentials and clinic names are tried first, exactly and then within
+        a small edit distance (typos); only when they match nothing does whoosh score
+        the words across every field, bios included.
+        """
         terms = words(text)
         if not terms:
             return np.empty(0, dtype=np.int64), np.empty(0)
@@ -274,13 +356,26 @@ class TextIndex:
         total = searcher.doc_count()
         if total == 0:
             return np.empty(0, dtype=np.int64), np.empty(0)
-        whole = query.And([self._term_query(searcher, term, total) for term in terms])
-        results = searcher.search(whole, limit=MAX_TEXT_MATCHES)
-        pid_column = searcher.reader().column_reader("pid")
+        for fuzzy in (False, True):
+            pids, scores = self._match_names(searcher, terms, fuzzy)
+            if len(pids):
+                order = np.argsort(-scores, kind="stable")
+                return pids[order], scores[order]
+        for fuzzy in (False, True):
+            whole = query.And([self._term_query(searcher, term, total, fuzzy) for term in terms])
+            results = searcher.search(whole, limit=MAX_TEXT_MATCHES)
+            if results.scored_length():
+                break
+        leaves = self._leaves(searcher)
+        offsets = [offset for _, offset in searcher.reader().leaf_readers()]
         hits = results.top_n
-        pids = np.fromiter((pid_column[docnum] for _, docnum in hits), dtype=np.int64,
-                           count=len(hits))
+        docnums = np.fromiter((docnum for _, docnum in hits), dtype=np.int64, count=len(hits))
         scores = np.fromiter((score for score, _ in hits), dtype=np.float64, count=len(hits))
+        pids = np.empty(len(docnums), dtype=np.int64)
+        segment = np.searchsorted(np.array(offsets), docnums, side="right") - 1
+        for index, (_, leaf_pids) in enumerate(leaves):
+            inside = segment == index
+            pids[inside] = leaf_pids[docnums[inside] - offsets[index]]
         return pids, scores
 
     def suggest(self, text: str) -> str | None:
@@ -290,16 +385,21 @@ class TextIndex:
         (the more frequent one on a tie).
         """
         searcher = self.searcher()
+        leaves = self._leaves(searcher)
         corrected, changed = [], False
         for word in words(text):
             if searcher.doc_frequency("name", word) or searcher.doc_frequency("clinic", word):
                 corrected.append(word)
                 continue
-            options = [(edit_distance(word, option), -searcher.doc_frequency(field, option), option)
-                       for field in ("name", "clinic")
-                       for option in searcher.suggest(field, word, limit=8, maxdist=2)]
+            options = {}
+            for leaf, _ in leaves:
+                for field in ("name", "clinic"):
+                    for option in leaf.terms_within(field, word, 2, prefix=1):
+                        options[option] = options.get(option, 0) + leaf.doc_frequency(field,
+                                                                                      option)
             if options:
-                corrected.append(min(options)[2])
+                best = min(options, key=lambda o: (edit_distance(word, o), -options[o], o))
+                corrected.append(best)
                 changed = True
             else:
                 corrected.append(word)

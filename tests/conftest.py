@@ -101,6 +101,8 @@ def reset_search_state(app):
     state = app.extensions["referral.search"]
     state.text.close()
     state.table = None
+    state.listings.clear()
+    state._text_seen = -1
     shutil.rmtree(state.index_dir, ignore_errors=True)
     os.makedirs(state.index_dir)
 

@@ -63,9 +63,15 @@ def search(params):
     signals a crisis brings the 988 notice first.
     """
     config = current_app.config
-    return search_providers(current_app.extensions["referral.search"], db.session, params,
-                            stale_after_days=config["STALE_AFTER_DAYS"],
-                            hidden_after_days=config["HIDDEN_AFTER_DAYS"])
+    answer = search_providers(current_app.extensions["referral.search"], db.session, params,
+                              _listing_schema.dump, stale_after_days=config["STALE_AFTER_DAYS"],
+                              hidden_after_days=config["HIDDEN_AFTER_DAYS"])
+    # Items are listings already dumped by ProviderSchema (and cached) plus plain extras,
+    # so the answer goes out as it is rather than through the schema a second time.
+    return current_app.json.response(answer)
+
+
+_listing_schema = ProviderSchema(exclude=("stale",))
 
 
 @blp.route("/<int(min=1, max=2147483647):provider_id>")

@@ -309,6 +309,26 @@ def test_bad_parameters_are_422(directory, query):
     assert_error_shape(app.test_client().get(URL, query_string=query), 422)
 
 
+def test_items_are_the_listing_as_the_api_shows_it_plus_why(directory):
+    from referral.schemas import ProviderSchema, SearchItemSchema
+
+    app, _ = directory
+    client = app.test_client()
+    for _ in range(2):  # the second answer comes from the per-process listing cache
+        body = client.get(URL, query_string={"zip": "10001", "per_page": 5}).json
+        with app.test_request_context():
+            for item in body["items"]:
+                assert set(item) == set(SearchItemSchema().fields)
+                fresh = json_roundtrip(ProviderSchema().dump(db.session.get(Provider, item["id"])))
+                extras = {"distance_miles", "reasons", "matched_modalities", "reach"}
+                assert {k: v for k, v in item.items() if k not in extras} == fresh
+
+
+def json_roundtrip(value):
+    import json
+    return json.loads(json.dumps(value))
+
+
 def test_search_is_documented(directory):
     app, _ = directory
     spec = app.test_client().get("/api/v1/openapi.json").json

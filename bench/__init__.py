@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): search latency, indexing speed and HTTP throughput."""

@@ -1,0 +1,112 @@
+"""Shared benchmark set-up: a seeded database and index per size, and the query sets.
+
+Data lives in ``bench/data/n<count>/`` (git-ignored): a SQLite file and an index
+directory, built once by the seed generator and reused by later runs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data")
+SEED = 1
+
+
+def data_dir(count: int) -> str:
+    """Where the benchmark database and index of ``count`` providers live."""
+    return os.path.join(DATA, f"n{count}")
+
+
+def bench_app(count: int):
+    """An app on the benchmark database of ``count`` providers (created and seeded if needed)."""
+    directory = data_dir(count)
+    os.makedirs(directory, exist_ok=True)
+    os.environ["REFERRAL_INSTANCE_PATH"] = directory
+    from flask_migrate import upgrade
+    from sqlalchemy import func, select
+
+    from referral import create_app
+    from referral.extensions import db
+    from referral.models import Provider
+    from seeds.load import seed_directory
+
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(directory, "referral.sqlite3"),
+        "INDEX_DIR": os.path.join(directory, "index"),
+        "SEARCH_SYNC_ON_COMMIT": False,
+    })
+    with app.app_context():
+        upgrade()
+        have = db.session.scalar(select(func.count()).select_from(Provider))
+        if have < count:
+            started = time.perf_counter()
+            print(f"seeding {count - have} providers ...", flush=True)
+            seed_directory(count, SEED)
+            print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
+    return app
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The ``share`` percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def summary(seconds: list[float]) -> dict:
+    """Median, p95 and max in milliseconds."""
+    ms = [s * 1000 for s in seconds]
+    return {"n": len(ms), "p50": statistics.median(ms), "p95": percentile(ms, 0.95),
+            "max": max(ms)}
+
+
+def structured_queries(count: int, seed: int = 7) -> list[dict]:
+    """Structured + distance searches: modality, telehealth-or-radius at a real ZIP,
+    max fee, insurance, accepting new patients (the default)."""
+    from seeds.generator import PAYER_WEIGHTS, weighted_zips
+
+    rng = random.Random(seed)
+    places, cumulative = weighted_zips()
+    common = ("CBT", "DBT", "EMDR", "ACT", "IPT", "ERP", "CPT", "MBCT")
+    payers, weights = list(PAYER_WEIGHTS), list(PAYER_WEIGHTS.values())
+    queries = []
+    for _ in range(count):
+        place = rng.choices(places, cum_weights=cumulative)[0]
+        queries.append({
+            "zip": place.zip,
+            "modality": rng.sample(common, rng.randint(1, 2)),
+            "max_fee": rng.choice((100, 150, 200, 250)),
+            "insurance": [rng.choices(payers, weights=weights)[0]],
+            "radius_miles": rng.choice((10.0, 25.0, 50.0)),
+        })
+    return queries
+
+
+def name_queries(app, count: int, seed: int = 11) -> list[str]:
+    """Free-text name searches: full names, last names and last names with a typo."""
+    from sqlalchemy import select
+
+    from referral.extensions import db
+    from referral.models import Provider
+
+    rng = random.Random(seed)
+    with app.app_context():
+        top = db.session.scalar(select(Provider.id).order_by(Provider.id.desc()).limit(1))
+        ids = [rng.randint(1, top) for _ in range(count)]
+        rows = {p.id: p for p in db.session.scalars(select(Provider).where(Provider.id.in_(ids)))}
+    queries = []
+    for provider_id in ids:
+        provider = rows.get(provider_id) or next(iter(rows.values()))
+        kind = rng.random()
+        if kind < 0.5:
+            queries.append(f"{provider.first_name} {provider.last_name}")
+        elif kind < 0.8:
+            queries.append(provider.last_name)
+        else:
+            name = provider.last_name
+            cut = rng.randrange(1, len(name))
+            queries.append(name[:cut] + name[cut + 1:])
+    return queries

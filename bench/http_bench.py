@@ -1,0 +1,123 @@
+"""HTTP search throughput: gunicorn with N worker processes, wrk as the load, loopback only.
+
+Run from the project root (needs ``wrk``: ``apt-get install wrk``, and the bench extra)::
+
+    .venv/bin/python -m bench.http_bench --count 100000 --workers 2 --duration 30
+
+The load cycles through the structured + distance searches of ``bench.common``
+(a different ZIP, modality, fee and insurance each time). The server and the
+load share this machine's cores, as they would in a one-box deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+from bench.common import bench_app, data_dir, structured_queries
+
+HOST, PORT = "127.0.0.1", 8765
+
+
+def _paths(count: int) -> list[str]:
+    paths = []
+    for query in structured_queries(count, seed=21):
+        pairs = [(key, value) for key, values in query.items()
+                 for value in (values if isinstance(values, list) else [values])]
+        paths.append("/api/v1/providers/search?" + urllib.parse.urlencode(pairs))
+    return paths
+
+
+def _lua(paths: list[str]) -> str:
+    quoted = ",\n".join(json.dumps(path) for path in paths)
+    return ("local paths = {\n" + quoted + "\n}\nlocal i = math.random(#paths)\n"
+            "request = function()\n  i = i % #paths + 1\n"
+            "  return wrk.format(\"GET\", paths[i])\nend\n")
+
+
+def _wait_ready(url: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("the server did not answer in time")
+
+
+def _parse_wrk(output: str) -> dict:
+    result = {"requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])}
+    for label, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", output,
+                                         re.M):
+        factor = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        result[f"p{label}_ms"] = round(float(value) * factor, 2)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(r"Socket errors:(.*)", output)
+    result["non_2xx"] = int(errors[1]) if errors else 0
+    result["socket_errors"] = socket_errors[1].strip() if socket_errors else ""
+    result["requests"] = int(re.search(r"(\d+) requests in", output)[1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="HTTP search throughput")
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--no-listing-cache", action="store_true",
+                        help="render every result from the database (SEARCH_LISTING_CACHE=0)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+
+    app = bench_app(args.count)
+    state = app.extensions["referral.search"]
+    if state.text.current_name() is None:
+        from referral.extensions import db
+        with app.app_context(), db.engine.connect() as connection:
+            state.rebuild(connection)
+    directory = data_dir(args.count)
+    environment = {**os.environ, "REFERRAL_INSTANCE_PATH": directory,
+                   "DATABASE_URL": "sqlite:///" + os.path.join(directory, "referral.sqlite3"),
+                   "INDEX_DIR": os.path.join(directory, "index"),
+                   "SEARCH_LISTING_CACHE": "0" if args.no_listing_cache else "1"}
+    server = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", str(args.workers),
+         "-b", f"{HOST}:{PORT}", "--log-level", "warning", "referral:create_app()"],
+        env=environment, start_new_session=True)
+    try:
+        paths = _paths(500)
+        _wait_ready(f"http://{HOST}:{PORT}{paths[0]}")
+        for path in paths[: 20 * args.workers]:  # every worker loads its table
+            urllib.request.urlopen(f"http://{HOST}:{PORT}{path}", timeout=60).read()
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(_lua(paths))
+        command = ["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
+                   "--latency", "-s", script.name, f"http://{HOST}:{PORT}"]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        os.unlink(script.name)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    report = {"count": args.count, "workers": args.workers, "connections": args.connections,
+              "listing_cache": not args.no_listing_cache,
+              "duration_s": args.duration, **_parse_wrk(output)}
+    print(output)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
