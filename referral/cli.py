@@ -149,7 +149,7 @@ def _reindex(state, connection, procs: int) -> None:
 
 
 @click.command("reindex")
-@click.option("--procs", default=1, show_default=True, type=click.IntRange(1, 16),
+@click.option("--procs", default=2, show_default=True, type=click.IntRange(1, 16),
               help="Indexing processes.")
 @with_appcontext
 def reindex_command(procs):

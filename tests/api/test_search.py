@@ -329,6 +329,16 @@ def json_roundtrip(value):
     return json.loads(json.dumps(value))
 
 
+@pytest.mark.parametrize("text", [
+    "\x00", "\U0001f642", "a" * 200, "OR AND NOT", "*", "?", "'\"", "\u00df", "\u540d\u524d",
+    "name:smith", "((((", "-", "smith~2", "\u202e", "%", "o'brien o'connor",
+])
+def test_odd_free_text_never_fails(directory, text):
+    app, _ = directory
+    response = app.test_client().get(URL, query_string={"q": text, "zip": "10001"})
+    assert response.status_code == 200, response.json
+
+
 def test_search_is_documented(directory):
     app, _ = directory
     spec = app.test_client().get("/api/v1/openapi.json").json
