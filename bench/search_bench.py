@@ -92,6 +92,18 @@ def project(app, queries, names, reindex: bool, procs: int) -> dict:
     return results
 
 
+def active_records(app):
+    """``(table record, full name)`` of every active listing, for the other engines."""
+    from referral.extensions import db
+    from referral.search_sync import table_records, text_documents
+
+    with app.app_context(), db.engine.connect() as connection:
+        names = {pid: doc["name"] for pid, doc in text_documents(connection) if doc}
+        for record in table_records(connection):
+            if record["active"] and record["id"] in names:
+                yield record, names[record["id"]]
+
+
 # ---------------------------------------------------------------------------
 # Naive baseline: every filter as a whoosh query, facets and distances over all hits
 
@@ -112,9 +124,6 @@ def _naive_schema():
 def naive_build(app, directory: str) -> dict:
     from whoosh import index as whoosh_index
 
-    from referral.extensions import db
-    from referral.search_sync import table_records, text_documents
-
     if os.path.exists(os.path.join(directory, "DONE")):
         return {"reused": True}
     shutil.rmtree(directory, ignore_errors=True)
@@ -123,22 +132,18 @@ def naive_build(app, directory: str) -> dict:
     started = time.perf_counter()
     writer = ix.writer(limitmb=256)
     count = 0
-    with app.app_context(), db.engine.connect() as connection:
-        names = {pid: doc["name"] for pid, doc in text_documents(connection) if doc}
-        for r in table_records(connection):
-            if not r["active"] or r["id"] not in names:
-                continue
-            writer.add_document(
-                pid=r["id"], name=names[r["id"]], modalities=",".join(r["modalities"]),
-                insurance=",".join(r["insurance"]), languages=",".join(r["languages"]),
-                licensed=",".join(r["licensed_states"]), provider_type=r["provider_type"],
-                telehealth=bool(r["telehealth"]), in_person=bool(r["in_person"]),
-                accepting=bool(r["accepting_new_patients"]),
-                fee_min=r["fee_min"] if r["fee_min"] is not None else 100_000,
-                lat=r["latitude"] if r["latitude"] is not None else 0.0,
-                lon=r["longitude"] if r["longitude"] is not None else 0.0,
-                verified=r["verified_at"] or 0.0)
-            count += 1
+    for r, name in active_records(app):
+        writer.add_document(
+            pid=r["id"], name=name, modalities=",".join(r["modalities"]),
+            insurance=",".join(r["insurance"]), languages=",".join(r["languages"]),
+            licensed=",".join(r["licensed_states"]), provider_type=r["provider_type"],
+            telehealth=bool(r["telehealth"]), in_person=bool(r["in_person"]),
+            accepting=bool(r["accepting_new_patients"]),
+            fee_min=r["fee_min"] if r["fee_min"] is not None else 100_000,
+            lat=r["latitude"] if r["latitude"] is not None else 0.0,
+            lon=r["longitude"] if r["longitude"] is not None else 0.0,
+            verified=r["verified_at"] or 0.0)
+        count += 1
     writer.commit()
     elapsed = time.perf_counter() - started
     open(os.path.join(directory, "DONE"), "w").close()
@@ -203,9 +208,6 @@ def naive(directory: str, queries, names) -> dict:
 def tantivy_build(app, directory: str) -> dict:
     import tantivy
 
-    from referral.extensions import db
-    from referral.search_sync import table_records, text_documents
-
     builder = tantivy.SchemaBuilder()
     builder.add_unsigned_field("pid", stored=True, indexed=True, fast=True)
     builder.add_text_field("name", stored=False)
@@ -225,29 +227,25 @@ def tantivy_build(app, directory: str) -> dict:
     started = time.perf_counter()
     writer = index.writer(heap_size=512_000_000)
     count = 0
-    with app.app_context(), db.engine.connect() as connection:
-        names = {pid: doc["name"] for pid, doc in text_documents(connection) if doc}
-        for r in table_records(connection):
-            if not r["active"] or r["id"] not in names:
-                continue
-            document = tantivy.Document()
-            document.add_unsigned("pid", r["id"])
-            document.add_text("name", names[r["id"]])
-            for field, values in (("modalities", r["modalities"]), ("insurance", r["insurance"]),
-                                  ("languages", r["languages"]),
-                                  ("licensed", r["licensed_states"]),
-                                  ("provider_type", [r["provider_type"]])):
-                for value in values:
-                    document.add_text(field, value)
-            document.add_boolean("telehealth", bool(r["telehealth"]))
-            document.add_boolean("in_person", bool(r["in_person"]))
-            document.add_boolean("accepting", bool(r["accepting_new_patients"]))
-            document.add_integer("fee_min", r["fee_min"] if r["fee_min"] is not None else 100_000)
-            document.add_float("lat", float(r["latitude"] or 0.0))
-            document.add_float("lon", float(r["longitude"] or 0.0))
-            document.add_float("verified", float(r["verified_at"] or 0.0))
-            writer.add_document(document)
-            count += 1
+    for r, name in active_records(app):
+        document = tantivy.Document()
+        document.add_unsigned("pid", r["id"])
+        document.add_text("name", name)
+        for field, values in (("modalities", r["modalities"]), ("insurance", r["insurance"]),
+                              ("languages", r["languages"]),
+                              ("licensed", r["licensed_states"]),
+                              ("provider_type", [r["provider_type"]])):
+            for value in values:
+                document.add_text(field, value)
+        document.add_boolean("telehealth", bool(r["telehealth"]))
+        document.add_boolean("in_person", bool(r["in_person"]))
+        document.add_boolean("accepting", bool(r["accepting_new_patients"]))
+        document.add_integer("fee_min", r["fee_min"] if r["fee_min"] is not None else 100_000)
+        document.add_float("lat", float(r["latitude"] or 0.0))
+        document.add_float("lon", float(r["longitude"] or 0.0))
+        document.add_float("verified", float(r["verified_at"] or 0.0))
+        writer.add_document(document)
+        count += 1
     writer.commit()
     writer.wait_merging_threads()
     elapsed = time.perf_counter() - started
@@ -258,7 +256,6 @@ def tantivy_build(app, directory: str) -> dict:
 
 
 def tantivy_run(built: dict, queries, names) -> dict:
-    import tantivy
     from tantivy import FieldType, Occur, Query
 
     from referral.geo import lookup_zip
