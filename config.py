@@ -56,7 +56,8 @@ def load_config(instance_path: str) -> dict:
         "REFERRAL_ENV": env,
         "SECRET_KEY": secret_key or "dev-only-not-secret",
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # hide_parameters: SQL logs and database errors never show values (referrals are PHI)
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "INDEX_DIR": os.environ.get("INDEX_DIR") or os.path.join(instance_path, "index"),
         "GEOCODER": os.environ.get("GEOCODER", "zip"),
         "GEOCODER_USER_AGENT": os.environ.get("GEOCODER_USER_AGENT", ""),

@@ -186,10 +186,19 @@ def check_index_command(repair):
         click.echo("The index matches the database.")
 
 
+@click.command("expire-referrals")
+@with_appcontext
+def expire_referrals_command():
+    """Expire referrals unanswered for 14 days (safe to run repeatedly, e.g. from cron)."""
+    from .referrals import expire_referrals
+
+    click.echo(f"{expire_referrals()} referrals expired.")
+
+
 def register_cli(app: Flask) -> None:
     """Add the project's commands to the app's CLI."""
     for command in (init_db_command, clinic_group, seed_command, reindex_command,
-                    check_index_command):
+                    check_index_command, expire_referrals_command):
         app.cli.add_command(command)
 
 

@@ -166,6 +166,62 @@ class ProviderChange(db.Model):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Referral(db.Model):
+    """A therapist's referral of a patient to a prescriber (protected health information).
+
+    Only the minimum is kept: an opaque patient reference chosen by the referring
+    clinic, the patient's state, concern codes, urgency, contact preference and the
+    recorded consent. Visible only to the two clinics; never logged.
+    """
+
+    __tablename__ = "referral"
+    __table_args__ = (
+        CheckConstraint("consent_to_coordinate", name="consent"),
+        Index("ix_referral_sender", "sender_clinic_id", "created_at"),
+        Index("ix_referral_receiver", "receiver_clinic_id", "created_at"),
+        Index("ix_referral_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("provider.id"), index=True)
+    prescriber_id: Mapped[int] = mapped_column(ForeignKey("provider.id"), index=True)
+    sender_clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    receiver_clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    patient_ref: Mapped[str] = mapped_column(String(64))
+    patient_state: Mapped[str] = mapped_column(String(2))
+    concerns: Mapped[list] = mapped_column(JSONValue, default=list)
+    urgency: Mapped[str] = mapped_column(String(20))
+    contact_preference: Mapped[str] = mapped_column(String(20))
+    consent_to_coordinate: Mapped[bool]
+    status: Mapped[str] = mapped_column(String(20), default="requested")
+    reason: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    responded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    therapist: Mapped[Provider] = relationship(foreign_keys=[therapist_id])
+    prescriber: Mapped[Provider] = relationship(foreign_keys=[prescriber_id])
+    events: Mapped[list[ReferralEvent]] = relationship(
+        back_populates="referral", order_by="ReferralEvent.id")
+
+
+class ReferralEvent(db.Model):
+    """One status change of a referral: from what, to what, by which clinic, when."""
+
+    __tablename__ = "referral_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"),
+                                             index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
+    reason: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    referral: Mapped[Referral] = relationship(back_populates="events")
+
+
 #: Listing attributes a clinic sets (everything but identity, ownership and bookkeeping).
 LISTING_FIELDS = (
     "npi", "first_name", "last_name", "credentials", "role", "provider_type", "taxonomy_codes",

@@ -20,7 +20,7 @@ from . import listings
 from .geo import lookup_zip, normalize_zip
 from .npi import is_valid_npi
 from .taxonomy import TAXONOMY_CODE_RE
-from .vocab import VOCABULARIES
+from .vocab import PROVIDER_TYPES, VOCABULARIES
 
 # ---------------------------------------------------------------------------
 # Fields
@@ -485,3 +485,216 @@ class SearchAnswerSchema(Schema):
     facets = fields.Dict()
     did_you_mean = fields.String(allow_none=True)
     interpreted = fields.Dict()
+
+
+# ---------------------------------------------------------------------------
+# Matching
+
+
+class _PatientLocation(Schema):
+    """Where the patient is and how they can be seen (shared by matching schemas)."""
+
+    class Meta:
+        unknown = RAISE
+
+    zip = Zip()
+    lat = FiniteFloat(validate=validate.Range(-90, 90))
+    lon = FiniteFloat(validate=validate.Range(-180, 180))
+    radius_miles = FiniteFloat(load_default=25.0, validate=validate.Range(1, 250))
+    telehealth = fields.Boolean(metadata={
+        "description": "true: only telehealth; false: only in person; absent: either."})
+    in_person = fields.Boolean()
+    insurance = fields.List(Term("insurance"), metadata={"description": "Repeatable; any of."})
+    max_fee = WholeNumber(validate=validate.Range(0, 2000), metadata={
+        "description": "Each provider's fee_min is at most this."})
+    language = Term("language")
+    age_group = Term("age_group")
+    include_stale = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _located(self, data, **kwargs):
+        errors: dict[str, list[str]] = {}
+        has_point = "lat" in data or "lon" in data
+        if has_point and ("lat" not in data or "lon" not in data):
+            errors["lat"] = ["Give both lat and lon."]
+        if has_point and "zip" in data:
+            errors["zip"] = ["Give zip or lat+lon, not both."]
+        located = has_point or "zip" in data
+        if not located and not data.get("state"):
+            errors["zip"] = ["Give the patient's zip (or lat+lon) or state."]
+        if data.get("telehealth") is False and data.get("in_person") is False:
+            errors["telehealth"] = ["telehealth and in_person cannot both be false."]
+        if data.get("in_person") and not located:
+            errors["zip"] = ["In-person care needs a location (zip or lat+lon)."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class MatchQuerySchema(_PatientLocation):
+    """A patient's needs for a therapist + prescriber pair."""
+
+    state = Term("state", metadata={"description": "The patient's state; from the ZIP if absent."})
+    concern = fields.List(Term("concern"), metadata={
+        "description": "Repeatable. The therapist must offer a modality suited to it."})
+    modality = fields.List(Term("modality"), metadata={
+        "description": "Repeatable. The therapist must offer one of them."})
+    prescriber_type = Term("provider_type", validate=validate.OneOf(
+        [t for t, role in PROVIDER_TYPES.items() if role == "prescriber"]))
+    max_combined_fee = WholeNumber(validate=validate.Range(0, 4000), metadata={
+        "description": "Therapist's plus prescriber's fee_min is at most this."})
+    limit = fields.Integer(load_default=10, validate=validate.Range(1, 50))
+
+
+class PrescriberFinderQuerySchema(_PatientLocation):
+    """The patient a therapist is referring, to find prescribers who can see them."""
+
+    state = Term("state", data_key="patient_state", metadata={
+        "description": "The patient's state; from the ZIP if absent."})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=200))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+    @validates_schema
+    def _depth(self, data, **kwargs):
+        if data.get("page", 1) * data.get("per_page", 20) > 200:
+            raise ValidationError({"page": ["Only the best 200 prescribers are ranked."]})
+
+
+class ResponsivenessSchema(Schema):
+    """How a prescriber has answered referrals (from the referral history)."""
+
+    referrals_answered = fields.Integer()
+    accepted_share = fields.Float(allow_none=True)
+    median_response_hours = fields.Float(allow_none=True)
+
+
+class MatchedProviderSchema(ProviderSchema):
+    """One side of a pair: the listing, how it can see the patient, and freshness."""
+
+    distance_miles = fields.Float(allow_none=True)
+    reach = fields.List(fields.String())
+    stale = fields.Boolean()
+    responsiveness = fields.Nested(ResponsivenessSchema, metadata={
+        "description": "Prescribers only."})
+
+
+class PairSchema(Schema):
+    """A therapist and a prescriber who both accept coordinated care."""
+
+    therapist = fields.Nested(MatchedProviderSchema)
+    prescriber = fields.Nested(MatchedProviderSchema)
+    score = fields.Float()
+    reasons = fields.List(fields.String())
+
+
+class MatchAnswerSchema(Schema):
+    """Ranked pairs; no provider appears in more than two of them."""
+
+    pairs = fields.List(fields.Nested(PairSchema))
+    therapist_candidates = fields.Integer()
+    prescriber_candidates = fields.Integer()
+    interpreted = fields.Dict()
+
+
+class FinderItemSchema(MatchedProviderSchema):
+    """A prescriber for a therapist's referral, with why and how responsive."""
+
+    reasons = fields.List(fields.String())
+    score = fields.Float()
+
+
+class FinderAnswerSchema(Schema):
+    """Prescribers for a referral, best first."""
+
+    therapist_id = fields.Integer()
+    items = fields.List(fields.Nested(FinderItemSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+    interpreted = fields.Dict()
+
+
+# ---------------------------------------------------------------------------
+# Referrals
+
+
+class ReferralCreateSchema(Schema):
+    """A referral from one of the caller's therapists to a prescriber (minimum PHI)."""
+
+    class Meta:
+        unknown = RAISE
+
+    therapist_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    prescriber_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    patient_ref = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$",
+        error="An opaque reference: letters, digits and _.:- only, up to 64; never a name."),
+        metadata={"description": "Your clinic's opaque reference for the patient; no names."})
+    patient_state = Term("state", required=True)
+    concerns = fields.List(Term("concern"), load_default=list)
+    urgency = fields.String(load_default="routine",
+                            validate=validate.OneOf(("routine", "soon", "urgent")))
+    contact_preference = fields.String(required=True, validate=validate.OneOf(
+        ("phone", "email", "portal", "mail")))
+    consent_to_coordinate = fields.Boolean(required=True, metadata={
+        "description": "Must be true: the patient's recorded consent to coordinate care."})
+
+
+class ReferralStatusSchema(Schema):
+    """A status change."""
+
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(required=True, validate=validate.OneOf(
+        ("accepted", "rejected", "scheduled", "completed", "cancelled")))
+    reason = fields.String(validate=validate.OneOf(
+        ("not_accepting", "outside_scope", "insurance_not_accepted", "not_licensed_in_state",
+         "no_capacity", "patient_unreachable", "other")),
+        metadata={"description": "Required to reject."})
+
+
+class ReferralEventSchema(Schema):
+    """One status change: who (clinic id; none for the system) and when."""
+
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String()
+    clinic_id = fields.Integer(allow_none=True)
+    reason = fields.String(allow_none=True)
+    at = fields.DateTime()
+
+
+class ReferralSchema(Schema):
+    """A referral as its two clinics see it, with its history."""
+
+    id = fields.Integer()
+    therapist_id = fields.Integer()
+    prescriber_id = fields.Integer()
+    sender_clinic_id = fields.Integer()
+    receiver_clinic_id = fields.Integer()
+    patient_ref = fields.String()
+    patient_state = fields.String()
+    concerns = fields.List(fields.String())
+    urgency = fields.String()
+    contact_preference = fields.String()
+    consent_to_coordinate = fields.Boolean()
+    status = fields.String()
+    reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    responded_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+    history = fields.List(fields.Nested(ReferralEventSchema), attribute="events")
+
+
+class ReferralListQuerySchema(PageQuerySchema):
+    """Which box to list."""
+
+    box = fields.String(required=True, validate=validate.OneOf(("sent", "received")))
+
+
+class ReferralPageSchema(Schema):
+    """One page of referrals."""
+
+    items = fields.List(fields.Nested(ReferralSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()

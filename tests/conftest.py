@@ -59,7 +59,8 @@ def make_app(database, **overrides):
     """A configured app on the test database (not migrated)."""
     url, engine_options = database
     config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
-              "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, **engine_options},
+              "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True,
+                                            **engine_options},
               "INDEX_DIR": tempfile.mkdtemp(prefix="referral-index-")}
     config.update(overrides)
     return create_app(config)
@@ -184,3 +185,23 @@ def assert_error_shape(response, status: int) -> dict:
     assert isinstance(body["message"], str) and body["message"]
     assert isinstance(body["errors"], dict)
     return body
+
+
+@pytest.fixture(scope="module")
+def directory():
+    """An app on its own database with 1,500 generated listings, and those listings."""
+    from seeds.load import seed_directory
+
+    with fresh_database() as database:
+        app = make_app(database)
+        with app.app_context():
+            upgrade()
+            seed_directory(1500, seed=11)
+            with db.engine.connect() as connection:
+                app.extensions["referral.search"].sync_text(connection, allow_rebuild=True)
+            from referral.models import Provider
+            providers = db.session.scalars(db.select(Provider)).all()
+            db.session.expunge_all()
+        yield app, providers
+        with app.app_context():
+            db.engine.dispose()

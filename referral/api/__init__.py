@@ -21,11 +21,11 @@ class Blueprint(flask_smorest.Blueprint):
 
 def register_api(app) -> None:
     """Attach the API blueprints and the OpenAPI document to ``app``."""
-    from . import clinics, providers, vocabularies
+    from . import clinics, matching, providers, referrals, vocabularies
 
     api.init_app(app)
     api.spec.components.security_scheme(
         "clinicToken", {"type": "http", "scheme": "bearer",
                         "description": "A clinic API token (`referral clinic create`)."})
-    for module in (providers, clinics, vocabularies):
+    for module in (providers, matching, referrals, clinics, vocabularies):
         api.register_blueprint(module.blp, url_prefix="/api/v1" + module.blp.url_prefix)

@@ -8,6 +8,7 @@ from marshmallow import ValidationError
 
 from .. import listings
 from ..extensions import db
+from ..matching import prescribers_for_therapist
 from ..search import search_providers
 from . import Blueprint
 from ..auth import clinic_required
@@ -15,7 +16,8 @@ from ..errors import Invalid
 from ..listing_csv import rows_from_csv
 from ..schemas import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema, ListingPatchSchema,
                        ListingSchema, ProviderListQuerySchema, ProviderPageSchema, ProviderSchema,
-                       SearchAnswerSchema, SearchQuerySchema)
+                       FinderAnswerSchema, PrescriberFinderQuerySchema, SearchAnswerSchema,
+                       SearchQuerySchema)
 
 blp = Blueprint("providers", __name__, url_prefix="/providers",
                 description="Therapist and prescriber listings.")
@@ -72,6 +74,21 @@ def search(params):
 
 
 _listing_schema = ProviderSchema(exclude=("stale",))
+
+
+@blp.route("/<int(min=1, max=2147483647):provider_id>/prescribers", methods=["GET"])
+@blp.arguments(PrescriberFinderQuerySchema, location="query")
+@blp.response(200, FinderAnswerSchema)
+@blp.alt_response(404, description="No active therapist with this id.")
+def prescribers(params, provider_id):
+    """Prescribers a therapist can refer this patient to: they accept coordinated care and
+    new patients and can see the patient; ranked with their responsiveness."""
+    config = current_app.config
+    answer = prescribers_for_therapist(
+        current_app.extensions["referral.search"], db.session, provider_id, params,
+        _listing_schema.dump, stale_after_days=config["STALE_AFTER_DAYS"],
+        hidden_after_days=config["HIDDEN_AFTER_DAYS"])
+    return current_app.json.response(answer)
 
 
 @blp.route("/<int(min=1, max=2147483647):provider_id>")

@@ -11,7 +11,6 @@ import datetime as dt
 from collections import Counter
 
 import pytest
-from flask_migrate import upgrade
 from geopy.distance import geodesic
 
 from referral.crisis import CRISIS_MESSAGE
@@ -19,28 +18,10 @@ from referral.extensions import db
 from referral.geo import lookup_zip, nearest_place
 from referral.models import Provider
 from referral.vocab import CONCERN_MODALITIES, gender_category
-from seeds.load import seed_directory
-from tests.conftest import assert_error_shape, fresh_database, make_app
+from tests.conftest import assert_error_shape
 
 URL = "/api/v1/providers/search"
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def directory():
-    """An app on its own database with 1,500 generated listings, and those listings."""
-    with fresh_database() as database:
-        app = make_app(database)
-        with app.app_context():
-            upgrade()
-            seed_directory(1500, seed=11)
-            with db.engine.connect() as connection:
-                app.extensions["referral.search"].sync_text(connection, allow_rebuild=True)
-            providers = db.session.scalars(db.select(Provider)).all()
-            db.session.expunge_all()
-        yield app, providers
-        with app.app_context():
-            db.engine.dispose()
 
 
 def as_list(value):

@@ -1,0 +1,28 @@
+"""Therapist + prescriber pairs for a patient."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from ..extensions import db
+from ..matching import match_pairs
+from ..schemas import MatchAnswerSchema, MatchQuerySchema, ProviderSchema
+from . import Blueprint
+
+blp = Blueprint("match", __name__, description="Matched therapist + prescriber pairs.")
+blp.url_prefix = "/match"
+
+listing_schema = ProviderSchema(exclude=("stale",))
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(MatchQuerySchema, location="query")
+@blp.response(200, MatchAnswerSchema)
+def match(params):
+    """Pairs of a therapist and a prescriber who both accept coordinated care and can
+    both see the patient, ranked, each with the reasons in plain words."""
+    config = current_app.config
+    answer = match_pairs(current_app.extensions["referral.search"], db.session, params,
+                         listing_schema.dump, stale_after_days=config["STALE_AFTER_DAYS"],
+                         hidden_after_days=config["HIDDEN_AFTER_DAYS"])
+    return current_app.json.response(answer)
