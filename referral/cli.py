@@ -186,6 +186,84 @@ def check_index_command(repair):
         click.echo("The index matches the database.")
 
 
+def _print_summary(counts) -> None:
+    click.echo(f"Rows read: {counts.pop('rows', 0)}")
+    for key in sorted(counts, key=lambda k: (k.startswith("skipped"), k)):
+        click.echo(f"  {key}: {counts[key]}")
+
+
+def _run_import(records, dry_run: bool, **options) -> None:
+    """Import with the index sync after each batch switched off, then catch the index up."""
+    from flask import current_app
+
+    from .nppes_import import import_records
+
+    sync = current_app.config.get("SEARCH_SYNC_ON_COMMIT", True)
+    current_app.config["SEARCH_SYNC_ON_COMMIT"] = False
+    try:
+        counts = import_records(records, dry_run=dry_run, **options)
+    finally:
+        current_app.config["SEARCH_SYNC_ON_COMMIT"] = sync
+    _print_summary(counts)
+    if dry_run:
+        click.echo("Dry run: nothing was written.")
+    else:
+        _bring_index_up_to_date()
+
+
+@click.command("import-nppes")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--state", "states", multiple=True, help="Only practices in this state (repeat).")
+@click.option("--limit", type=click.IntRange(min=1), help="Read at most this many rows.")
+@click.option("--dry-run", is_flag=True, help="Classify and count; write nothing.")
+@with_appcontext
+def import_nppes_command(path, states, limit, dry_run):
+    """Import therapists, prescribers and behavioral-health clinics from an NPPES data file.
+
+    Streams the file in constant memory, commits in batches (an interrupted run can
+    simply be run again), never overwrites what clinics entered.
+    """
+    import os
+
+    from .nppes import HeaderError, read_csv
+    from .vocab import VOCABULARIES
+
+    wanted = set()
+    for state in states:
+        code = VOCABULARIES["state"].lookup(state)
+        if code is None:
+            raise click.BadParameter(f"unknown state {state!r}", param_hint="--state")
+        wanted.add(code)
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle, \
+            click.progressbar(length=os.path.getsize(path), label="Importing NPPES rows",
+                              show_eta=True) as bar:
+        def lines():
+            for line in handle:
+                bar.update(len(line))
+                yield line
+        try:
+            _run_import(read_csv(lines()), dry_run, states=wanted or None, limit=limit)
+        except HeaderError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.command("import-npi-json")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Classify and count; write nothing.")
+@with_appcontext
+def import_npi_json_command(path, dry_run):
+    """Import saved NPI Registry API v2.1 responses with the same rules as import-nppes."""
+    import json
+
+    from .nppes import load_registry_json
+
+    try:
+        records = list(load_registry_json(path))
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
+        raise click.ClickException(f"Not an NPI Registry response: {error}") from None
+    _run_import(records, dry_run)
+
+
 @click.command("expire-referrals")
 @with_appcontext
 def expire_referrals_command():
@@ -198,7 +276,8 @@ def expire_referrals_command():
 def register_cli(app: Flask) -> None:
     """Add the project's commands to the app's CLI."""
     for command in (init_db_command, clinic_group, seed_command, reindex_command,
-                    check_index_command, expire_referrals_command):
+                    check_index_command, expire_referrals_command, import_nppes_command,
+                    import_npi_json_command):
         app.cli.add_command(command)
 
 
