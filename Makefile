@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - virtual environment, dependencies, database, 5,000 demo providers, serve :5000
-#   make test   - virtual environment with the dev extras, then the whole test suite
+#   make test   - virtual environment with the dev extras (and Debian's Chromium for the
+#                 browser tests, installed when missing), then the whole test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,8 +9,9 @@ STAMP := $(VENV)/.installed-dev
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test test-postgres venv clean
+.PHONY: demo test test-postgres venv browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -25,12 +27,18 @@ demo: $(STAMP)
 	$(BIN)/referral seed --count 5000 --seed 1 --if-empty
 	$(BIN)/referral run --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
+browser:
+	@test -x $(CHROMIUM) || { echo "Installing Chromium (Debian package) for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: $(STAMP) browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The same suite on PostgreSQL (TEST_DATABASE_URL defaults to the local server).
-test-postgres: $(STAMP)
-	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
+test-postgres: $(STAMP) browser
+	CHROMIUM=$(CHROMIUM) TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -32,11 +32,12 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, migrations, geocoder and search index to ``app``."""
-    from .extensions import db, migrate
+    from .extensions import csrf, db, migrate
     from .geo import make_geocoder
     from .search_sync import SearchState, install_outbox_once
 
     db.init_app(app)
+    csrf.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     app.extensions["referral.geocoder"] = make_geocoder(
         app.config["GEOCODER"], app.config["GEOCODER_USER_AGENT"])
@@ -46,10 +47,12 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Attach the API (and its OpenAPI document)."""
+    """Attach the API (and its OpenAPI document) and the web pages."""
     from .api import register_api
+    from .web import register_web
 
     register_api(app)
+    register_web(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -40,8 +40,8 @@ def issue_token(clinic: Clinic, label: str | None = None) -> tuple[ApiToken, str
     return row, plaintext
 
 
-def clinic_for_token(plaintext: str) -> Clinic | None:
-    """The clinic holding this unrevoked token, or None."""
+def token_for(plaintext: str) -> ApiToken | None:
+    """The unrevoked token row for this plaintext token, or None."""
     if not plaintext or not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
         return None
     digest = hash_token(plaintext)
@@ -52,7 +52,13 @@ def clinic_for_token(plaintext: str) -> Clinic | None:
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         row.last_used_at = now
         db.session.commit()
-    return row.clinic
+    return row
+
+
+def clinic_for_token(plaintext: str) -> Clinic | None:
+    """The clinic holding this unrevoked token, or None."""
+    row = token_for(plaintext)
+    return row.clinic if row is not None else None
 
 
 def revoke_token(token: ApiToken) -> None:

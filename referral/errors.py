@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from flask import render_template, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
@@ -69,6 +70,9 @@ class ReferralApi(Api):
         message = data.get("message") or _message_for(error)
         errors = data.get("errors") or data.get("messages") or {}
         headers = dict(data.get("headers") or {})
+        if not request.path.startswith("/api/"):
+            return render_template("error.html", code=error.code, name=error.name,
+                                   message=message), error.code, headers
         if error.code == 401:
             headers.setdefault("WWW-Authenticate", 'Bearer realm="clinic"')
         return error_payload(error.code, message, errors), error.code, headers
@@ -86,6 +90,9 @@ def handle_domain_error(error: DomainError):
     """Answer a domain error in the error shape, with nothing of the transaction kept."""
     from .extensions import db
     db.session.rollback()
+    if not request.path.startswith("/api/"):
+        return render_template("error.html", code=error.status, name="",
+                               message=error.message), error.status
     return error_payload(error.status, error.message, error.errors), error.status
 
 

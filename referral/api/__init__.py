@@ -3,7 +3,7 @@
 import flask_smorest
 from webargs.flaskparser import FlaskParser
 
-from ..extensions import api
+from ..extensions import api, csrf
 
 
 class StrictParser(FlaskParser):
@@ -29,3 +29,4 @@ def register_api(app) -> None:
                         "description": "A clinic API token (`referral clinic create`)."})
     for module in (providers, matching, referrals, clinics, vocabularies):
         api.register_blueprint(module.blp, url_prefix="/api/v1" + module.blp.url_prefix)
+        csrf.exempt(module.blp)  # the API authenticates with bearer tokens, not cookies

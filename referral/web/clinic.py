@@ -1,0 +1,172 @@
+"""Clinic pages: sign in with the clinic token, see listings (stale first), attest them,
+upload a CSV (row errors shown, nothing written), edit a listing.
+
+The session cookie holds the clinic and the token's id (signed, HTTP-only); a
+revoked token ends the session. Every form carries a CSRF token (Flask-WTF).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from flask import (Blueprint, current_app, flash, g, redirect, render_template, request,
+                   session, url_for)
+from marshmallow import ValidationError
+
+from .. import listings
+from ..auth import token_for
+from ..errors import Invalid
+from ..extensions import db
+from ..listing_csv import LIST_FIELDS, rows_from_csv
+from ..models import ApiToken
+from ..schemas import ListingPatchSchema, ListingSchema, ProviderSchema
+
+bp = Blueprint("clinic", __name__, url_prefix="/clinic")
+
+EDITABLE = ("first_name", "last_name", "credentials", "provider_type", "bio", "modalities",
+            "concerns", "age_groups", "languages", "gender", "telehealth", "in_person",
+            "licensed_states", "address_line1", "address_line2", "city", "state", "zip",
+            "phone", "email", "website", "fee_min", "fee_max", "sliding_scale", "insurance",
+            "accepting_new_patients", "accepts_coordinated_care", "wait_days")
+BOOLEANS = ("telehealth", "in_person", "sliding_scale", "accepting_new_patients",
+            "accepts_coordinated_care")
+
+
+def signed_in(view):
+    """Run the view for a signed-in clinic (``g.clinic``); otherwise go to sign-in."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        token = db.session.get(ApiToken, session.get("token_id") or 0)
+        if token is None or token.revoked_at is not None or \
+                token.clinic_id != session.get("clinic_id"):
+            session.clear()
+            return redirect(url_for("clinic.sign_in"))
+        g.clinic = token.clinic
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    """Sign in with a clinic API token."""
+    error = None
+    if request.method == "POST":
+        token = token_for(request.form.get("token", "").strip())
+        if token is None:
+            error = "That token is not valid or has been revoked."
+        else:
+            session.clear()
+            session["clinic_id"], session["token_id"] = token.clinic_id, token.id
+            return redirect(url_for("clinic.home"))
+    return render_template("clinic/sign_in.html", error=error), 401 if error else 200
+
+
+@bp.post("/sign-out")
+def sign_out():
+    """Forget the clinic session."""
+    session.clear()
+    return redirect(url_for("clinic.sign_in"))
+
+
+@bp.get("")
+@signed_in
+def home():
+    """The clinic's listings, stale ones first with a 'still current' button."""
+    days = current_app.config["STALE_AFTER_DAYS"]
+    stale = listings.stale_listings(g.clinic, days, 1, 100)["items"]
+    stale_ids = {p.id for p in stale}
+    everything = listings.clinic_listings(g.clinic, 1, 100)["items"]
+    dump = ProviderSchema().dump
+    return render_template("clinic/home.html", clinic=g.clinic,
+                           stale=[dump(p) for p in stale],
+                           current=[dump(p) for p in everything if p.id not in stale_ids])
+
+
+@bp.post("/providers/<int(min=1, max=2147483647):provider_id>/verify")
+@signed_in
+def verify(provider_id):
+    """Attest a listing is still current."""
+    provider = listings.verify_provider(g.clinic, provider_id)
+    flash(f"{provider.first_name} {provider.last_name} is marked as current.")
+    return redirect(url_for("clinic.home"))
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@signed_in
+def upload():
+    """Upload listings as CSV: all or nothing, every row's errors shown."""
+    result, errors, message = None, [], None
+    if request.method == "POST":
+        file = request.files.get("file")
+        try:
+            if file is None or not file.filename:
+                raise Invalid("Choose a CSV file to upload.")
+            rows = rows_from_csv(file.read())
+            if not rows:
+                raise Invalid("The file has no listings.")
+            result = listings.bulk_upsert(g.clinic, rows, load_row=_load_row,
+                                          verify=bool(request.form.get("verify")))
+        except Invalid as error:
+            message = error.message
+            errors = error.errors.get("rows", [])
+            if not errors:
+                errors = [{"row": "", "field": field, "message": "; ".join(texts)}
+                          for field, texts in error.errors.items()]
+    status = 422 if message else 200
+    return render_template("clinic/upload.html", result=result, errors=errors,
+                           message=message, list_fields=LIST_FIELDS), status
+
+
+def _load_row(raw: dict) -> dict:
+    extra = raw.pop("_extra_cells", None)
+    if extra and any(cell.strip() for cell in extra):
+        raise ValidationError({"_row": ["The row has more cells than the header has columns."]})
+    return ListingSchema().load(raw)
+
+
+@bp.route("/providers/<int(min=1, max=2147483647):provider_id>/edit",
+          methods=["GET", "POST"])
+@signed_in
+def edit(provider_id):
+    """Edit one listing; invalid values come back with their messages."""
+    provider = listings.clinic_provider(g.clinic, provider_id)
+    errors: dict = {}
+    values = ProviderSchema().dump(provider)
+    if request.method == "POST":
+        changes = _form_changes(request.form)
+        values.update({k: v for k, v in changes.items()})
+        try:
+            loaded = ListingPatchSchema(partial=True).load(changes)
+            listings.update_provider(g.clinic, provider_id, loaded,
+                                     current_app.extensions["referral.geocoder"])
+            flash("Saved.")
+            return redirect(url_for("clinic.home"))
+        except ValidationError as error:
+            errors = error.messages
+        except Invalid as error:
+            errors = error.errors
+    return render_template("clinic/edit.html", p=values, errors=errors,
+                           provider_id=provider_id), 422 if errors else 200
+
+
+def _form_changes(form) -> dict:
+    changes: dict = {}
+    for field in EDITABLE:
+        if field in BOOLEANS:
+            changes[field] = form.get(field) == "true"
+        elif field in LIST_FIELDS:
+            if field == "licensed_states":
+                text = form.get(field, "")
+                changes[field] = [s.strip() for s in text.replace(";", ",").split(",")
+                                  if s.strip()]
+            else:
+                changes[field] = form.getlist(field)
+        else:
+            value = form.get(field, "")
+            changes[field] = value if value.strip() else None
+    for required in ("first_name", "last_name", "provider_type"):
+        if changes.get(required) is None:
+            changes[required] = ""
+    return changes

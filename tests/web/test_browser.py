@@ -1,0 +1,172 @@
+"""Journeys in a real browser: Playwright driving the machine's Chromium against a live
+server on 127.0.0.1. Each journey saves a screenshot under ``test-artifacts/``.
+
+Chromium comes from the Debian package (``make test`` installs it when missing);
+the test runner's own browser download is never used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from referral.auth import issue_token
+from referral.extensions import db
+from referral.listing_csv import rows_to_csv
+from referral.models import Clinic, Provider
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts")
+
+
+@pytest.fixture(scope="module")
+def site(directory):
+    """The seeded app served on a free loopback port, plus a clinic with a stale listing."""
+    app, providers = directory
+    with app.app_context():
+        clinic = Clinic(name="Browser Test Clinic")
+        db.session.add(clinic)
+        _, token = issue_token(clinic)
+        db.session.commit()
+        stale = next(p for p in providers if p.active and p.role == "therapist")
+        stale = db.session.get(Provider, stale.id)
+        stale.clinic_id = clinic.id
+        stale.last_verified_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=150)
+        db.session.commit()
+        stale_name = f"{stale.first_name} {stale.last_name}"
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{server.server_port}", "token": token,
+           "stale_name": stale_name, "app": app}
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium from the Debian package."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is needed for the browser tests at {CHROMIUM}: "
+                    "run 'make test' (it installs the Debian package) or set CHROMIUM.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A phone-sized page (360 px wide, as patients often are)."""
+    context = browser.new_context(viewport={"width": 360, "height": 780})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"), full_page=True)
+
+
+def test_search_and_open_a_profile(site, page):
+    page.goto(site["url"] + "/")
+    page.get_by_label("ZIP code").fill("10001")
+    page.get_by_label("Concern").select_option("anxiety")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("heading", name="providers found").wait_for()
+    cards = page.locator("article.card")
+    assert cards.count() > 0
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
+    shot(page, "1-search-results")
+    first = cards.first.get_by_role("link").first
+    name = first.inner_text()
+    first.click()
+    page.get_by_role("heading", level=1).wait_for()
+    assert name in page.get_by_role("heading", level=1).inner_text()
+    assert page.get_by_text("Licensed in").is_visible()
+    shot(page, "1-provider-page")
+
+
+def test_filter_by_telehealth_in_a_state(site, page):
+    page.goto(site["url"] + "/")
+    page.get_by_label("ZIP code").fill("94105")
+    page.get_by_label("Telehealth (licensed in my state)").check()
+    page.get_by_label("ZIP code").press("Enter")  # the keyboard submits the form
+    page.get_by_role("heading", name="providers found").wait_for()
+    cards = page.locator("article.card")
+    assert cards.count() > 0
+    for index in range(cards.count()):
+        card = cards.nth(index).inner_text()
+        assert "Telehealth" in card and "licensed in CA" in card
+    shot(page, "2-telehealth-in-california")
+
+
+def test_find_a_pair(site, page):
+    page.goto(site["url"] + "/match")
+    page.get_by_label("ZIP code").fill("10001")
+    page.get_by_label("Concern").select_option("ocd")
+    page.get_by_role("button", name="Find pairs").click()
+    page.get_by_role("heading", name="Pair 1", exact=True).wait_for()
+    reasons = page.locator("ul.reasons").first.inner_text()
+    assert "Both coordinate care" in reasons and "suited to OCD" in reasons
+    shot(page, "3-pairs")
+
+
+def test_crisis_text_shows_the_panel(site, page):
+    page.goto(site["url"] + "/")
+    page.get_by_label("Name, clinic or what you need help with").fill("I want to kill myself")
+    page.get_by_label("ZIP code").fill("10001")
+    page.get_by_role("button", name="Search").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "988" in alert.inner_text()
+    box = alert.bounding_box()
+    heading = page.get_by_role("heading", level=1).bounding_box()
+    assert box["y"] < heading["y"]  # above everything else
+    shot(page, "4-crisis-panel")
+
+
+def test_clinic_uploads_fixes_and_verifies(site, page, tmp_path, listing):
+    page.goto(site["url"] + "/clinic")
+    page.get_by_label("Clinic token").fill(site["token"])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Browser Test Clinic").wait_for()
+    rows = [listing(last_name="Uploadedone"), listing(last_name="Uploadedtwo", fee_min=900,
+                                                       fee_max=100)]
+    bad = tmp_path / "listings.csv"
+    bad.write_text(rows_to_csv(rows))
+    page.get_by_role("link", name="Upload listings (CSV)").click()
+    page.get_by_label("CSV file").set_input_files(str(bad))
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("heading", name="Nothing was saved").wait_for()
+    error_rows = page.locator("tr.row-error")
+    assert error_rows.count() >= 1 and "fee_min" in error_rows.first.inner_text()
+    with site["app"].app_context():
+        assert db.session.query(Provider).filter_by(last_name="Uploadedone").count() == 0
+    shot(page, "5-upload-row-error")
+    rows[1].update(fee_min=90, fee_max=100)
+    good = tmp_path / "fixed.csv"
+    good.write_text(rows_to_csv(rows))
+    page.get_by_label("CSV file").set_input_files(str(good))
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_text("2 created").wait_for()
+    shot(page, "5-upload-fixed")
+    page.get_by_role("link", name="Back to listings").click()
+    button = page.get_by_role("button", name=f"Still current: {site['stale_name']}")
+    button.wait_for()
+    shot(page, "5-stale-listing")
+    button.click()
+    page.get_by_text("is marked as current").wait_for()
+    assert page.get_by_role("button", name=f"Still current: {site['stale_name']}").count() == 0
+    shot(page, "5-verified")
