@@ -15,6 +15,10 @@ Environment variables:
   (online, street-level, needs ``GEOCODER_USER_AGENT``; never used in tests).
 - ``MAX_CONTENT_LENGTH``: largest accepted request body in bytes (default 5 MiB).
 - ``BULK_MAX_ROWS``: most listings in one bulk upload (default 5000).
+- ``RATE_LIMITS`` (default 1; 0 switches limits off), ``RATELIMIT_STORAGE_URI`` (``memory://``; e.g.
+  ``redis://127.0.0.1:6379`` to share counters between processes and nodes),
+  ``RATELIMIT_SEARCH`` (``120 per minute`` per client address), ``RATELIMIT_WRITE``
+  (``60 per minute`` per clinic token).
 - ``STALE_AFTER_DAYS``: days after which a listing counts as stale (default 90).
 - ``HIDDEN_AFTER_DAYS``: days after which search hides an unverified listing (default 365).
 - ``SEARCH_LISTING_CACHE``: ``1`` (default) keeps rendered listings per process, reused
@@ -78,4 +82,10 @@ def load_config(instance_path: str) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env == "production",
         "WTF_CSRF_TIME_LIMIT": None,
+        # Rate limits (Flask-Limiter); RATELIMIT_STORAGE_URI=redis://... shares them
+        "RATE_LIMITS": os.environ.get("RATE_LIMITS", "1") not in ("0", "false"),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_SEARCH": os.environ.get("RATELIMIT_SEARCH", "120 per minute"),
+        "RATELIMIT_WRITE": os.environ.get("RATELIMIT_WRITE", "60 per minute"),
+        "RATELIMIT_HEADERS_ENABLED": True,
     }

@@ -38,6 +38,7 @@ def bench_app(count: int):
         "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(directory, "referral.sqlite3"),
         "INDEX_DIR": os.path.join(directory, "index"),
         "SEARCH_SYNC_ON_COMMIT": False,
+        "RATE_LIMITS": False,
     })
     with app.app_context():
         upgrade()

@@ -93,7 +93,8 @@ def main() -> None:
     environment = {**os.environ, "REFERRAL_INSTANCE_PATH": directory,
                    "DATABASE_URL": "sqlite:///" + os.path.join(directory, "referral.sqlite3"),
                    "INDEX_DIR": os.path.join(directory, "index"),
-                   "SEARCH_LISTING_CACHE": "0" if args.no_listing_cache else "1"}
+                   "SEARCH_LISTING_CACHE": "0" if args.no_listing_cache else "1",
+                   "RATE_LIMITS": "0"}  # one client address would hit the per-client limit
     server = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", str(args.workers),
          "-b", f"{HOST}:{PORT}", "--log-level", "warning", "referral:create_app()"],

@@ -56,10 +56,12 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """Map domain errors to the API's error shape."""
+    """Map domain errors to the API's error shape; limits, headers, CORS, outages."""
     from .errors import register_error_handlers
+    from .security import init_security
 
     register_error_handlers(app)
+    init_security(app)
 
 
 def register_commands(app: Flask) -> None:

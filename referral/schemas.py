@@ -51,6 +51,10 @@ class CleanString(fields.String):
             raise ValidationError("Must not be blank.")
         return text
 
+    def _validate(self, value):
+        if value is not None:  # a blank that became None has nothing left to check
+            super()._validate(value)
+
 
 class WholeNumber(fields.Integer):
     """An integer that refuses fractions and booleans instead of truncating them."""
@@ -155,6 +159,10 @@ class Phone(fields.String):
         if len(digits) != 10:
             raise ValidationError("A US phone number has 10 digits.")
         return digits
+
+
+#: Database ids are 32-bit on every backend.
+ID_RANGE = validate.Range(min=1, max=2_147_483_647)
 
 
 # ---------------------------------------------------------------------------
@@ -320,7 +328,7 @@ class ProviderListQuerySchema(PageQuerySchema):
     provider_type = Term("provider_type")
     state = Term("state")
     zip = Zip()
-    clinic_id = fields.Integer(validate=validate.Range(min=1))
+    clinic_id = fields.Integer(validate=ID_RANGE)
     accepting_new_patients = fields.Boolean()
     accepts_coordinated_care = fields.Boolean()
     telehealth = fields.Boolean()
@@ -377,6 +385,32 @@ class ClinicSchema(Schema):
     email = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     created_at = fields.DateTime()
+
+
+class TokenSchema(Schema):
+    """A clinic API token as it is shown after creation: never the token itself."""
+
+    id = fields.Integer()
+    prefix = fields.String()
+    label = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    last_used_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class TokenCreateSchema(Schema):
+    """A new token's label."""
+
+    class Meta:
+        unknown = RAISE
+
+    label = CleanString(allow_none=True, validate=validate.Length(max=100))
+
+
+class NewTokenSchema(TokenSchema):
+    """A new token, shown this once."""
+
+    token = fields.String()
 
 
 class VocabularyTermSchema(Schema):
@@ -623,8 +657,8 @@ class ReferralCreateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    therapist_id = fields.Integer(required=True, validate=validate.Range(min=1))
-    prescriber_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    therapist_id = fields.Integer(required=True, validate=ID_RANGE)
+    prescriber_id = fields.Integer(required=True, validate=ID_RANGE)
     patient_ref = fields.String(required=True, validate=validate.Regexp(
         r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$",
         error="An opaque reference: letters, digits and _.:- only, up to 64; never a name."),

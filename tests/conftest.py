@@ -61,7 +61,8 @@ def make_app(database, **overrides):
     config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
               "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True,
                                             **engine_options},
-              "INDEX_DIR": tempfile.mkdtemp(prefix="referral-index-")}
+              "INDEX_DIR": tempfile.mkdtemp(prefix="referral-index-"),
+              "RATE_LIMITS": False}
     config.update(overrides)
     return create_app(config)
 

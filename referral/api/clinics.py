@@ -1,16 +1,22 @@
-"""The calling clinic's own view: its profile, all its listings and its stale ones."""
+"""The calling clinic's own view: its profile, its listings, its stale ones, its tokens."""
 
 from __future__ import annotations
 
 from flask import current_app, g
 
 from .. import listings
+from ..auth import clinic_required, issue_token, revoke_token
+from ..errors import NotFound
+from ..extensions import db
+from ..models import ApiToken
+from ..schemas import (ClinicSchema, NewTokenSchema, PageQuerySchema, ProviderPageSchema,
+                       TokenCreateSchema, TokenSchema)
+from ..security import limit_writes
 from . import Blueprint
-from ..auth import clinic_required
-from ..schemas import ClinicSchema, PageQuerySchema, ProviderPageSchema
 
 blp = Blueprint("clinics", __name__, description="The calling clinic.")
 blp.url_prefix = "/clinics"
+limit_writes(blp)
 
 CLINIC_AUTH = [{"clinicToken": []}]
 
@@ -46,3 +52,46 @@ def stale(query):
     """The clinic's active listings not verified in the last 90 days, oldest first."""
     return listings.stale_listings(g.clinic, current_app.config["STALE_AFTER_DAYS"],
                                    query["page"], query["per_page"])
+
+
+@blp.route("/me/tokens", methods=["GET"])
+@clinic_required
+@blp.doc(security=CLINIC_AUTH)
+@blp.response(200, TokenSchema(many=True))
+@blp.alt_response(401, description="Missing or bad clinic token.")
+def tokens():
+    """The clinic's tokens (prefixes only; the tokens themselves are never stored)."""
+    return sorted(g.clinic.tokens, key=lambda token: token.id)
+
+
+@blp.route("/me/tokens", methods=["POST"])
+@clinic_required
+@blp.doc(security=CLINIC_AUTH)
+@blp.arguments(TokenCreateSchema)
+@blp.response(201, NewTokenSchema)
+@blp.alt_response(401, description="Missing or bad clinic token.")
+def create_token(values):
+    """Issue another token (rotation: issue a new one, switch to it, revoke the old one).
+
+    The token is in this answer only.
+    """
+    row, plaintext = issue_token(g.clinic, label=values.get("label"))
+    db.session.commit()
+    return {"id": row.id, "prefix": row.prefix, "label": row.label,
+            "created_at": row.created_at, "token": plaintext}
+
+
+@blp.route("/me/tokens/<int(min=1, max=2147483647):token_id>", methods=["DELETE"])
+@clinic_required
+@blp.doc(security=CLINIC_AUTH)
+@blp.response(200, TokenSchema)
+@blp.alt_response(401, description="Missing or bad clinic token.")
+@blp.alt_response(404, description="Not one of the clinic's tokens.")
+def revoke(token_id):
+    """Revoke one of the clinic's tokens (the calling one included)."""
+    row = db.session.get(ApiToken, token_id)
+    if row is None or row.clinic_id != g.clinic.id:
+        raise NotFound(f"Your clinic has no token {token_id}.")
+    revoke_token(row)
+    db.session.commit()
+    return row

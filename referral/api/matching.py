@@ -7,6 +7,7 @@ from flask import current_app
 from ..extensions import db
 from ..matching import match_pairs
 from ..schemas import MatchAnswerSchema, MatchQuerySchema, ProviderSchema
+from ..security import limit_searches
 from . import Blueprint
 
 blp = Blueprint("match", __name__, description="Matched therapist + prescriber pairs.")
@@ -16,6 +17,7 @@ listing_schema = ProviderSchema(exclude=("stale",))
 
 
 @blp.route("", methods=["GET"])
+@limit_searches
 @blp.arguments(MatchQuerySchema, location="query")
 @blp.response(200, MatchAnswerSchema)
 def match(params):

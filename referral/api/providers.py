@@ -10,6 +10,7 @@ from .. import listings
 from ..extensions import db
 from ..matching import prescribers_for_therapist
 from ..search import search_providers
+from ..security import limit_searches, limit_writes
 from . import Blueprint
 from ..auth import clinic_required
 from ..errors import Invalid
@@ -22,6 +23,7 @@ from ..schemas import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema, List
 blp = Blueprint("providers", __name__, url_prefix="/providers",
                 description="Therapist and prescriber listings.")
 blp.url_prefix = "/providers"
+limit_writes(blp)
 
 CLINIC_AUTH = [{"clinicToken": []}]
 WRITE_ERRORS = (401, 404, 422)
@@ -55,6 +57,7 @@ class ProviderCollection(MethodView):
 
 
 @blp.route("/search", methods=["GET"])
+@limit_searches
 @blp.arguments(SearchQuerySchema, location="query")
 @blp.response(200, SearchAnswerSchema)
 def search(params):
@@ -77,6 +80,7 @@ _listing_schema = ProviderSchema(exclude=("stale",))
 
 
 @blp.route("/<int(min=1, max=2147483647):provider_id>/prescribers", methods=["GET"])
+@limit_searches
 @blp.arguments(PrescriberFinderQuerySchema, location="query")
 @blp.response(200, FinderAnswerSchema)
 @blp.alt_response(404, description="No active therapist with this id.")

@@ -9,10 +9,12 @@ from .. import referrals
 from ..auth import clinic_required
 from ..schemas import (ReferralCreateSchema, ReferralListQuerySchema, ReferralPageSchema,
                        ReferralSchema, ReferralStatusSchema)
+from ..security import limit_writes
 from . import Blueprint
 
 blp = Blueprint("referrals", __name__, description="Referrals from therapists to prescribers.")
 blp.url_prefix = "/referrals"
+limit_writes(blp)
 
 CLINIC_AUTH = [{"clinicToken": []}]
 ID = "<int(min=1, max=2147483647):referral_id>"

@@ -11,6 +11,7 @@ from ..matching import match_pairs, prescribers_for_therapist
 from ..schemas import (MatchQuerySchema, PrescriberFinderQuerySchema, ProviderSchema,
                        SearchQuerySchema)
 from ..search import search_providers
+from ..security import limit_searches
 from . import load_form
 
 bp = Blueprint("web", __name__)
@@ -27,6 +28,7 @@ def _settings() -> dict:
 
 
 @bp.get("/")
+@limit_searches
 def search():
     """The search form and, once a field is filled, the results."""
     params, raw, errors = load_form(request.args, _search_schema)
@@ -55,6 +57,7 @@ def provider(provider_id):
 
 
 @bp.get("/match")
+@limit_searches
 def match():
     """The needs form and therapist + prescriber pairs with their reasons."""
     params, raw, errors = load_form(request.args, _match_schema)

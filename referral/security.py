@@ -1,0 +1,113 @@
+"""Protections around every request: rate limits, security headers, CORS for public
+reads only, and a 503 (in the error shape) while the database is unreachable.
+
+Rate limits use Flask-Limiter: in memory by default, Redis (or any ``limits``
+storage) when ``RATELIMIT_STORAGE_URI`` is set, so several processes and nodes
+share the counters. Public searches are limited per client address; writes per
+clinic token (or address when there is none).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+log = logging.getLogger(__name__)
+
+limiter = Limiter(key_func=get_remote_address)
+
+#: Read endpoints anyone may call from another origin.
+PUBLIC_READ = re.compile(
+    r"^/api/v1/(providers(/search|/\d+(/prescribers)?)?|match|vocabularies|openapi\.json)$")
+WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
+
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                           "script-src 'self'; object-src 'none'; base-uri 'none'; "
+                           "form-action 'self'; frame-ancestors 'none'")
+
+
+def search_limit() -> str:
+    """The configured limit of public searches per client."""
+    return current_app.config["RATELIMIT_SEARCH"]
+
+
+def write_limit() -> str:
+    """The configured limit of writes per clinic token."""
+    return current_app.config["RATELIMIT_WRITE"]
+
+
+def writer_key() -> str:
+    """Writes are counted per token (hashed), else per address."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:32]
+    return "addr:" + get_remote_address()
+
+
+def limits_off() -> bool:
+    """Limits are switched off for this app (``RATE_LIMITS=0``, e.g. benchmarks and tests)."""
+    return not current_app.config["RATE_LIMITS"]
+
+
+def limit_searches(view):
+    """Decorate a public search view with the search limit."""
+    return limiter.limit(search_limit, exempt_when=limits_off)(view)
+
+
+def limit_writes(blueprint) -> None:
+    """Apply the write limit to every writing method of a blueprint."""
+    limiter.limit(write_limit, key_func=writer_key, methods=list(WRITE_METHODS),
+                  exempt_when=limits_off)(blueprint)
+
+
+def _headers(response):
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    if current_app.config.get("REFERRAL_ENV") == "production":
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if request.path.startswith(("/clinic", "/api/v1/referrals", "/api/v1/clinics")):
+        headers["Cache-Control"] = "no-store"
+    if request.method in ("GET", "HEAD", "OPTIONS") and PUBLIC_READ.match(request.path):
+        headers["Access-Control-Allow-Origin"] = "*"
+        if request.method == "OPTIONS":
+            headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
+            headers["Access-Control-Allow-Headers"] = "Content-Type"
+            headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _database_unavailable(error: DBAPIError):
+    """The database did not answer: 503 in the error shape; the pool reconnects by itself."""
+    from werkzeug.exceptions import ServiceUnavailable
+
+    from .extensions import api, db
+
+    if not isinstance(error, OperationalError) and not error.connection_invalidated:
+        raise error
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone; the session is discarded at teardown
+        pass
+    log.warning("database unavailable: %s", type(error.orig).__name__ if error.orig else "")
+    unavailable = ServiceUnavailable()
+    unavailable.data = {"message": "The directory's database is unavailable; try again shortly.",
+                        "headers": {"Retry-After": "5"}}
+    return api.handle_http_exception(unavailable)
+
+
+def init_security(app: Flask) -> None:
+    """Install limits, headers, CORS and the database-outage answer on ``app``."""
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+    app.after_request(_headers)
+    app.register_error_handler(DBAPIError, _database_unavailable)

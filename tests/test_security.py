@@ -1,0 +1,193 @@
+"""Rate limits, security headers, CORS, token rotation, and 503 while the database is down."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from tests.conftest import assert_error_shape, bearer, make_app
+
+SEARCH = "/api/v1/providers/search"
+
+
+@pytest.fixture
+def limited(app, database):
+    """A second app on the same (migrated) database with tiny limits."""
+    return make_app(database, RATE_LIMITS=True, RATELIMIT_SEARCH="3 per minute",
+                    RATELIMIT_WRITE="2 per minute")
+
+
+def test_search_is_rate_limited_per_client(limited):
+    client = limited.test_client()
+    here = {"REMOTE_ADDR": "127.0.0.21"}
+    statuses = [client.get(SEARCH, environ_base=here).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    body = assert_error_shape(client.get(SEARCH, environ_base=here), 429)
+    assert "limit" in body["message"].lower() or body["message"]
+    other = client.get(SEARCH, environ_base={"REMOTE_ADDR": "127.0.0.22"})
+    assert other.status_code == 200
+    page = client.get("/?zip=10001", environ_base={"REMOTE_ADDR": "127.0.0.23"})
+    assert page.status_code == 200
+
+
+def test_writes_are_rate_limited_per_token(limited, make_clinic, listing):
+    _, first = make_clinic("One")
+    _, second = make_clinic("Two")
+    client = limited.test_client()
+    statuses = [client.post("/api/v1/providers", json=listing(), headers=bearer(first))
+                .status_code for _ in range(3)]
+    assert statuses == [201, 201, 429]
+    assert client.post("/api/v1/providers", json=listing(),
+                       headers=bearer(second)).status_code == 201
+
+
+def test_security_headers_everywhere(client):
+    for path in ("/", "/api/v1/providers", "/clinic/sign-in", "/api/v1/nowhere"):
+        headers = client.get(path).headers
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert client.get("/clinic/sign-in").headers["Cache-Control"] == "no-store"
+
+
+def test_cors_allows_public_reads_only(client, make_clinic, create):
+    _, token = make_clinic()
+    provider = create(token)
+    origin = {"Origin": "https://elsewhere.example"}
+    for path in (SEARCH, "/api/v1/providers", f"/api/v1/providers/{provider['id']}",
+                 "/api/v1/vocabularies", "/api/v1/openapi.json"):
+        assert client.get(path, headers=origin).headers["Access-Control-Allow-Origin"] == "*"
+    preflight = client.options("/api/v1/providers", headers={
+        **origin, "Access-Control-Request-Method": "POST"})
+    assert "POST" not in preflight.headers.get("Access-Control-Allow-Methods", "")
+    written = client.post("/api/v1/providers", json={}, headers={**origin, **bearer(token)})
+    assert "Access-Control-Allow-Origin" not in written.headers
+    private = client.get("/api/v1/clinics/me", headers={**origin, **bearer(token)})
+    assert "Access-Control-Allow-Origin" not in private.headers
+
+
+def test_token_rotation_and_revocation(client, make_clinic):
+    _, old = make_clinic()
+    created = client.post("/api/v1/clinics/me/tokens", json={"label": "ehr"},
+                          headers=bearer(old))
+    assert created.status_code == 201
+    new = created.json["token"]
+    assert new.startswith("mhd_") and created.json["prefix"] == new[:12]
+    listed = client.get("/api/v1/clinics/me/tokens", headers=bearer(new)).json
+    assert len(listed) == 2 and all("token" not in row for row in listed)
+    old_id = next(row["id"] for row in listed if row["id"] != created.json["id"])
+    revoked = client.delete(f"/api/v1/clinics/me/tokens/{old_id}", headers=bearer(new))
+    assert revoked.status_code == 200 and revoked.json["revoked_at"]
+    assert_error_shape(client.get("/api/v1/clinics/me", headers=bearer(old)), 401)
+    assert client.get("/api/v1/clinics/me", headers=bearer(new)).status_code == 200
+    _, stranger = make_clinic("Stranger")
+    assert_error_shape(client.delete(f"/api/v1/clinics/me/tokens/{created.json['id']}",
+                                     headers=bearer(stranger)), 404)
+    assert_error_shape(client.post("/api/v1/clinics/me/tokens", json={"x": 1},
+                                   headers=bearer(new)), 422)
+
+
+def test_database_outage_answers_503_and_recovers(database, monkeypatch):
+    from referral.extensions import db
+
+    app = make_app(database, TESTING=False)
+    client = app.test_client()
+    assert client.get("/api/v1/providers").status_code == 200
+    real = db.session.connection
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
+
+    monkeypatch.setattr(db.session, "connection", down)
+    monkeypatch.setattr(db.session, "scalar", lambda *a, **k: down())
+    monkeypatch.setattr(db.session, "scalars", lambda *a, **k: down())
+    body = assert_error_shape(client.get("/api/v1/providers"), 503)
+    assert "unavailable" in body["message"]
+    assert client.get("/api/v1/providers").headers["Retry-After"] == "5"
+    assert client.get("/").status_code in (200, 503)
+    monkeypatch.setattr(db.session, "connection", real)
+    monkeypatch.undo()
+    assert client.get("/api/v1/providers").status_code == 200
+
+
+class FlakyProxy:
+    """A TCP forwarder to PostgreSQL on loopback that the test can cut and restore."""
+
+    def __init__(self, target_port: int):
+        import socket
+        import threading
+
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections: list = []
+        self.up = True
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.connections += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, target):
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                try:
+                    end.close()
+                except OSError:
+                    pass
+
+    def cut(self):
+        """PostgreSQL 'stops': every connection drops and new ones are refused."""
+        self.up = False
+        with self.lock:
+            for connection in self.connections:
+                try:
+                    connection.close()
+                except OSError:
+                    pass
+            self.connections.clear()
+
+    def restore(self):
+        """PostgreSQL is back."""
+        self.up = True
+
+
+@pytest.mark.skipif("postgresql" not in (__import__("os").environ.get("TEST_DATABASE_URL")
+                                         or ""), reason="needs PostgreSQL (CI runs it there)")
+def test_postgresql_going_away_answers_503_then_recovers(app, database):
+    from sqlalchemy.engine import make_url
+
+    url, options = database
+    target = make_url(url)
+    proxy = FlakyProxy(target.port or 5432)
+    proxied = target.set(host="127.0.0.1", port=proxy.port)
+    node = make_app((proxied.render_as_string(hide_password=False), options), TESTING=False)
+    client = node.test_client()
+    assert client.get("/api/v1/providers").status_code == 200
+    proxy.cut()
+    for _ in range(3):
+        body = assert_error_shape(client.get("/api/v1/providers"), 503)
+        assert "unavailable" in body["message"]
+    proxy.restore()
+    assert client.get("/api/v1/providers").status_code == 200  # no restart needed
