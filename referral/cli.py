@@ -288,3 +288,7 @@ def _create_app():
 
 
 main = FlaskGroup(create_app=_create_app, help="Mental-health provider directory.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Several server processes on one database, and kill -9 in the middle of work.
+
+Servers are real gunicorn processes on 127.0.0.1, each with its own index
+directory, on the test database (PostgreSQL in CI's second pass).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from referral.extensions import db
+from referral.models import Provider
+from referral.search_sync import SearchState, check_index
+from tests.conftest import make_app, new_npi
+
+
+def subprocess_url(database) -> str:
+    """The test database as one URL a child process can use (schema included)."""
+    url, options = database
+    schema_options = options.get("connect_args", {}).get("options")
+    parsed = make_url(url)
+    if schema_options:
+        parsed = parsed.update_query_dict({"options": schema_options})
+    return parsed.render_as_string(hide_password=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Node:
+    """One gunicorn server process with its own index directory."""
+
+    def __init__(self, database, index_dir: str | None = None):
+        self.database = database
+        self.index_dir = index_dir or tempfile.mkdtemp(prefix="node-index-")
+        self.port = free_port()
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Node":
+        environment = {**os.environ, "DATABASE_URL": subprocess_url(self.database),
+                       "INDEX_DIR": self.index_dir, "RATE_LIMITS": "0",
+                       "REFERRAL_INSTANCE_PATH": tempfile.mkdtemp(prefix="node-instance-")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{self.port}",
+             "--log-level", "warning", "referral:create_app()"],
+            env=environment, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.get("/api/v1/vocabularies")
+                return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the node did not start")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def get(self, path: str, **params) -> dict:
+        query = ("?" + urllib.parse.urlencode(params)) if params else ""
+        with urllib.request.urlopen(self.url + path + query, timeout=30) as response:
+            return json.load(response)
+
+    def send(self, method: str, path: str, body, token: str, timeout: float = 60):
+        request = urllib.request.Request(
+            self.url + path, data=json.dumps(body).encode(), method=method,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+
+@pytest.fixture
+def nodes(app, database):
+    started: list[Node] = []
+
+    def start(index_dir=None) -> Node:
+        node = Node(database, index_dir).start()
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        node.kill()
+
+
+def found_within(node: Node, text: str, seconds: float = 2.0) -> float | None:
+    """Seconds until a search for ``text`` on ``node`` finds something (None: not in time)."""
+    started = time.monotonic()
+    while time.monotonic() - started <= seconds:
+        if node.get("/api/v1/providers/search", q=text)["total"]:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    return None
+
+
+def payload(last_name: str) -> dict:
+    return {"npi": new_npi(), "first_name": "Node", "last_name": last_name,
+            "provider_type": "counselor", "modalities": ["CBT"], "telehealth": True,
+            "in_person": True, "address_line1": "1 Main St", "state": "MA", "zip": "02115",
+            "licensed_states": ["MA"], "fee_min": 100, "fee_max": 120}
+
+
+def test_a_listing_written_on_one_node_is_found_on_the_other(nodes, make_clinic):
+    _, token = make_clinic()
+    first, second = nodes(), nodes()
+    assert first.index_dir != second.index_dir
+    status, _ = first.send("POST", "/api/v1/providers", payload("Vandermolen"), token)
+    assert status == 201
+    assert found_within(second, "Vandermolen") is not None
+    # a node stopped during writes catches up when it is back
+    index_dir = second.index_dir
+    second.kill()
+    for name in ("Quillbrook", "Ashcombe", "Tindalwood"):
+        assert first.send("POST", "/api/v1/providers", payload(name), token)[0] == 201
+    revived = nodes(index_dir)
+    for name in ("Quillbrook", "Ashcombe", "Tindalwood", "Vandermolen"):
+        assert found_within(revived, name) is not None, name
+
+
+@pytest.mark.parametrize("delay", [0.4, 1.5])
+def test_kill_9_during_a_bulk_upload_leaves_all_or_nothing(app, nodes, make_clinic, delay):
+    _, token = make_clinic()
+    node = nodes()
+    rows = [payload(f"Bulkrow{i:04d}") for i in range(3000)]
+    npis = [row["npi"] for row in rows]
+    thread = threading.Thread(target=lambda: _ignore(node.send, "POST",
+                                                     "/api/v1/providers/bulk", rows, token))
+    thread.start()
+    time.sleep(delay)
+    node.kill()
+    thread.join(timeout=30)
+    with app.app_context():
+        written = db.session.query(Provider).filter(Provider.npi.in_(npis)).count()
+        assert written in (0, len(rows))
+        state = SearchState(node.index_dir)
+        with db.engine.connect() as connection:
+            check_index(state, connection, repair=True)
+            report = check_index(state, connection, repair=False)
+        assert (report["missing"], report["extra"], report["outdated"]) == ([], [], [])
+
+
+def _ignore(function, *args):
+    try:
+        function(*args)
+    except OSError:
+        pass  # the server was killed under the request
+
+
+def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path):
+    from flask_migrate import upgrade
+
+    from seeds.load import seed_directory
+    from tests.conftest import fresh_database
+
+    with fresh_database() as own:
+        app = make_app(own, INDEX_DIR=str(tmp_path / "index"))
+        with app.app_context():
+            upgrade()
+            seed_directory(6000, seed=4)
+            state = app.extensions["referral.search"]
+            with db.engine.connect() as connection:
+                state.rebuild(connection)
+            old = state.text.current_name()
+            environment = {**os.environ, "DATABASE_URL": subprocess_url(own),
+                           "INDEX_DIR": str(tmp_path / "index"),
+                           "REFERRAL_INSTANCE_PATH": str(tmp_path)}
+            reindex = subprocess.Popen([sys.executable, "-m", "referral.cli", "reindex",
+                                        "--procs", "1"], env=environment,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(1.5)
+            assert reindex.poll() is None, reindex.stderr.read()  # still indexing
+            reindex.send_signal(signal.SIGKILL)
+            reindex.wait(timeout=10)
+            half_built = {match.group(1) for name in os.listdir(tmp_path / "index")
+                          if (match := re.match(r"^_?(MAIN\d+x\d+)", name))} - {old}
+            assert half_built  # it was killed in the middle of writing a new index
+            fresh = SearchState(str(tmp_path / "index"))
+            assert fresh.text.current_name() == old  # the half-built index never went live
+            with db.engine.connect() as connection:
+                assert len(fresh.text.search("smith")[0]) > 0
+                check_index(fresh, connection, repair=True)
+                report = check_index(fresh, connection, repair=False)
+                assert report["missing"] == report["extra"] == report["outdated"] == []
+                fresh.rebuild(connection)
+            names = {match.group(1) for name in os.listdir(tmp_path / "index")
+                     if (match := re.match(r"^_?(MAIN\d+x\d+)", name))}
+            assert names == {fresh.text.current_name()}  # the half-built index is gone
+            db.engine.dispose()
