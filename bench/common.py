@@ -16,14 +16,33 @@ DATA = os.path.join(HERE, "data")
 SEED = 1
 
 
-def data_dir(count: int) -> str:
-    """Where the benchmark database and index of ``count`` providers live."""
-    return os.path.join(DATA, f"n{count}")
+POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def bench_app(count: int):
+def data_dir(count: int, database: str = "sqlite") -> str:
+    """Where the benchmark database (SQLite) and index of ``count`` providers live."""
+    return os.path.join(DATA, f"n{count}" if database == "sqlite" else f"pg-n{count}")
+
+
+def database_url(count: int, database: str = "sqlite") -> str:
+    """The benchmark database: a SQLite file, or a schema of its own on PostgreSQL."""
+    if database == "sqlite":
+        return "sqlite:///" + os.path.join(data_dir(count), "referral.sqlite3")
+    from sqlalchemy import create_engine, text
+
+    from config import normalize_database_url
+
+    url = normalize_database_url(POSTGRES)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS bench{count}"))
+    engine.dispose()
+    return url + f"?options=-csearch_path%3Dbench{count}"
+
+
+def bench_app(count: int, database: str = "sqlite"):
     """An app on the benchmark database of ``count`` providers (created and seeded if needed)."""
-    directory = data_dir(count)
+    directory = data_dir(count, database)
     os.makedirs(directory, exist_ok=True)
     os.environ["REFERRAL_INSTANCE_PATH"] = directory
     from flask_migrate import upgrade
@@ -35,7 +54,7 @@ def bench_app(count: int):
     from seeds.load import seed_directory
 
     app = create_app({
-        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(directory, "referral.sqlite3"),
+        "SQLALCHEMY_DATABASE_URI": database_url(count, database),
         "INDEX_DIR": os.path.join(directory, "index"),
         "SEARCH_SYNC_ON_COMMIT": False,
         "RATE_LIMITS": False,

@@ -3,6 +3,11 @@
 Run from the project root (needs ``wrk``: ``apt-get install wrk``, and the bench extra)::
 
     .venv/bin/python -m bench.http_bench --count 100000 --workers 2 --duration 30
+    .venv/bin/python -m bench.http_bench --count 100000 --database postgres \
+        --writes-per-second 5
+
+With ``--writes-per-second`` a clinic updates its listings through the same server
+while the searches run (PATCH of the wait time), and those writes are counted too.
 
 The load cycles through the structured + distance searches of ``bench.common``
 (a different ZIP, modality, fee and insurance each time). The server and the
@@ -24,7 +29,10 @@ import time
 import urllib.parse
 import urllib.request
 
-from bench.common import bench_app, data_dir, structured_queries
+import random
+import threading
+
+from bench.common import bench_app, data_dir, database_url, structured_queries
 
 HOST, PORT = "127.0.0.1", 8765
 
@@ -71,27 +79,68 @@ def _parse_wrk(output: str) -> dict:
     return result
 
 
+def _writer_credentials(app) -> tuple[str, list[int]]:
+    """A token of the first demo clinic and the ids of its listings."""
+    from sqlalchemy import select
+
+    from referral.auth import issue_token
+    from referral.extensions import db
+    from referral.models import Clinic, Provider
+
+    with app.app_context():
+        clinic = db.session.scalars(select(Clinic).order_by(Clinic.id)).first()
+        _, token = issue_token(clinic, label="benchmark writer")
+        db.session.commit()
+        ids = list(db.session.scalars(select(Provider.id).where(Provider.clinic_id == clinic.id)))
+    return token, ids
+
+
+def _write_load(token, ids, per_second, stop, writes) -> None:
+    """Clinic updates at a steady rate through the server, until ``stop``."""
+    rng = random.Random(3)
+    while not stop.is_set():
+        started = time.monotonic()
+        request = urllib.request.Request(
+            f"http://{HOST}:{PORT}/api/v1/providers/{rng.choice(ids)}",
+            data=json.dumps({"wait_days": rng.randint(0, 60)}).encode(), method="PATCH",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                ok = response.status == 200
+        except OSError:
+            ok = False
+        writes["done"] += 1
+        writes["errors"] += not ok
+        writes["seconds"].append(time.monotonic() - started)
+        stop.wait(max(0.0, 1.0 / per_second - (time.monotonic() - started)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="HTTP search throughput")
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--writes-per-second", type=float, default=0.0)
     parser.add_argument("--no-listing-cache", action="store_true",
                         help="render every result from the database (SEARCH_LISTING_CACHE=0)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
 
-    app = bench_app(args.count)
+    app = bench_app(args.count, args.database)
     state = app.extensions["referral.search"]
-    if state.text.current_name() is None:
-        from referral.extensions import db
-        with app.app_context(), db.engine.connect() as connection:
+    from referral.extensions import db
+    with app.app_context(), db.engine.connect() as connection:
+        if state.text.current_name() is None:
             state.rebuild(connection)
-    directory = data_dir(args.count)
+        else:
+            state.sync_text(connection, allow_rebuild=True)
+    token, listing_ids = _writer_credentials(app)
+    directory = data_dir(args.count, args.database)
     environment = {**os.environ, "REFERRAL_INSTANCE_PATH": directory,
-                   "DATABASE_URL": "sqlite:///" + os.path.join(directory, "referral.sqlite3"),
+                   "DATABASE_URL": database_url(args.count, args.database),
                    "INDEX_DIR": os.path.join(directory, "index"),
                    "SEARCH_LISTING_CACHE": "0" if args.no_listing_cache else "1",
                    "RATE_LIMITS": "0"}  # one client address would hit the per-client limit
@@ -108,13 +157,25 @@ def main() -> None:
             script.write(_lua(paths))
         command = ["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
                    "--latency", "-s", script.name, f"http://{HOST}:{PORT}"]
+        writes: dict = {"done": 0, "errors": 0, "seconds": []}
+        stop = threading.Event()
+        writer = threading.Thread(target=_write_load, daemon=True, args=(
+            token, listing_ids, args.writes_per_second, stop, writes))
+        if args.writes_per_second:
+            writer.start()
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        stop.set()
+        if args.writes_per_second:
+            writer.join(timeout=30)
         os.unlink(script.name)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    report = {"count": args.count, "workers": args.workers, "connections": args.connections,
-              "listing_cache": not args.no_listing_cache,
+    seconds = sorted(writes["seconds"]) or [0.0]
+    report = {"count": args.count, "database": args.database, "workers": args.workers,
+              "connections": args.connections, "listing_cache": not args.no_listing_cache,
+              "writes": writes["done"], "write_errors": writes["errors"],
+              "write_p50_ms": round(seconds[len(seconds) // 2] * 1000, 1),
               "duration_s": args.duration, **_parse_wrk(output)}
     print(output)
     print(json.dumps(report, indent=1))

@@ -4,7 +4,10 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy import MetaData
+import sqlite3
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
 
 from .errors import ReferralApi
 
@@ -28,3 +31,14 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = ReferralApi()
 csrf = CSRFProtect()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_for_concurrency(dbapi_connection, connection_record):
+    """SQLite in WAL mode: searches keep reading while a clinic's update commits."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()

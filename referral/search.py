@@ -230,9 +230,10 @@ def search_providers(state: SearchState, session, params: dict,
     connection = session.connection()
     with state.lock:
         table = state.refresh_table(connection)
-        text_ready = state.text_current(connection, table.position)
+        text_ready = None  # structured-only searches never wait on the text index
         is_known_word = (lambda word: False)
         if q:
+            text_ready = state.text_current(connection, table.position)
             searcher = state.text.searcher()
             is_known_word = (lambda word: bool(searcher.doc_frequency("name", word)
                                                or searcher.doc_frequency("clinic", word)))
