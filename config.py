@@ -88,4 +88,5 @@ def load_config(instance_path: str) -> dict:
         "RATELIMIT_SEARCH": os.environ.get("RATELIMIT_SEARCH", "120 per minute"),
         "RATELIMIT_WRITE": os.environ.get("RATELIMIT_WRITE", "60 per minute"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "referral"),
     }

@@ -48,7 +48,8 @@ def free_port() -> int:
 class Node:
     """One gunicorn server process with its own index directory."""
 
-    def __init__(self, database, index_dir: str | None = None):
+    def __init__(self, database, index_dir: str | None = None, **environment):
+        self.environment = environment
         self.database = database
         self.index_dir = index_dir or tempfile.mkdtemp(prefix="node-index-")
         self.port = free_port()
@@ -61,7 +62,8 @@ class Node:
     def start(self) -> "Node":
         environment = {**os.environ, "DATABASE_URL": subprocess_url(self.database),
                        "INDEX_DIR": self.index_dir, "RATE_LIMITS": "0",
-                       "REFERRAL_INSTANCE_PATH": tempfile.mkdtemp(prefix="node-instance-")}
+                       "REFERRAL_INSTANCE_PATH": tempfile.mkdtemp(prefix="node-instance-"),
+                       **self.environment}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{self.port}",
              "--log-level", "warning", "referral:create_app()"],
@@ -100,8 +102,8 @@ class Node:
 def nodes(app, database):
     started: list[Node] = []
 
-    def start(index_dir=None) -> Node:
-        node = Node(database, index_dir).start()
+    def start(index_dir=None, **environment) -> Node:
+        node = Node(database, index_dir, **environment).start()
         started.append(node)
         return node
 
@@ -213,3 +215,21 @@ def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path):
                      if (match := re.match(r"^_?(MAIN\d+x\d+)", name))}
             assert names == {fresh.text.current_name()}  # the half-built index is gone
             db.engine.dispose()
+
+
+def test_rate_limits_are_shared_between_nodes_through_redis(nodes):
+    import uuid
+
+    limits = {"RATE_LIMITS": "1", "RATELIMIT_SEARCH": "3 per minute",
+              "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+              "RATELIMIT_KEY_PREFIX": f"referral-test-{uuid.uuid4().hex}"}
+    first, second = nodes(**limits), nodes(**limits)
+    statuses = []
+    for node in (first, second, first, second):
+        try:
+            node.get("/api/v1/providers/search")
+            statuses.append(200)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+            assert json.load(error)["code"] == 429
+    assert statuses == [200, 200, 200, 429]

@@ -191,3 +191,4 @@ def test_postgresql_going_away_answers_503_then_recovers(app, database):
         assert "unavailable" in body["message"]
     proxy.restore()
     assert client.get("/api/v1/providers").status_code == 200  # no restart needed
+
