@@ -240,6 +240,14 @@ class ListingSchema(Schema):
         return data
 
 
+def load_listing_row(raw: dict) -> dict:
+    """Validate one uploaded row (JSON object or CSV line) as a complete listing."""
+    extra = raw.pop("_extra_cells", None)
+    if extra and any(cell.strip() for cell in extra):
+        raise ValidationError({"_row": ["The row has more cells than the header has columns."]})
+    return ListingSchema().load(raw)
+
+
 class ListingPatchSchema(ListingSchema):
     """A partial update: any listing field but the NPI; ``active`` can reactivate."""
 

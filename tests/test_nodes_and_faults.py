@@ -185,7 +185,7 @@ def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path):
         app = make_app(own, INDEX_DIR=str(tmp_path / "index"))
         with app.app_context():
             upgrade()
-            seed_directory(6000, seed=4)
+            seed_directory(12000, seed=4)
             state = app.extensions["referral.search"]
             with db.engine.connect() as connection:
                 state.rebuild(connection)
@@ -196,13 +196,16 @@ def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path):
             reindex = subprocess.Popen([sys.executable, "-m", "referral.cli", "reindex",
                                         "--procs", "1"], env=environment,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(1.5)
-            assert reindex.poll() is None, reindex.stderr.read()  # still indexing
-            reindex.send_signal(signal.SIGKILL)
+            half_built: set = set()
+            deadline = time.monotonic() + 60
+            while not half_built and time.monotonic() < deadline:  # wait for the new index
+                assert reindex.poll() is None, reindex.stderr.read()
+                half_built = {match.group(1) for name in os.listdir(tmp_path / "index")
+                              if (match := re.match(r"^_?(MAIN\d+x\d+)", name))} - {old}
+                time.sleep(0.01)
+            reindex.send_signal(signal.SIGKILL)  # in the middle of writing the new index
             reindex.wait(timeout=10)
-            half_built = {match.group(1) for name in os.listdir(tmp_path / "index")
-                          if (match := re.match(r"^_?(MAIN\d+x\d+)", name))} - {old}
-            assert half_built  # it was killed in the middle of writing a new index
+            assert half_built
             fresh = SearchState(str(tmp_path / "index"))
             assert fresh.text.current_name() == old  # the half-built index never went live
             with db.engine.connect() as connection:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 from flask.views import MethodView
-from marshmallow import ValidationError
 
 from .. import listings
 from ..extensions import db
@@ -18,7 +17,7 @@ from ..listing_csv import rows_from_csv
 from ..schemas import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema, ListingPatchSchema,
                        ListingSchema, ProviderListQuerySchema, ProviderPageSchema, ProviderSchema,
                        FinderAnswerSchema, PrescriberFinderQuerySchema, SearchAnswerSchema,
-                       SearchQuerySchema)
+                       SearchQuerySchema, load_listing_row)
 
 blp = Blueprint("providers", __name__, url_prefix="/providers",
                 description="Therapist and prescriber listings.")
@@ -179,11 +178,6 @@ def _raw_rows() -> list:
                   {"content_type": [f"Unsupported: {mimetype or 'none'}."]})
 
 
-def _load_row(raw: dict) -> dict:
-    extra = raw.pop("_extra_cells", None)
-    if extra and any(cell.strip() for cell in extra):
-        raise ValidationError({"_row": ["The row has more cells than the header has columns."]})
-    return ListingSchema().load(raw)
 
 
 @blp.route("/bulk", methods=["POST"])
@@ -203,5 +197,6 @@ def bulk(options):
     if len(rows) > limit:
         raise Invalid(f"At most {limit} listings per upload; this one has {len(rows)}.",
                       {"rows": []})
-    return listings.bulk_upsert(g.clinic, rows, load_row=_load_row, dry_run=options["dry_run"],
-                                verify=options["verify"], geocoder=geocoder())
+    return listings.bulk_upsert(g.clinic, rows, load_row=load_listing_row,
+                                dry_run=options["dry_run"], verify=options["verify"],
+                                geocoder=geocoder())

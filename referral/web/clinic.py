@@ -19,7 +19,7 @@ from ..errors import Invalid
 from ..extensions import db
 from ..listing_csv import LIST_FIELDS, rows_from_csv
 from ..models import ApiToken
-from ..schemas import ListingPatchSchema, ListingSchema, ProviderSchema
+from ..schemas import ListingPatchSchema, ProviderSchema, load_listing_row
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
 
@@ -106,7 +106,7 @@ def upload():
             rows = rows_from_csv(file.read())
             if not rows:
                 raise Invalid("The file has no listings.")
-            result = listings.bulk_upsert(g.clinic, rows, load_row=_load_row,
+            result = listings.bulk_upsert(g.clinic, rows, load_row=load_listing_row,
                                           verify=bool(request.form.get("verify")))
         except Invalid as error:
             message = error.message
@@ -119,11 +119,6 @@ def upload():
                            message=message, list_fields=LIST_FIELDS), status
 
 
-def _load_row(raw: dict) -> dict:
-    extra = raw.pop("_extra_cells", None)
-    if extra and any(cell.strip() for cell in extra):
-        raise ValidationError({"_row": ["The row has more cells than the header has columns."]})
-    return ListingSchema().load(raw)
 
 
 @bp.route("/providers/<int(min=1, max=2147483647):provider_id>/edit",
