@@ -343,13 +343,18 @@ class ProviderListQuerySchema(PageQuerySchema):
     in_person = fields.Boolean()
 
 
-class ProviderPageSchema(Schema):
-    """One page of listings."""
+class PageInfoSchema(Schema):
+    """Where a page stands in all results (each page schema adds its ``items``)."""
 
-    items = fields.List(fields.Nested(ProviderSchema))
     total = fields.Integer()
     page = fields.Integer()
     per_page = fields.Integer()
+
+
+class ProviderPageSchema(PageInfoSchema):
+    """One page of listings."""
+
+    items = fields.List(fields.Nested(ProviderSchema))
 
 
 class BulkQuerySchema(Schema):
@@ -516,14 +521,11 @@ class SearchItemSchema(ProviderSchema):
     stale = fields.Boolean()
 
 
-class SearchAnswerSchema(Schema):
+class SearchAnswerSchema(PageInfoSchema):
     """A page of search results with facets; the crisis block comes first when present."""
 
     crisis = fields.Nested(CrisisSchema)
     items = fields.List(fields.Nested(SearchItemSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
     facets = fields.Dict()
     did_you_mean = fields.String(allow_none=True)
     interpreted = fields.Dict()
@@ -644,14 +646,11 @@ class FinderItemSchema(MatchedProviderSchema):
     score = fields.Float()
 
 
-class FinderAnswerSchema(Schema):
+class FinderAnswerSchema(PageInfoSchema):
     """Prescribers for a referral, best first."""
 
     therapist_id = fields.Integer()
     items = fields.List(fields.Nested(FinderItemSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
     interpreted = fields.Dict()
 
 
@@ -733,10 +732,7 @@ class ReferralListQuerySchema(PageQuerySchema):
     box = fields.String(required=True, validate=validate.OneOf(("sent", "received")))
 
 
-class ReferralPageSchema(Schema):
+class ReferralPageSchema(PageInfoSchema):
     """One page of referrals."""
 
     items = fields.List(fields.Nested(ReferralSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
