@@ -142,3 +142,13 @@ def test_clinic_journey_without_a_browser(app, client, make_clinic, create, list
     _, other = make_clinic("Other")
     other_listing = create(other, last_name="Theirs")
     assert client.get(f"/clinic/providers/{other_listing['id']}/edit").status_code == 404
+
+
+def test_pages_need_nothing_the_content_security_policy_forbids(directory):
+    app, _ = directory
+    client = app.test_client()
+    for path in ("/", "/?zip=10001", "/match?zip=10001&concern=ocd", "/clinic/sign-in"):
+        response = client.get(path)
+        page = text(response)
+        assert 'style="' not in page and "<script" not in page and "http://" not in page
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
