@@ -211,3 +211,25 @@ def test_registry_json_follows_the_same_rules(app, runner, tmp_path):
     assert "prescribers unchanged: 1" in again.output
     path.write_text("{not json")
     assert runner.invoke(args=["import-npi-json", str(path)]).exit_code != 0
+
+
+def test_an_interrupted_import_continues_correctly_on_rerun(app, runner, tmp_path):
+    """Batches commit on their own: stopping part-way (here: after 3,000 of 5,000 rows)
+    leaves whole batches, and running the file again finishes the job without duplicates."""
+    from seeds.nppes_file import write_generated_file
+
+    path = tmp_path / "npidata_pfile_generated.csv"
+    write_generated_file(str(path), 5000, seed=12)
+    partial = runner.invoke(args=["import-nppes", str(path), "--limit", "3000"])
+    assert partial.exit_code == 0, partial.output
+    with app.app_context():
+        after_partial = db.session.query(Provider).count()
+    full = runner.invoke(args=["import-nppes", str(path)])
+    assert full.exit_code == 0
+    with app.app_context():
+        total = db.session.query(Provider).count()
+        npis = [p.npi for p in db.session.query(Provider)]
+    assert len(npis) == len(set(npis)) and total > after_partial > 0
+    assert "unchanged" in full.output and "created" in full.output
+    again = runner.invoke(args=["import-nppes", str(path)])
+    assert "created" not in again.output and "updated" not in again.output
