@@ -54,11 +54,11 @@ def main() -> None:
     from referral.extensions import db
     from referral.matching import match_pairs, prescribers_for_therapist
     from referral.schemas import (MatchQuerySchema, PrescriberFinderQuerySchema,
-                                  ProviderSchema)
+                                  listing_dump)
     from referral.models import Provider
 
     state = app.extensions["referral.search"]
-    dump = ProviderSchema(exclude=("stale",)).dump
+    dump = listing_dump
     needs = [MatchQuerySchema().load(n) for n in patient_needs(args.queries)]
     now = dt.datetime.now(dt.timezone.utc)
     report = {"count": args.count, "queries": args.queries}

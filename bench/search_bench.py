@@ -49,7 +49,7 @@ def measure(function, items) -> dict:
 
 def project(app, queries, names, reindex: bool, procs: int) -> dict:
     from referral.extensions import db
-    from referral.schemas import ProviderSchema, SearchQuerySchema
+    from referral.schemas import SearchQuerySchema, listing_dump
     from referral.search import build_criteria, search_providers, understand_query
     from search_index.searcher import search
 
@@ -72,7 +72,7 @@ def project(app, queries, names, reindex: bool, procs: int) -> dict:
         loaded = [schema.load(q) for q in queries]
         now = dt.datetime.now(dt.timezone.utc)
 
-        dump = ProviderSchema(exclude=("stale",)).dump
+        dump = listing_dump
 
         def full(params):
             search_providers(state, db.session, params, dump, now=now)

@@ -70,12 +70,9 @@ class ReferralApi(Api):
         message = data.get("message") or _message_for(error)
         errors = data.get("errors") or data.get("messages") or {}
         headers = dict(data.get("headers") or {})
-        if not request.path.startswith("/api/"):
-            return render_template("error.html", code=error.code, name=error.name,
-                                   message=message), error.code, headers
-        if error.code == 401:
+        if error.code == 401 and request.path.startswith("/api/"):
             headers.setdefault("WWW-Authenticate", 'Bearer realm="clinic"')
-        return error_payload(error.code, message, errors), error.code, headers
+        return error_answer(error.code, message, errors), error.code, headers
 
 
 def _message_for(error: HTTPException) -> str:
@@ -86,14 +83,19 @@ def _message_for(error: HTTPException) -> str:
     return (error.description or error.name).strip()
 
 
+def error_answer(status: int, message: str, errors: dict | None = None):
+    """The error shape for the API; an HTML error page anywhere else."""
+    if not request.path.startswith("/api/"):
+        return render_template("error.html", code=status,
+                               name=HTTP_STATUS_CODES.get(status, ""), message=message)
+    return error_payload(status, message, errors)
+
+
 def handle_domain_error(error: DomainError):
     """Answer a domain error in the error shape, with nothing of the transaction kept."""
     from .extensions import db
     db.session.rollback()
-    if not request.path.startswith("/api/"):
-        return render_template("error.html", code=error.status, name="",
-                               message=error.message), error.status
-    return error_payload(error.status, error.message, error.errors), error.status
+    return error_answer(error.status, error.message, error.errors), error.status
 
 
 def register_error_handlers(app) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from marshmallow import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -346,8 +347,6 @@ def bulk_upsert(clinic: Clinic, rows: list[dict], *, load_row, dry_run: bool = F
     written; if any row fails, ``Invalid`` lists every row's errors (rows numbered
     from 1) and nothing is written.
     """
-    from marshmallow import ValidationError
-
     errors: list[dict] = []
     loaded: list[tuple[int, dict]] = []
     first_row_of_npi: dict[str, int] = {}

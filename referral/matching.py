@@ -20,10 +20,9 @@ from search_index.distance import lambert_miles
 from search_index.searcher import Criteria, relevance, search
 
 from .errors import NotFound
-from .geo import distance_miles
 from .models import Provider, utcnow
 from .referrals import Responsiveness, completed_together, responsiveness
-from .search import Understood, build_criteria
+from .search import Understood, build_criteria, placement, rendered_listings
 from .search_sync import SearchState
 from .vocab import CONCERN_LABELS, CONCERN_MODALITIES, PAYERS
 
@@ -42,30 +41,8 @@ def _side_criteria(base: Criteria, role: str, **changes) -> Criteria:
 
 
 def _listings(state: SearchState, session, table, rows, dump_listing) -> dict[int, dict]:
-    from sqlalchemy import select
-    from sqlalchemy.orm import selectinload
-
-    ids = table.columns["id"][rows].tolist()
-    versions = table.columns["version"][rows].tolist()
-
-    def load(missing):
-        providers = session.scalars(select(Provider).options(selectinload(Provider.clinic))
-                                    .where(Provider.id.in_(missing)))
-        return {provider.id: dump_listing(provider) for provider in providers}
-
-    return state.cached_listings(ids, versions, load)
-
-
-def _reach(listing: dict, criteria: Criteria, distance: float | None) -> list[str]:
-    reach = []
-    if listing["in_person"] and criteria.in_person and (
-            (distance is not None and distance <= criteria.radius_miles)
-            or (criteria.point is None and listing["state"] == criteria.state)):
-        reach.append("in_person")
-    if criteria.state and criteria.telehealth and listing["telehealth"] \
-            and criteria.state in listing["licensed_states"]:
-        reach.append("telehealth")
-    return reach
+    return rendered_listings(state, session, table.columns["id"][rows].tolist(),
+                             table.columns["version"][rows].tolist(), dump_listing)
 
 
 def _how_seen(role: str, reach: list[str], distance: float | None, state: str | None) -> str:
@@ -179,11 +156,9 @@ def _figures(figures: dict, prescriber_id: int) -> dict:
 
 
 def _side_item(listing: dict, criteria: Criteria, stale: bool) -> dict:
-    distance = None
-    if criteria.point is not None and listing["latitude"] is not None:
-        distance = distance_miles(criteria.point, (listing["latitude"], listing["longitude"]))
+    distance, reach = placement(listing, criteria)
     return {**listing, "distance_miles": round(distance, 2) if distance is not None else None,
-            "reach": _reach(listing, criteria, distance), "stale": stale}
+            "reach": reach, "stale": stale}
 
 
 def _diverse_top(score: np.ndarray, limit: int) -> list[tuple[int, int]]:

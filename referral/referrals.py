@@ -221,11 +221,11 @@ def responsiveness(prescriber_ids: list[int]) -> dict[int, Responsiveness]:
     hours: dict[int, list[float]] = defaultdict(list)
     rows = db.session.execute(
         select(Referral.prescriber_id, Referral.status, Referral.created_at,
-               Referral.responded_at, Referral.reason)
+               Referral.responded_at)
         .where(Referral.prescriber_id.in_(prescriber_ids),
                or_(Referral.responded_at.is_not(None), Referral.status == "expired")))
     accepted_after = {"accepted", "scheduled", "completed"}
-    for prescriber_id, status, created, responded, _ in rows:
+    for prescriber_id, status, created, responded in rows:
         entry = figures.setdefault(prescriber_id, Responsiveness())
         if status == "expired":
             entry.expired += 1

@@ -319,6 +319,10 @@ class ProviderSchema(Schema):
                                  current_app.config["STALE_AFTER_DAYS"])
 
 
+#: A listing as search, matching and the pages render it (staleness is added per answer).
+listing_dump = ProviderSchema(exclude=("stale",)).dump
+
+
 class PageQuerySchema(Schema):
     """Page number and size of a paginated list."""
 

@@ -214,6 +214,42 @@ def reasons_for(listing: dict, criteria: Criteria, distance: float | None, match
     return reasons
 
 
+def freshness(config) -> dict:
+    """The freshness settings every search-like answer needs, from the app config."""
+    return {"stale_after_days": config["STALE_AFTER_DAYS"],
+            "hidden_after_days": config["HIDDEN_AFTER_DAYS"]}
+
+
+def rendered_listings(state: SearchState, session, ids: list[int], versions: list[float],
+                      dump_listing: Callable[[Provider], dict]) -> dict[int, dict]:
+    """``{id: listing as dump_listing renders it}``, from the per-process cache while the
+    version is current, else from the database."""
+    def load(missing: list[int]) -> dict[int, dict]:
+        providers = session.scalars(select(Provider).options(selectinload(Provider.clinic))
+                                    .where(Provider.id.in_(missing)))
+        return {provider.id: dump_listing(provider) for provider in providers}
+
+    return state.cached_listings(ids, versions, load)
+
+
+def placement(listing: dict, criteria: Criteria) -> tuple[float | None, list[str]]:
+    """Geodesic distance (geopy) from the patient, and how the provider can see them:
+    ``in_person`` (within the radius, or in the patient's state when no location is
+    given) and/or ``telehealth`` (licensed in the patient's state)."""
+    distance = None
+    if criteria.point is not None and listing["latitude"] is not None:
+        distance = distance_miles(criteria.point, (listing["latitude"], listing["longitude"]))
+    reach = []
+    if listing["in_person"] and criteria.in_person and (
+            (distance is not None and distance <= criteria.radius_miles)
+            or (criteria.point is None and listing["state"] == criteria.state)):
+        reach.append("in_person")
+    if criteria.state and criteria.telehealth and listing["telehealth"] \
+            and criteria.state in listing["licensed_states"]:
+        reach.append("telehealth")
+    return distance, reach
+
+
 def search_providers(state: SearchState, session, params: dict,
                      dump_listing: Callable[[Provider], dict], *, now: dt.datetime | None = None,
                      stale_after_days: int = 90, hidden_after_days: int = 365) -> dict:
@@ -249,13 +285,7 @@ def search_providers(state: SearchState, session, params: dict,
         if q and hits.total == 0 and not signals_crisis(q):
             did_you_mean = _suggestion(state, understood, q)
     ids = hits.ids.tolist()
-
-    def load(missing: list[int]) -> dict[int, dict]:
-        providers = session.scalars(select(Provider).options(selectinload(Provider.clinic))
-                                    .where(Provider.id.in_(missing)))
-        return {provider.id: dump_listing(provider) for provider in providers}
-
-    listings = state.cached_listings(ids, versions, load)
+    listings = rendered_listings(state, session, ids, versions, dump_listing)
     wanted = set(criteria.modalities) | set(criteria.suited_modalities)
     items = []
     for provider_id, stale, text_score in zip(ids, hits.stale.tolist(),
@@ -263,15 +293,9 @@ def search_providers(state: SearchState, session, params: dict,
         listing = listings.get(provider_id)
         if listing is None:
             continue  # deleted between the index read and now
-        distance = None
-        if criteria.point is not None and listing["latitude"] is not None:
-            distance = distance_miles(criteria.point, (listing["latitude"], listing["longitude"]))
-        in_radius = (distance is not None and listing["in_person"] and criteria.in_person
-                     and distance <= criteria.radius_miles)
+        distance, reach = placement(listing, criteria)
+        in_radius = "in_person" in reach and distance is not None
         matched = [m for m in listing["modalities"] if m in wanted]
-        reach = (["in_person"] if in_radius else []) + (
-            ["telehealth"] if criteria.state and listing["telehealth"]
-            and criteria.state in listing["licensed_states"] else [])
         items.append({
             **listing,
             "distance_miles": round(distance, 2) if distance is not None else None,

@@ -265,14 +265,12 @@ class SearchState:
             if position == latest and self.text.current_name():
                 self._text_seen = position
                 return True
-            if position > latest:  # the change log went back (database restored?)
-                ids = [None] * (REBUILD_THRESHOLD + 1)
-            else:
-                ids = changed_since(connection, position, latest)
-            if len(ids) > REBUILD_THRESHOLD or position > latest:
+            went_back = position > latest  # the change log went back (database restored?)
+            ids = [] if went_back else changed_since(connection, position, latest)
+            if went_back or len(ids) > REBUILD_THRESHOLD:
                 if not allow_rebuild:
-                    log.warning("search index is %d listings behind; run 'referral reindex'",
-                                len(ids))
+                    log.warning("search index needs a rebuild (%d listings behind); run "
+                                "'referral reindex'", len(ids))
                     return False
                 self.rebuild(connection)
                 continue

@@ -6,15 +6,13 @@ from flask import current_app
 
 from ..extensions import db
 from ..matching import match_pairs
-from ..schemas import MatchAnswerSchema, MatchQuerySchema, ProviderSchema
+from ..schemas import MatchAnswerSchema, MatchQuerySchema, listing_dump
+from ..search import freshness
 from ..security import limit_searches
 from . import Blueprint
 
 blp = Blueprint("match", __name__, description="Matched therapist + prescriber pairs.")
 blp.url_prefix = "/match"
-
-listing_schema = ProviderSchema(exclude=("stale",))
-
 
 @blp.route("", methods=["GET"])
 @limit_searches
@@ -23,8 +21,6 @@ listing_schema = ProviderSchema(exclude=("stale",))
 def match(params):
     """Pairs of a therapist and a prescriber who both accept coordinated care and can
     both see the patient, ranked, each with the reasons in plain words."""
-    config = current_app.config
     answer = match_pairs(current_app.extensions["referral.search"], db.session, params,
-                         listing_schema.dump, stale_after_days=config["STALE_AFTER_DAYS"],
-                         hidden_after_days=config["HIDDEN_AFTER_DAYS"])
+                         listing_dump, **freshness(current_app.config))
     return current_app.json.response(answer)

@@ -8,7 +8,7 @@ from flask.views import MethodView
 from .. import listings
 from ..extensions import db
 from ..matching import prescribers_for_therapist
-from ..search import search_providers
+from ..search import freshness, search_providers
 from ..security import limit_searches, limit_writes
 from . import Blueprint
 from ..auth import clinic_required
@@ -17,7 +17,7 @@ from ..listing_csv import rows_from_csv
 from ..schemas import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema, ListingPatchSchema,
                        ListingSchema, ProviderListQuerySchema, ProviderPageSchema, ProviderSchema,
                        FinderAnswerSchema, PrescriberFinderQuerySchema, SearchAnswerSchema,
-                       SearchQuerySchema, load_listing_row)
+                       SearchQuerySchema, listing_dump, load_listing_row)
 
 blp = Blueprint("providers", __name__, url_prefix="/providers",
                 description="Therapist and prescriber listings.")
@@ -66,16 +66,11 @@ def search(params):
     those not verified in a year are hidden unless ``include_stale=true``. Text that
     signals a crisis brings the 988 notice first.
     """
-    config = current_app.config
     answer = search_providers(current_app.extensions["referral.search"], db.session, params,
-                              _listing_schema.dump, stale_after_days=config["STALE_AFTER_DAYS"],
-                              hidden_after_days=config["HIDDEN_AFTER_DAYS"])
+                              listing_dump, **freshness(current_app.config))
     # Items are listings already dumped by ProviderSchema (and cached) plus plain extras,
     # so the answer goes out as it is rather than through the schema a second time.
     return current_app.json.response(answer)
-
-
-_listing_schema = ProviderSchema(exclude=("stale",))
 
 
 @blp.route("/<int(min=1, max=2147483647):provider_id>/prescribers", methods=["GET"])
@@ -86,11 +81,9 @@ _listing_schema = ProviderSchema(exclude=("stale",))
 def prescribers(params, provider_id):
     """Prescribers a therapist can refer this patient to: they accept coordinated care and
     new patients and can see the patient; ranked with their responsiveness."""
-    config = current_app.config
     answer = prescribers_for_therapist(
         current_app.extensions["referral.search"], db.session, provider_id, params,
-        _listing_schema.dump, stale_after_days=config["STALE_AFTER_DAYS"],
-        hidden_after_days=config["HIDDEN_AFTER_DAYS"])
+        listing_dump, **freshness(current_app.config))
     return current_app.json.response(answer)
 
 

@@ -8,23 +8,16 @@ from ..crisis import signals_crisis
 from ..extensions import db
 from ..listings import public_provider
 from ..matching import match_pairs, prescribers_for_therapist
-from ..schemas import (MatchQuerySchema, PrescriberFinderQuerySchema, ProviderSchema,
-                       SearchQuerySchema)
-from ..search import search_providers
+from ..schemas import (MatchQuerySchema, PrescriberFinderQuerySchema, SearchQuerySchema,
+                       listing_dump)
+from ..search import freshness, search_providers
 from ..security import limit_searches
 from . import load_form
 
 bp = Blueprint("web", __name__)
 
-_listing = ProviderSchema(exclude=("stale",))
 _search_schema = SearchQuerySchema()
 _match_schema = MatchQuerySchema()
-
-
-def _settings() -> dict:
-    config = current_app.config
-    return {"stale_after_days": config["STALE_AFTER_DAYS"],
-            "hidden_after_days": config["HIDDEN_AFTER_DAYS"]}
 
 
 @bp.get("/")
@@ -35,7 +28,7 @@ def search():
     answer = None
     if params is not None and raw:
         answer = search_providers(current_app.extensions["referral.search"], db.session,
-                                  params, _listing.dump, **_settings())
+                                  params, listing_dump, **freshness(current_app.config))
     crisis = signals_crisis(raw.get("q")) if raw else False
     status = 422 if errors else 200
     return render_template("search.html", raw=raw, errors=errors, answer=answer,
@@ -45,14 +38,14 @@ def search():
 @bp.get("/providers/<int(min=1, max=2147483647):provider_id>")
 def provider(provider_id):
     """One listing in full; a therapist's page shows prescribers who coordinate with them."""
-    listing = _listing.dump(public_provider(provider_id))
+    listing = listing_dump(public_provider(provider_id))
     prescribers = None
     if listing["role"] == "therapist" and (listing["zip"] or listing["state"]):
         near = {"zip": listing["zip"]} if listing["zip"] else {"patient_state": listing["state"]}
         params = PrescriberFinderQuerySchema().load({**near, "per_page": 5})
         prescribers = prescribers_for_therapist(
             current_app.extensions["referral.search"], db.session, provider_id, params,
-            _listing.dump, **_settings())["items"]
+            listing_dump, **freshness(current_app.config))["items"]
     return render_template("provider.html", p=listing, prescribers=prescribers)
 
 
@@ -64,6 +57,6 @@ def match():
     answer = None
     if params is not None and raw:
         answer = match_pairs(current_app.extensions["referral.search"], db.session, params,
-                             _listing.dump, **_settings())
+                             listing_dump, **freshness(current_app.config))
     return render_template("match.html", raw=raw, errors=errors, answer=answer,
                            params=params or {}), 422 if errors else 200
