@@ -130,7 +130,8 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
 
     app = bench_app(args.count, args.database)
-    state = app.extensions["referral.search"]
+    from referral.services import search_service
+    state = search_service(app).state
     from referral.extensions import db
     with app.app_context(), db.engine.connect() as connection:
         if state.text.current_name() is None:

@@ -53,11 +53,13 @@ def main() -> None:
     app = bench_app(args.count)
     from referral.extensions import db
     from referral.matching import match_pairs, prescribers_for_therapist
-    from referral.schemas import (MatchQuerySchema, PrescriberFinderQuerySchema,
-                                  listing_dump)
+    from referral.schemas.listings import listing_dump
+    from referral.schemas.matching import MatchQuerySchema, PrescriberFinderQuerySchema
+    from referral.services import search_service
     from referral.models import Provider
 
-    state = app.extensions["referral.search"]
+    service = search_service(app)
+    state = service.state
     dump = listing_dump
     needs = [MatchQuerySchema().load(n) for n in patient_needs(args.queries)]
     now = dt.datetime.now(dt.timezone.utc)
@@ -67,11 +69,11 @@ def main() -> None:
             state.refresh_table(connection)
 
         def match(params):
-            match_pairs(state, db.session, params, dump, now=now)
+            match_pairs(service, db.session, params, dump, now=now)
             db.session.rollback()
 
         report["match"] = measure(match, needs)
-        answers = [match_pairs(state, db.session, p, dump, now=now) for p in needs[:50]]
+        answers = [match_pairs(service, db.session, p, dump, now=now) for p in needs[:50]]
         report["match_mean_pairs"] = sum(len(a["pairs"]) for a in answers) / len(answers)
         report["match_mean_candidates"] = round(sum(
             a["therapist_candidates"] + a["prescriber_candidates"] for a in answers)
@@ -87,7 +89,7 @@ def main() -> None:
 
         def finder(item):
             therapist_id, params = item
-            prescribers_for_therapist(state, db.session, therapist_id, params, dump, now=now)
+            prescribers_for_therapist(service, db.session, therapist_id, params, dump, now=now)
             db.session.rollback()
 
         report["prescriber_finder"] = measure(finder, list(zip(therapists, finder_params)))

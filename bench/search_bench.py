@@ -49,12 +49,15 @@ def measure(function, items) -> dict:
 
 def project(app, queries, names, reindex: bool, procs: int) -> dict:
     from referral.extensions import db
-    from referral.schemas import SearchQuerySchema, listing_dump
+    from referral.schemas.listings import listing_dump
+    from referral.schemas.search import SearchQuerySchema
+    from referral.services import search_service
     from referral.search import build_criteria, search_providers, understand_query
     from search_index.searcher import search
 
     results = {}
-    state = app.extensions["referral.search"]
+    service = search_service(app)
+    state = service.state
     with app.app_context():
         if reindex or state.text.current_name() is None:
             with db.engine.connect() as connection:
@@ -75,7 +78,7 @@ def project(app, queries, names, reindex: bool, procs: int) -> dict:
         dump = listing_dump
 
         def full(params):
-            search_providers(state, db.session, params, dump, now=now)
+            search_providers(service, db.session, params, dump, now=now)
             db.session.rollback()
 
         def engine(params):
@@ -86,7 +89,7 @@ def project(app, queries, names, reindex: bool, procs: int) -> dict:
         results["structured_engine"] = measure(engine, loaded)
         named = [schema.load({"q": name}) for name in names]
         results["name"] = measure(full, named)
-        hits = [search_providers(state, db.session, p, dump, now=now)["total"]
+        hits = [search_providers(service, db.session, p, dump, now=now)["total"]
                 for p in loaded[:50]]
         results["structured_mean_total"] = round(sum(hits) / len(hits))
     return results

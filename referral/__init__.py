@@ -32,17 +32,14 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, migrations, geocoder and search index to ``app``."""
+    from . import services
     from .extensions import csrf, db, migrate
-    from .geo import make_geocoder
-    from .search_sync import SearchState, install_outbox_once
+    from .search_sync import install_outbox_once
 
     db.init_app(app)
     csrf.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
-    app.extensions["referral.geocoder"] = make_geocoder(
-        app.config["GEOCODER"], app.config["GEOCODER_USER_AGENT"])
-    app.extensions["referral.search"] = SearchState(app.config["INDEX_DIR"],
-                                                    app.config["SEARCH_LISTING_CACHE"])
+    services.init_app(app)
     install_outbox_once()
 
 

@@ -9,15 +9,29 @@ Flask's own ``referral run``, ``referral db ...`` (migrations) and ``referral sh
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
+from . import clinics
+from .errors import DomainError
 from .extensions import db
-from .models import ApiToken, Clinic, Provider
-from .npi import is_valid_npi
-from .search_sync import REBUILD_THRESHOLD, latest_change
+from .models import Provider
+from .search_sync import REBUILD_THRESHOLD
+from .services import geocoder, search_service
+
+
+def _domain_errors_as_click(operation, *args, **kwargs):
+    """Run an operation; a domain error becomes a CLI error with its message."""
+    try:
+        return operation(*args, **kwargs)
+    except DomainError as error:
+        details = "; ".join(f"{field}: {' '.join(map(str, messages))}"
+                            for field, messages in error.errors.items()
+                            if field != "rows" and isinstance(messages, list))
+        raise click.ClickException(error.message + (f" ({details})" if details else "")) \
+            from None
 
 
 @click.command("init-db")
@@ -41,20 +55,8 @@ def clinic_group():
 @with_appcontext
 def clinic_create(name, email, phone, organization_npi):
     """Create a clinic and print its first API token (shown only this once)."""
-    from .auth import issue_token
-
-    name = " ".join(name.split())
-    if not name:
-        raise click.BadParameter("a clinic needs a name", param_hint="NAME")
-    if organization_npi and not is_valid_npi(organization_npi):
-        raise click.BadParameter("not a valid NPI (10 digits, check digit)", param_hint="--npi")
-    if organization_npi and db.session.scalar(
-            select(Clinic).where(Clinic.organization_npi == organization_npi)):
-        raise click.BadParameter("a clinic with this NPI exists already", param_hint="--npi")
-    clinic = Clinic(name=name, email=email, phone=phone, organization_npi=organization_npi)
-    db.session.add(clinic)
-    _, token = issue_token(clinic, label="first token")
-    db.session.commit()
+    clinic, token = _domain_errors_as_click(clinics.create_clinic, name, email=email,
+                                            phone=phone, organization_npi=organization_npi)
     click.echo(f"Created clinic {clinic.id}: {clinic.name}")
     click.echo("API token (store it now; it is not shown again):")
     click.echo(token)
@@ -66,13 +68,8 @@ def clinic_create(name, email, phone, organization_npi):
 @with_appcontext
 def clinic_token(clinic_id, label):
     """Issue another API token for a clinic (printed once)."""
-    from .auth import issue_token
-
-    clinic = db.session.get(Clinic, clinic_id)
-    if clinic is None:
-        raise click.BadParameter(f"no clinic {clinic_id}", param_hint="CLINIC_ID")
-    row, token = issue_token(clinic, label=label)
-    db.session.commit()
+    clinic = _domain_errors_as_click(clinics.clinic_by_id, clinic_id)
+    row, token = clinics.new_token(clinic, label=label)
     click.echo(f"Token {row.id} ({row.prefix}...) for clinic {clinic.id}:")
     click.echo(token)
 
@@ -82,13 +79,7 @@ def clinic_token(clinic_id, label):
 @with_appcontext
 def clinic_revoke(token_id):
     """Revoke an API token by its id (see ``referral clinic list``)."""
-    from .auth import revoke_token
-
-    row = db.session.get(ApiToken, token_id)
-    if row is None:
-        raise click.BadParameter(f"no token {token_id}", param_hint="TOKEN_ID")
-    revoke_token(row)
-    db.session.commit()
+    row = _domain_errors_as_click(clinics.revoke_clinic_token, token_id)
     click.echo(f"Token {row.id} ({row.prefix}...) revoked.")
 
 
@@ -96,13 +87,47 @@ def clinic_revoke(token_id):
 @with_appcontext
 def clinic_list():
     """List clinics with their listing counts and tokens (prefixes only)."""
-    counts = dict(db.session.execute(
-        select(Provider.clinic_id, func.count()).group_by(Provider.clinic_id)).all())
-    for clinic in db.session.scalars(select(Clinic).order_by(Clinic.id)):
-        click.echo(f"{clinic.id}\t{clinic.name}\t{counts.get(clinic.id, 0)} listings")
-        for token in clinic.tokens:
+    for clinic, count in clinics.clinics_with_counts():
+        click.echo(f"{clinic.id}\t{clinic.name}\t{count} listings")
+        for token in clinics.clinic_tokens(clinic):
             state = "revoked" if token.revoked_at else "active"
             click.echo(f"\ttoken {token.id} {token.prefix}... {state} {token.label or ''}")
+
+
+@clinic_group.command("upload")
+@click.argument("clinic_id", type=int)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Validate only; write nothing.")
+@click.option("--verify", is_flag=True, help="Also attest every listing as current.")
+@with_appcontext
+def clinic_upload(clinic_id, path, dry_run, verify):
+    """Upload a clinic's listings from a CSV (or JSON array) file, all or nothing."""
+    import json
+
+    from .bulk import upload_listings
+
+    clinic = _domain_errors_as_click(clinics.clinic_by_id, clinic_id)
+    with open(path, "rb") as handle:
+        content = handle.read()
+    if path.lower().endswith(".json"):
+        try:
+            source = {"rows": json.loads(content)}
+        except (ValueError, UnicodeDecodeError) as error:
+            raise click.ClickException(f"Not a JSON file: {error}") from None
+    else:
+        source = {"csv": content}
+    try:
+        result = upload_listings(clinic, **source, max_rows=current_app.config["BULK_MAX_ROWS"],
+                                 geocoder=geocoder(), dry_run=dry_run, verify=verify)
+    except DomainError as error:
+        for problem in error.errors.get("rows", []):
+            click.echo(f"row {problem['row']}, {problem['field']}: {problem['message']}",
+                       err=True)
+        raise click.ClickException(error.message) from None
+    click.echo(f"{result.created} created, {result.updated} updated, "
+               f"{result.unchanged} unchanged" + (" (dry run: nothing written)" if dry_run else ""))
+    if not dry_run:
+        _bring_index_up_to_date()
 
 
 @click.command("seed")
@@ -129,22 +154,19 @@ def seed_command(count, seed, if_empty):
 
 def _bring_index_up_to_date() -> None:
     """Apply pending listing changes to the search index (rebuilding it when far behind)."""
-    from flask import current_app
-
-    state = current_app.extensions["referral.search"]
+    service = search_service()
     with db.engine.connect() as connection:
-        pending = latest_change(connection) - state.text.position()
-        if pending > REBUILD_THRESHOLD:
-            _reindex(state, connection, procs=1)
-        elif not state.sync_text(connection):
+        if service.pending(connection) > REBUILD_THRESHOLD:
+            _reindex(service, connection, procs=1)
+        elif not service.sync(connection):
             click.echo("The search index is busy; it will catch up by itself.")
 
 
-def _reindex(state, connection, procs: int) -> None:
+def _reindex(service, connection, procs: int) -> None:
     total = db.session.scalar(select(func.count()).select_from(Provider))
     with click.progressbar(length=total, label="Indexing providers", show_pos=True,
                            show_eta=True) as bar:
-        count = state.rebuild(connection, progress=bar.update, procs=procs)
+        count = service.rebuild(connection, progress=bar.update, procs=procs)
     click.echo(f"Indexed {count} active providers.")
 
 
@@ -154,10 +176,8 @@ def _reindex(state, connection, procs: int) -> None:
 @with_appcontext
 def reindex_command(procs):
     """Rebuild the search index from the database (the old one serves until it is done)."""
-    from flask import current_app
-
     with db.engine.connect() as connection:
-        _reindex(current_app.extensions["referral.search"], connection, procs)
+        _reindex(search_service(), connection, procs)
 
 
 @click.command("check-index")
@@ -166,13 +186,8 @@ def reindex_command(procs):
 @with_appcontext
 def check_index_command(repair):
     """Compare the search index with the database, report differences and repair them."""
-    from flask import current_app
-
-    from .search_sync import check_index
-
-    state = current_app.extensions["referral.search"]
     with db.engine.connect() as connection:
-        report = check_index(state, connection, repair=repair)
+        report = search_service().check(connection, repair=repair)
     click.echo(f"Database: {report['database']} active listings; index: {report['indexed']}.")
     for kind in ("missing", "extra", "outdated"):
         ids = report[kind]
@@ -193,17 +208,11 @@ def _print_summary(counts) -> None:
 
 
 def _run_import(records, dry_run: bool, **options) -> None:
-    """Import with the index sync after each batch switched off, then catch the index up."""
-    from flask import current_app
-
+    """Import with the index sync after each batch deferred, then catch the index up."""
     from .nppes_import import import_records
 
-    sync = current_app.config.get("SEARCH_SYNC_ON_COMMIT", True)
-    current_app.config["SEARCH_SYNC_ON_COMMIT"] = False
-    try:
+    with search_service().deferred_sync():
         counts = import_records(records, dry_run=dry_run, **options)
-    finally:
-        current_app.config["SEARCH_SYNC_ON_COMMIT"] = sync
     _print_summary(counts)
     if dry_run:
         click.echo("Dry run: nothing was written.")

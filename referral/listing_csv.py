@@ -10,10 +10,8 @@ import csv
 import io
 
 from .errors import Invalid
-from .models import LISTING_FIELDS
+from .schemas.listings import LIST_FIELDS, LISTING_FIELDS
 
-LIST_FIELDS = ("taxonomy_codes", "modalities", "concerns", "age_groups", "languages",
-               "licensed_states", "insurance")
 LIST_SEPARATOR = ";"
 
 

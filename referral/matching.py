@@ -17,21 +17,21 @@ from collections.abc import Callable
 import numpy as np
 
 from search_index.distance import lambert_miles
-from search_index.searcher import Criteria, relevance, search
+from search_index.ranking import WEIGHTS
+from search_index.searcher import Criteria
 
 from .errors import NotFound
+from .limits import FINDER_DEPTH
 from .models import Provider, utcnow
 from .referrals import Responsiveness, completed_together, responsiveness
-from .search import Understood, build_criteria, placement, rendered_listings
-from .search_sync import SearchState
+from .search import Understood, build_criteria, placement
+from .search_service import Candidates, SearchService
 from .vocab import CONCERN_LABELS, CONCERN_MODALITIES, PAYERS
 
 #: Candidates kept per side before pairing (pairs scored: at most its square).
 CANDIDATES = 60
 #: No provider appears in more than this many of the returned pairs.
 MAX_PAIRS_PER_PROVIDER = 2
-#: The most prescribers a therapist's finder ranks in full (with responsiveness).
-FINDER_DEPTH = 200
 
 
 def _side_criteria(base: Criteria, role: str, **changes) -> Criteria:
@@ -40,9 +40,33 @@ def _side_criteria(base: Criteria, role: str, **changes) -> Criteria:
                                text_scores=None, sort="relevance", offset=0, **changes)
 
 
-def _listings(state: SearchState, session, table, rows, dump_listing) -> dict[int, dict]:
-    return rendered_listings(state, session, table.columns["id"][rows].tolist(),
-                             table.columns["version"][rows].tolist(), dump_listing)
+def _listings(service: SearchService, session, sides: list[Candidates], dump_listing,
+              picks: list[np.ndarray] | None = None) -> dict[int, dict]:
+    """Rendered listings of the candidates (or of the picked indexes of each side)."""
+    ids, versions = [], []
+    for number, side in enumerate(sides):
+        chosen = picks[number] if picks is not None else slice(None)
+        ids += side.ids[chosen].tolist()
+        versions += side.versions[chosen].tolist()
+    return service.listings(session, ids, versions, dump_listing)
+
+
+def _responsiveness_scores(figures: dict, ids: np.ndarray) -> np.ndarray:
+    return np.array([figures[pid].score() if pid in figures else 0.5 for pid in ids.tolist()])
+
+
+def _close_practices(apart: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(close, bonus)``: practices within ``close_practice_miles`` of each other, and their
+    bonus (full next door, falling to nothing at that distance)."""
+    w = WEIGHTS
+    close = np.nan_to_num(apart, nan=np.inf) <= w.close_practice_miles
+    bonus = np.where(close, w.close_practices * (1 - np.nan_to_num(apart) / w.close_practice_miles),
+                     0.0)
+    return close, bonus
+
+
+def _in_radius(side: Candidates, radius: float) -> np.ndarray:
+    return ~np.isnan(side.distances) & (side.distances <= radius)
 
 
 def _how_seen(role: str, reach: list[str], distance: float | None, state: str | None) -> str:
@@ -61,65 +85,55 @@ def _responsiveness_words(figures: dict) -> str | None:
             + (f" ({share:.0%} accepted)" if share is not None else ""))
 
 
-def match_pairs(state: SearchState, session, params: dict,
+def match_pairs(service: SearchService, session, params: dict,
                 dump_listing: Callable[[Provider], dict], *, now: dt.datetime | None = None,
                 stale_after_days: int = 90, hidden_after_days: int = 365) -> dict:
     """Ranked therapist + prescriber pairs for a patient's needs (validated ``params``)."""
     now = now or utcnow()
-    connection = session.connection()
-    with state.lock:
-        table = state.refresh_table(connection)
-        base, location = build_criteria(params, Understood(), now, stale_after_days,
-                                        hidden_after_days)
-        concerns = base.concerns
-        required = base.modalities or tuple(dict.fromkeys(
-            m for c in concerns for m in CONCERN_MODALITIES[c]))
-        therapist_c = _side_criteria(base, "therapist", modalities=required, limit=CANDIDATES)
-        prescriber_c = _side_criteria(
-            base, "prescriber", modalities=(), limit=CANDIDATES,
-            provider_types=(params["prescriber_type"],) if params.get("prescriber_type") else ())
-        therapists = search(table, therapist_c, with_facets=False)
-        prescribers = search(table, prescriber_c, with_facets=False)
-        t_rows, p_rows = therapists.rows, prescribers.rows
-        fit_t = relevance(table, t_rows, therapists.distances, np.zeros(len(t_rows)), therapist_c)
-        fit_p = relevance(table, p_rows, prescribers.distances, np.zeros(len(p_rows)),
-                          prescriber_c)
-        columns = table.columns
-        concern_bits = table.bits("concerns", concerns)
-        t_ids, p_ids = columns["id"][t_rows], columns["id"][p_rows]
-        t_clinic, p_clinic = columns["clinic_id"][t_rows], columns["clinic_id"][p_rows]
-        t_fee, p_fee = columns["fee_min"][t_rows], columns["fee_min"][p_rows]
-        t_lat, t_lon = columns["latitude"][t_rows], columns["longitude"][t_rows]
-        p_lat, p_lon = columns["latitude"][p_rows], columns["longitude"][p_rows]
-        t_concern = (columns["concerns"][t_rows] & columns["concerns"].dtype.type(concern_bits)) != 0
-        p_concern = (columns["concerns"][p_rows] & columns["concerns"].dtype.type(concern_bits)) != 0
-        t_in = ~np.isnan(therapists.distances) & (therapists.distances <= base.radius_miles)
-        p_in = ~np.isnan(prescribers.distances) & (prescribers.distances <= base.radius_miles)
+    w = WEIGHTS
+    base, location = build_criteria(params, Understood(), now, stale_after_days,
+                                    hidden_after_days)
+    concerns = base.concerns
+    required = base.modalities or tuple(dict.fromkeys(
+        m for c in concerns for m in CONCERN_MODALITIES[c]))
+    therapist_c = _side_criteria(base, "therapist", modalities=required, limit=CANDIDATES)
+    prescriber_c = _side_criteria(
+        base, "prescriber", modalities=(), limit=CANDIDATES,
+        provider_types=(params["prescriber_type"],) if params.get("prescriber_type") else ())
+    therapists = service.candidates(session, therapist_c, concerns)
+    prescribers = service.candidates(session, prescriber_c, concerns)
+    t_ids, p_ids = therapists.ids, prescribers.ids
 
     p_figures = responsiveness(p_ids.tolist())
     together = completed_together(t_ids.tolist(), p_ids.tolist())
-    resp = np.array([p_figures.get(pid).score() if pid in p_figures else 0.5
-                     for pid in p_ids.tolist()])
+    resp = _responsiveness_scores(p_figures, p_ids)
 
     # Pair features over the candidates only: len(t) x len(p).
-    score = (fit_t + 0.3 * t_concern - 1.0 * therapists.stale)[:, None] \
-        + (fit_p + 0.3 * p_concern - 1.0 * prescribers.stale + 1.0 * resp)[None, :]
+    score = (therapists.fit + w.pair_concern * therapists.treats_concern
+             - w.stale * therapists.stale)[:, None] \
+        + (prescribers.fit + w.pair_concern * prescribers.treats_concern
+           - w.stale * prescribers.stale + w.responsiveness * resp)[None, :]
+    t_clinic, p_clinic = therapists.clinic_ids, prescribers.clinic_ids
     same_clinic = (t_clinic[:, None] == p_clinic[None, :]) & (t_clinic[:, None] >= 0)
-    score += 0.5 * same_clinic
-    shared = np.zeros((len(t_rows), len(p_rows)))
+    score += w.same_clinic * same_clinic
+    shared = np.zeros((len(therapists), len(prescribers)))
     t_index = {pid: i for i, pid in enumerate(t_ids.tolist())}
     p_index = {pid: j for j, pid in enumerate(p_ids.tolist())}
     for (tid, pid), count in together.items():
         shared[t_index[tid], p_index[pid]] = count
-    score += 0.3 * np.minimum(shared, 3)
-    apart = np.full((len(t_rows), len(p_rows)), np.nan)
-    for i in range(len(t_rows)):
-        if t_in[i] and not np.isnan(t_lat[i]):
-            apart[i] = lambert_miles(t_lat[i], t_lon[i], p_lat, p_lon)
-    both_in_person = t_in[:, None] & p_in[None, :]
-    close = both_in_person & (apart <= 10)
-    score += np.where(close, 0.4 * (1 - np.nan_to_num(apart) / 10), 0.0)
+    score += w.shared_history * np.minimum(shared, w.shared_history_cap)
+    t_in = _in_radius(therapists, base.radius_miles)
+    p_in = _in_radius(prescribers, base.radius_miles)
+    apart = np.full((len(therapists), len(prescribers)), np.nan)
+    for i in range(len(therapists)):
+        if t_in[i] and not np.isnan(therapists.latitude[i]):
+            apart[i] = lambert_miles(therapists.latitude[i], therapists.longitude[i],
+                                     prescribers.latitude, prescribers.longitude)
+    close, bonus = _close_practices(apart)
+    close &= t_in[:, None] & p_in[None, :]
+    score += np.where(close, bonus, 0.0)
     if params.get("max_combined_fee") is not None:
+        t_fee, p_fee = therapists.fee_min, prescribers.fee_min
         combined = t_fee[:, None].astype(np.int64) + p_fee[None, :].astype(np.int64)
         allowed = (t_fee[:, None] >= 0) & (p_fee[None, :] >= 0) & \
             (combined <= params["max_combined_fee"])
@@ -129,8 +143,7 @@ def match_pairs(state: SearchState, session, params: dict,
     chosen = _diverse_top(score, limit)
     listings = {}
     if chosen:
-        listings = _listings(state, session, table,
-                             np.concatenate([t_rows, p_rows]), dump_listing)
+        listings = _listings(service, session, [therapists, prescribers], dump_listing)
     pairs = []
     for i, j in chosen:
         therapist = listings.get(int(t_ids[i]))
@@ -222,49 +235,43 @@ def _pair_reasons(therapist: dict, prescriber: dict, criteria: Criteria, require
     return reasons
 
 
-def prescribers_for_therapist(state: SearchState, session, therapist_id: int, params: dict,
-                              dump_listing: Callable[[Provider], dict], *,
+def prescribers_for_therapist(service: SearchService, session, therapist_id: int,
+                              params: dict, dump_listing: Callable[[Provider], dict], *,
                               now: dt.datetime | None = None, stale_after_days: int = 90,
                               hidden_after_days: int = 365) -> dict:
     """Prescribers a therapist can refer a patient to, ranked with their responsiveness."""
     now = now or utcnow()
+    w = WEIGHTS
     therapist = session.get(Provider, therapist_id)
     if therapist is None or not therapist.active or therapist.role != "therapist":
         raise NotFound(f"No active therapist listing has id {therapist_id}.")
-    connection = session.connection()
-    with state.lock:
-        table = state.refresh_table(connection)
-        base, location = build_criteria(params, Understood(), now, stale_after_days,
-                                        hidden_after_days)
-        criteria = _side_criteria(base, "prescriber", modalities=(), limit=FINDER_DEPTH)
-        hits = search(table, criteria, with_facets=False)
-        rows = hits.rows
-        fit = relevance(table, rows, hits.distances, np.zeros(len(rows)), criteria)
-        columns = table.columns
-        ids = columns["id"][rows]
-        clinics = columns["clinic_id"][rows]
-        lats, lons = columns["latitude"][rows], columns["longitude"][rows]
+    base, location = build_criteria(params, Understood(), now, stale_after_days,
+                                    hidden_after_days)
+    criteria = _side_criteria(base, "prescriber", modalities=(), limit=FINDER_DEPTH)
+    found = service.candidates(session, criteria)
+    ids = found.ids
     figures = responsiveness(ids.tolist())
     together = completed_together([therapist.id], ids.tolist())
-    resp = np.array([figures[pid].score() if pid in figures else 0.5 for pid in ids.tolist()])
+    resp = _responsiveness_scores(figures, ids)
     shared = np.array([together.get((therapist.id, pid), 0) for pid in ids.tolist()])
-    same_clinic = (clinics == (therapist.clinic_id if therapist.clinic_id else -2))
-    apart = (lambert_miles(therapist.latitude, therapist.longitude, lats, lons)
-             if therapist.latitude is not None else np.full(len(rows), np.nan))
-    close = np.nan_to_num(apart, nan=np.inf) <= 10
-    score = (fit - 1.0 * hits.stale + 1.0 * resp + 0.5 * same_clinic
-             + 0.3 * np.minimum(shared, 3) + np.where(close, 0.3 * (1 - np.nan_to_num(apart) / 10),
-                                                      0.0))
+    same_clinic = (found.clinic_ids == (therapist.clinic_id if therapist.clinic_id else -2))
+    apart = (lambert_miles(therapist.latitude, therapist.longitude, found.latitude,
+                           found.longitude)
+             if therapist.latitude is not None else np.full(len(found), np.nan))
+    close, bonus = _close_practices(apart)
+    score = (found.fit - w.stale * found.stale + w.responsiveness * resp
+             + w.same_clinic * same_clinic
+             + w.shared_history * np.minimum(shared, w.shared_history_cap) + bonus)
     order = np.argsort(-score, kind="stable")
     page, per_page = params.get("page", 1), params.get("per_page", 20)
     window = order[(page - 1) * per_page: page * per_page]
-    listings = _listings(state, session, table, rows[window], dump_listing)
+    listings = _listings(service, session, [found], dump_listing, [window])
     items = []
     for index in window.tolist():
         listing = listings.get(int(ids[index]))
         if listing is None:
             continue
-        item = _side_item(listing, base, bool(hits.stale[index]))
+        item = _side_item(listing, base, bool(found.stale[index]))
         item["responsiveness"] = _figures(figures, int(ids[index]))
         reasons = [_how_seen("Prescriber", item["reach"], item["distance_miles"], base.state)
                    .replace("sees you", "can see the patient")]
@@ -280,5 +287,5 @@ def prescribers_for_therapist(state: SearchState, session, therapist_id: int, pa
         item["reasons"] = reasons
         item["score"] = round(float(score[index]), 3)
         items.append(item)
-    return {"therapist_id": therapist.id, "items": items, "total": hits.total, "page": page,
+    return {"therapist_id": therapist.id, "items": items, "total": found.total, "page": page,
             "per_page": per_page, "interpreted": {"location": location}}

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
+from .limits import MAX_FEE
 
 
 def utcnow() -> dt.datetime:
@@ -85,7 +86,7 @@ class Provider(db.Model):
     __table_args__ = (
         CheckConstraint("role IN ('therapist', 'prescriber')", name="role"),
         CheckConstraint("fee_min IS NULL OR (fee_min >= 0 AND fee_min <= fee_max)", name="fee_range"),
-        CheckConstraint("fee_max IS NULL OR fee_max <= 2000", name="fee_max"),
+        CheckConstraint(f"fee_max IS NULL OR fee_max <= {MAX_FEE}", name="fee_max"),
         Index("ix_provider_clinic_verified", "clinic_id", "last_verified_at"),
         Index("ix_provider_role_state", "role", "state"),
     )
@@ -221,12 +222,3 @@ class ReferralEvent(db.Model):
 
     referral: Mapped[Referral] = relationship(back_populates="events")
 
-
-#: Listing attributes a clinic sets (everything but identity, ownership and bookkeeping).
-LISTING_FIELDS = (
-    "npi", "first_name", "last_name", "credentials", "role", "provider_type", "taxonomy_codes",
-    "modalities", "concerns", "age_groups", "languages", "gender", "bio", "telehealth",
-    "in_person", "licensed_states", "address_line1", "address_line2", "city", "state", "zip",
-    "latitude", "longitude", "phone", "email", "website", "fee_min", "fee_max", "sliding_scale",
-    "insurance", "accepting_new_patients", "accepts_coordinated_care", "wait_days",
-)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
 
+from search_index.reach import Patient, reach
+
 from .errors import Conflict, DomainError, Invalid, NotFound
 from .extensions import db
 from .models import Clinic, Provider, Referral, ReferralEvent, utcnow
@@ -40,6 +42,12 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 STATUSES = ("requested", "accepted", "rejected", "cancelled", "expired", "scheduled",
             "completed")
+#: The statuses a clinic can ask for (``requested`` is where a referral starts; the system
+#: expires).
+REQUESTABLE_STATUSES = tuple(dict.fromkeys(to for (_, to), who in TRANSITIONS.items()
+                                           if who != SYSTEM))
+#: An opaque reference the sending clinic chooses for its patient: never a name.
+PATIENT_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
 
 class Forbidden(DomainError):
@@ -114,8 +122,11 @@ def create_referral(clinic: Clinic, values: dict) -> Referral:
 
 
 def _can_see(prescriber: Provider, state: str) -> bool:
-    return state in (prescriber.licensed_states or []) or (
-        prescriber.in_person and prescriber.state == state)
+    """The reach rule for a patient known by state: in person in that state, or by
+    telehealth licensed there."""
+    return bool(reach({"in_person": prescriber.in_person, "telehealth": prescriber.telehealth,
+                       "state": prescriber.state,
+                       "licensed_states": prescriber.licensed_states}, Patient(state=state)))
 
 
 def change_status(clinic: Clinic, referral_id: int, wanted: str,

@@ -16,16 +16,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
-from search_index.searcher import Criteria, search
+from search_index.reach import reach
+from search_index.searcher import Criteria
 from search_index.text import words
 
 from .crisis import crisis_notice, signals_crisis
 from .geo import distance_miles, lookup_zip, nearest_place
+from .limits import DEFAULT_PER_PAGE, DEFAULT_RADIUS_MILES
 from .models import Provider, utcnow
-from .search_sync import SearchState
+from .search_service import SearchService
 from .vocab import CONCERN_LABELS, CONCERN_MODALITIES, LANGUAGES, PAYERS, VOCABULARIES, fold
 
 #: Query words that name vocabulary values beyond the vocabularies' own spellings.
@@ -163,7 +162,7 @@ def build_criteria(params: dict, understood: Understood, now: dt.datetime,
                          terms.get("language")),
         genders=(params["gender"],) if params.get("gender") else (),
         insurance=_merge(params.get("insurance"), terms.get("insurance")),
-        point=point, radius_miles=params.get("radius_miles", 25.0), state=state,
+        point=point, radius_miles=params.get("radius_miles", DEFAULT_RADIUS_MILES), state=state,
         telehealth=telehealth is True or (telehealth is None and in_person is not True),
         in_person=in_person is True or (in_person is None and telehealth is not True),
         max_fee=params.get("max_fee"), sliding_scale=bool(params.get("sliding_scale")),
@@ -172,8 +171,8 @@ def build_criteria(params: dict, understood: Understood, now: dt.datetime,
         include_stale=bool(params.get("include_stale")),
         stale_after_days=stale_after_days, hidden_after_days=hidden_after_days,
         sort=params.get("sort", "relevance"),
-        offset=(params.get("page", 1) - 1) * params.get("per_page", 20),
-        limit=params.get("per_page", 20),
+        offset=(params.get("page", 1) - 1) * params.get("per_page", DEFAULT_PER_PAGE),
+        limit=params.get("per_page", DEFAULT_PER_PAGE),
     )
     return criteria, location
 
@@ -220,18 +219,6 @@ def freshness(config) -> dict:
             "hidden_after_days": config["HIDDEN_AFTER_DAYS"]}
 
 
-def rendered_listings(state: SearchState, session, ids: list[int], versions: list[float],
-                      dump_listing: Callable[[Provider], dict]) -> dict[int, dict]:
-    """``{id: listing as dump_listing renders it}``, from the per-process cache while the
-    version is current, else from the database."""
-    def load(missing: list[int]) -> dict[int, dict]:
-        providers = session.scalars(select(Provider).options(selectinload(Provider.clinic))
-                                    .where(Provider.id.in_(missing)))
-        return {provider.id: dump_listing(provider) for provider in providers}
-
-    return state.cached_listings(ids, versions, load)
-
-
 def placement(listing: dict, criteria: Criteria) -> tuple[float | None, list[str]]:
     """Geodesic distance (geopy) from the patient, and how the provider can see them:
     ``in_person`` (within the radius, or in the patient's state when no location is
@@ -239,18 +226,10 @@ def placement(listing: dict, criteria: Criteria) -> tuple[float | None, list[str
     distance = None
     if criteria.point is not None and listing["latitude"] is not None:
         distance = distance_miles(criteria.point, (listing["latitude"], listing["longitude"]))
-    reach = []
-    if listing["in_person"] and criteria.in_person and (
-            (distance is not None and distance <= criteria.radius_miles)
-            or (criteria.point is None and listing["state"] == criteria.state)):
-        reach.append("in_person")
-    if criteria.state and criteria.telehealth and listing["telehealth"] \
-            and criteria.state in listing["licensed_states"]:
-        reach.append("telehealth")
-    return distance, reach
+    return distance, reach(listing, criteria, distance)
 
 
-def search_providers(state: SearchState, session, params: dict,
+def search_providers(service: SearchService, session, params: dict,
                      dump_listing: Callable[[Provider], dict], *, now: dt.datetime | None = None,
                      stale_after_days: int = 90, hidden_after_days: int = 365) -> dict:
     """Search listings for a patient; ``params`` are validated search parameters.
@@ -263,29 +242,17 @@ def search_providers(state: SearchState, session, params: dict,
     """
     now = now or utcnow()
     q = params.get("q")
-    connection = session.connection()
-    with state.lock:
-        table = state.refresh_table(connection)
-        text_ready = None  # structured-only searches never wait on the text index
-        is_known_word = (lambda word: False)
-        if q:
-            text_ready = state.text_current(connection, table.position)
-            searcher = state.text.searcher()
-            is_known_word = (lambda word: bool(searcher.doc_frequency("name", word)
-                                               or searcher.doc_frequency("clinic", word)))
-        understood = understand_query(q, is_known_word)
-        criteria, location = build_criteria(params, understood, now, stale_after_days,
-                                            hidden_after_days)
-        if understood.text_words:
-            criteria.text_ids, criteria.text_scores = state.text.search(
-                " ".join(understood.text_words))
-        hits = search(table, criteria)
-        versions = table.columns["version"][hits.rows].tolist()
-        did_you_mean = None
-        if q and hits.total == 0 and not signals_crisis(q):
-            did_you_mean = _suggestion(state, understood, q)
-    ids = hits.ids.tolist()
-    listings = rendered_listings(state, session, ids, versions, dump_listing)
+    # Structured-only searches never wait on the text index.
+    text_ready = service.refresh(session, text=bool(q))
+    understood = understand_query(q, service.knows_word if q else (lambda word: False))
+    criteria, location = build_criteria(params, understood, now, stale_after_days,
+                                        hidden_after_days)
+    hits = service.find(session, criteria, " ".join(understood.text_words) or None)
+    did_you_mean = None
+    if q and hits.total == 0 and not signals_crisis(q):
+        did_you_mean = _suggestion(service, understood, q)
+    ids = hits.ids
+    listings = service.listings(session, ids, hits.versions, dump_listing)
     wanted = set(criteria.modalities) | set(criteria.suited_modalities)
     items = []
     for provider_id, stale, text_score in zip(ids, hits.stale.tolist(),
@@ -293,15 +260,15 @@ def search_providers(state: SearchState, session, params: dict,
         listing = listings.get(provider_id)
         if listing is None:
             continue  # deleted between the index read and now
-        distance, reach = placement(listing, criteria)
-        in_radius = "in_person" in reach and distance is not None
+        distance, ways = placement(listing, criteria)
+        in_radius = "in_person" in ways and distance is not None
         matched = [m for m in listing["modalities"] if m in wanted]
         items.append({
             **listing,
             "distance_miles": round(distance, 2) if distance is not None else None,
             "reasons": reasons_for(listing, criteria, distance if in_radius else None, matched,
                                    text_score > 0, understood),
-            "matched_modalities": matched, "reach": reach, "stale": bool(stale),
+            "matched_modalities": matched, "reach": ways, "stale": bool(stale),
         })
     answer = {
         "items": items, "total": hits.total, "page": params.get("page", 1),
@@ -315,9 +282,9 @@ def search_providers(state: SearchState, session, params: dict,
     return answer
 
 
-def _suggestion(state: SearchState, understood: Understood, q: str) -> str | None:
+def _suggestion(service: SearchService, understood: Understood, q: str) -> str | None:
     corrected = " ".join(understood.text_words)
-    suggestion = state.text.suggest(corrected) if corrected else None
+    suggestion = service.suggest(corrected) if corrected else None
     vocabulary_fix = {word: fix for word, fix in understood.corrections.items()}
     if not suggestion and not vocabulary_fix:
         return None

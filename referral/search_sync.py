@@ -92,18 +92,19 @@ def install_outbox_once() -> None:
 
 def _sync_after_commit() -> None:
     """After a listing change commits, bring this node's text index up to date."""
-    from flask import current_app, has_app_context
+    from flask import has_app_context
 
     from .extensions import db
+    from .services import search_service
 
     if not has_app_context():
         return
-    state = current_app.extensions.get("referral.search")
-    if state is None or not current_app.config.get("SEARCH_SYNC_ON_COMMIT", True):
+    service = search_service()
+    if not service.sync_on_commit:
         return
     try:
         with db.engine.connect() as connection:
-            state.sync_text(connection)
+            service.sync(connection)
     except Exception:  # the change is committed; the index catches up on the next sync
         log.exception("search index sync after commit failed")
 
@@ -167,6 +168,15 @@ TABLE_COLUMNS = (
 )
 
 
+def table_record(values) -> dict:
+    """A listing (a row of ``TABLE_COLUMNS`` or a listing dict) as a ``ProviderTable`` record."""
+    record = {column.key: values.get(column.key) for column in TABLE_COLUMNS}
+    record["gender"] = gender_category(record["gender"])
+    record["verified_at"] = _epoch(record.pop("last_verified_at"))
+    record["version"] = _epoch(record.pop("updated_at"))
+    return record
+
+
 def table_records(connection, ids: list[int] | None = None,
                   batch: int = 10_000) -> Iterator[dict]:
     """Listings as ``ProviderTable`` records (all of them, or the given ids)."""
@@ -176,11 +186,7 @@ def table_records(connection, ids: list[int] | None = None,
             statement = statement.where(Provider.id.in_(chunk))
         result = connection.execution_options(yield_per=batch).execute(statement)
         for row in result.mappings():
-            record = dict(row)
-            record["gender"] = gender_category(record["gender"])
-            record["verified_at"] = _epoch(record.pop("last_verified_at"))
-            record["version"] = _epoch(record.pop("updated_at"))
-            yield record
+            yield table_record(row)
 
 
 def text_documents(connection, ids: list[int] | None = None,
@@ -326,6 +332,15 @@ class SearchState:
         with self.lock:
             self.table = table
         return count[0]
+
+    def forget(self) -> None:
+        """Drop the table, the listing cache and the open text index (the database was
+        emptied or replaced); the next search loads everything again."""
+        with self.lock:
+            self.text.close()
+            self.table = None
+            self.listings.clear()
+            self._text_seen = -1
 
     def save_snapshot(self) -> None:
         """Write the current table so the next process start loads fast."""

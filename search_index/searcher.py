@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .distance import bounding_box, within_radius
+from .ranking import WEIGHTS
+from .reach import reach_mask
 from .table import ProviderTable
 
 SORTS = ("relevance", "distance", "fee", "availability")
@@ -65,7 +66,8 @@ class Hits:
     facets: dict = field(default_factory=dict)
 
 
-def _any_bits(table: ProviderTable, name: str, values, rows=None) -> np.ndarray | None:
+def any_bits(table: ProviderTable, name: str, values, rows=None) -> np.ndarray:
+    """Whether each row (all, or ``rows``) has any of ``values`` in a multi-valued field."""
     bits = table.bits(name, values)
     column = table.column(name) if rows is None else table.columns[name][rows]
     return (column & column.dtype.type(bits)) != 0
@@ -101,11 +103,11 @@ def structured_mask(table: ProviderTable, c: Criteria) -> tuple[np.ndarray, np.n
     for name, values in (("modalities", c.modalities), ("age_groups", c.age_groups),
                          ("languages", c.languages), ("insurance", c.insurance)):
         if values:
-            mask &= _any_bits(table, name, values)
+            mask &= any_bits(table, name, values)
     if c.concerns:
-        treats = _any_bits(table, "concerns", c.concerns)
+        treats = any_bits(table, "concerns", c.concerns)
         if c.suited_modalities:
-            treats |= _any_bits(table, "modalities", c.suited_modalities)
+            treats |= any_bits(table, "modalities", c.suited_modalities)
         mask &= treats
     if c.max_fee is not None:
         fees = col("fee_min")
@@ -113,26 +115,7 @@ def structured_mask(table: ProviderTable, c: Criteria) -> tuple[np.ndarray, np.n
     if c.sliding_scale:
         mask &= col("sliding_scale")
 
-    distances = np.full(size, np.nan)
-    reach = None
-    if c.point is not None and c.in_person:
-        lat, lon = c.point
-        south, north, west, east = bounding_box(lat, lon, c.radius_miles)
-        lats, lons = col("latitude"), col("longitude")
-        candidates = np.flatnonzero(mask & col("in_person") & (lats >= south) & (lats <= north)
-                                    & (lons >= west) & (lons <= east))
-        inside, miles = within_radius(lat, lon, lats[candidates], lons[candidates],
-                                      c.radius_miles)
-        distances[candidates] = miles
-        reach = np.zeros(size, dtype=bool)
-        reach[candidates[inside]] = True
-    elif c.point is None and c.state and c.in_person:
-        reach = col("in_person") & (col("state") == table.codes["state"].get(c.state, -2))
-    if c.state and c.telehealth:
-        licensed = col("telehealth") & _any_bits(table, "licensed_states", [c.state])
-        reach = licensed if reach is None else reach | licensed
-    if reach is not None:
-        mask &= reach
+    mask, distances = reach_mask(table, mask, c)
     if c.text_ids is not None:
         text_rows = table.rows_for_ids(c.text_ids)
         in_text = np.zeros(size, dtype=bool)
@@ -144,21 +127,23 @@ def structured_mask(table: ProviderTable, c: Criteria) -> tuple[np.ndarray, np.n
 def relevance(table: ProviderTable, rows: np.ndarray, distances: np.ndarray,
               text_score: np.ndarray, c: Criteria) -> np.ndarray:
     """Relevance of each row: text, modality fit, concern, nearness and availability."""
+    w = WEIGHTS
     score = np.zeros(len(rows))
     if c.text_ids is not None and len(text_score):
         top = text_score.max()
         if top > 0:
-            score += 3.0 * text_score / top
+            score += w.text * text_score / top
     wanted = tuple(c.modalities) + tuple(c.suited_modalities)
     if wanted:
-        score += 1.0 * _any_bits(table, "modalities", wanted, rows)
+        score += w.modality * any_bits(table, "modalities", wanted, rows)
     if c.concerns:
-        score += 0.5 * _any_bits(table, "concerns", c.concerns, rows)
+        score += w.concern * any_bits(table, "concerns", c.concerns, rows)
     if c.point is not None:
         near = 1.0 - distances / max(c.radius_miles, 1e-9)
-        score += 0.5 * np.nan_to_num(np.clip(near, 0.0, 1.0))
+        score += w.nearness * np.nan_to_num(np.clip(near, 0.0, 1.0))
     wait = table.columns["wait_days"][rows].astype(np.float64)
-    score += 0.3 * np.where(wait >= 0, np.clip(1.0 - wait / 60.0, 0.0, 1.0), 0.0)
+    score += w.availability * np.where(
+        wait >= 0, np.clip(1.0 - wait / w.wait_horizon_days, 0.0, 1.0), 0.0)
     return score
 
 

@@ -23,6 +23,7 @@ from config import normalize_database_url  # noqa: E402
 from referral import create_app  # noqa: E402
 from referral.extensions import db  # noqa: E402
 from referral.npi import make_npi  # noqa: E402
+from referral.services import search_service  # noqa: E402
 
 _npi_counter = itertools.count(1)
 
@@ -100,11 +101,8 @@ def reset_search_state(app):
     """Forget the search index of a database that was just emptied."""
     import shutil
 
-    state = app.extensions["referral.search"]
-    state.text.close()
-    state.table = None
-    state.listings.clear()
-    state._text_seen = -1
+    state = search_service(app).state
+    state.forget()
     shutil.rmtree(state.index_dir, ignore_errors=True)
     os.makedirs(state.index_dir)
 
@@ -199,7 +197,7 @@ def directory():
             upgrade()
             seed_directory(1500, seed=11)
             with db.engine.connect() as connection:
-                app.extensions["referral.search"].sync_text(connection, allow_rebuild=True)
+                search_service(app).sync(connection, allow_rebuild=True)
             from referral.models import Provider
             providers = db.session.scalars(db.select(Provider)).all()
             db.session.expunge_all()

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from referral.extensions import db
 from referral.models import Provider
 from referral.search_sync import SearchState, check_index
+from referral.services import search_service
 from tests.conftest import make_app, new_npi
 
 
@@ -186,7 +187,7 @@ def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path):
         with app.app_context():
             upgrade()
             seed_directory(12000, seed=4)
-            state = app.extensions["referral.search"]
+            state = search_service(app).state
             with db.engine.connect() as connection:
                 state.rebuild(connection)
             old = state.text.current_name()

@@ -12,7 +12,8 @@ from referral.errors import Invalid
 from referral.listing_csv import rows_from_csv
 from referral.npi import is_valid_npi, make_npi
 from referral.nppes import five_digit_zip
-from referral.schemas import ListingSchema, SearchQuerySchema
+from referral.schemas.listings import ListingSchema
+from referral.schemas.search import SearchQuerySchema
 from referral.vocab import VOCABULARIES
 
 bodies = st.text(alphabet=string.digits, min_size=9, max_size=9)

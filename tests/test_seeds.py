@@ -6,10 +6,10 @@ from collections import Counter
 import pytest
 
 from referral.geo import lookup_zip
-from referral.listings import complete_listing, full_listing, listing_problems
-from referral.models import LISTING_FIELDS
+from referral.listing_rules import listing_problems
+from referral.listings import complete_listing, full_listing
 from referral.npi import is_valid_npi
-from referral.schemas import ListingSchema
+from referral.schemas.listings import LISTING_FIELDS, ListingSchema
 from seeds.generator import clinic_count, generate_clinics, generate_provider
 
 NOW = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from flask import current_app, g
 
-from .. import listings
-from ..auth import clinic_required, issue_token, revoke_token
-from ..errors import NotFound
-from ..extensions import db
-from ..models import ApiToken
-from ..schemas import (ClinicSchema, NewTokenSchema, PageQuerySchema, ProviderPageSchema,
-                       TokenCreateSchema, TokenSchema)
+from .. import clinics, listings
+from ..auth import clinic_required
+from ..schemas.clinics import ClinicSchema, NewTokenSchema, TokenCreateSchema, TokenSchema
+from ..schemas.listings import ProviderPageSchema
+from ..schemas.paging import PageQuerySchema
 from ..security import limit_writes
 from . import Blueprint
 
@@ -61,7 +59,7 @@ def stale(query):
 @blp.alt_response(401, description="Missing or bad clinic token.")
 def tokens():
     """The clinic's tokens (prefixes only; the tokens themselves are never stored)."""
-    return sorted(g.clinic.tokens, key=lambda token: token.id)
+    return clinics.clinic_tokens(g.clinic)
 
 
 @blp.route("/me/tokens", methods=["POST"])
@@ -75,8 +73,7 @@ def create_token(values):
 
     The token is in this answer only.
     """
-    row, plaintext = issue_token(g.clinic, label=values.get("label"))
-    db.session.commit()
+    row, plaintext = clinics.new_token(g.clinic, label=values.get("label"))
     return {"id": row.id, "prefix": row.prefix, "label": row.label,
             "created_at": row.created_at, "token": plaintext}
 
@@ -89,9 +86,4 @@ def create_token(values):
 @blp.alt_response(404, description="Not one of the clinic's tokens.")
 def revoke(token_id):
     """Revoke one of the clinic's tokens (the calling one included)."""
-    row = db.session.get(ApiToken, token_id)
-    if row is None or row.clinic_id != g.clinic.id:
-        raise NotFound(f"Your clinic has no token {token_id}.")
-    revoke_token(row)
-    db.session.commit()
-    return row
+    return clinics.revoke_clinic_token(token_id, g.clinic)

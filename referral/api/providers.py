@@ -6,18 +6,20 @@ from flask import current_app, g, request
 from flask.views import MethodView
 
 from .. import listings
+from ..auth import clinic_required
+from ..bulk import upload_listings
+from ..errors import Invalid
 from ..extensions import db
 from ..matching import prescribers_for_therapist
+from ..schemas.listings import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema,
+                                ListingPatchSchema, ListingSchema, ProviderListQuerySchema,
+                                ProviderPageSchema, ProviderSchema, listing_dump)
+from ..schemas.matching import FinderAnswerSchema, PrescriberFinderQuerySchema
+from ..schemas.search import SearchAnswerSchema, SearchQuerySchema
 from ..search import freshness, search_providers
 from ..security import limit_searches, limit_writes
+from ..services import geocoder, search_service
 from . import Blueprint
-from ..auth import clinic_required
-from ..errors import Invalid
-from ..listing_csv import rows_from_csv
-from ..schemas import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema, ListingPatchSchema,
-                       ListingSchema, ProviderListQuerySchema, ProviderPageSchema, ProviderSchema,
-                       FinderAnswerSchema, PrescriberFinderQuerySchema, SearchAnswerSchema,
-                       SearchQuerySchema, listing_dump, load_listing_row)
 
 blp = Blueprint("providers", __name__, url_prefix="/providers",
                 description="Therapist and prescriber listings.")
@@ -26,11 +28,6 @@ limit_writes(blp)
 
 CLINIC_AUTH = [{"clinicToken": []}]
 WRITE_ERRORS = (401, 404, 422)
-
-
-def geocoder():
-    """The configured geocoder of this app."""
-    return current_app.extensions["referral.geocoder"]
 
 
 @blp.route("")
@@ -66,7 +63,7 @@ def search(params):
     those not verified in a year are hidden unless ``include_stale=true``. Text that
     signals a crisis brings the 988 notice first.
     """
-    answer = search_providers(current_app.extensions["referral.search"], db.session, params,
+    answer = search_providers(search_service(), db.session, params,
                               listing_dump, **freshness(current_app.config))
     # Items are listings already dumped by ProviderSchema (and cached) plus plain extras,
     # so the answer goes out as it is rather than through the schema a second time.
@@ -82,7 +79,7 @@ def prescribers(params, provider_id):
     """Prescribers a therapist can refer this patient to: they accept coordinated care and
     new patients and can see the patient; ranked with their responsiveness."""
     answer = prescribers_for_therapist(
-        current_app.extensions["referral.search"], db.session, provider_id, params,
+        search_service(), db.session, provider_id, params,
         listing_dump, **freshness(current_app.config))
     return current_app.json.response(answer)
 
@@ -151,22 +148,20 @@ _BULK_BODY = {
 }
 
 
-def _raw_rows() -> list:
-    """The uploaded rows, from a JSON array, a CSV body or a multipart CSV file."""
+def _upload() -> dict:
+    """The uploaded listings: ``{"rows": [...]}`` from a JSON array, or ``{"csv": ...}`` from
+    a CSV body or a multipart CSV file."""
     mimetype = request.mimetype
     if mimetype == "application/json":
-        body = request.get_json(silent=True)
-        if not isinstance(body, list):
-            raise Invalid("Send a JSON array of listings.", {"json": ["Not a JSON array."]})
-        return body
+        return {"rows": request.get_json(silent=True)}
     if mimetype in ("text/csv", "application/csv"):
-        return rows_from_csv(request.get_data())
+        return {"csv": request.get_data()}
     if mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise Invalid("Attach the CSV file as the form field 'file'.",
                           {"file": ["Missing."]})
-        return rows_from_csv(upload.read())
+        return {"csv": upload.read()}
     raise Invalid("Send application/json, text/csv or multipart/form-data.",
                   {"content_type": [f"Unsupported: {mimetype or 'none'}."]})
 
@@ -183,13 +178,6 @@ def _raw_rows() -> list:
                                    "errors as {row, field, message}; nothing was written.")
 def bulk(options):
     """Upsert the caller's listings by NPI from a JSON array or a CSV file, all or nothing."""
-    rows = _raw_rows()
-    limit = current_app.config["BULK_MAX_ROWS"]
-    if not rows:
-        raise Invalid("The upload has no rows.", {"rows": []})
-    if len(rows) > limit:
-        raise Invalid(f"At most {limit} listings per upload; this one has {len(rows)}.",
-                      {"rows": []})
-    return listings.bulk_upsert(g.clinic, rows, load_row=load_listing_row,
-                                dry_run=options["dry_run"], verify=options["verify"],
-                                geocoder=geocoder())
+    return upload_listings(g.clinic, **_upload(), max_rows=current_app.config["BULK_MAX_ROWS"],
+                           geocoder=geocoder(), dry_run=options["dry_run"],
+                           verify=options["verify"])

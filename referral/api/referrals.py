@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from .. import referrals
 from ..auth import clinic_required
-from ..schemas import (ReferralCreateSchema, ReferralListQuerySchema, ReferralPageSchema,
+from ..schemas.referrals import (ReferralCreateSchema, ReferralListQuerySchema, ReferralPageSchema,
                        ReferralSchema, ReferralStatusSchema)
 from ..security import limit_writes
 from . import Blueprint

@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 
 from ..crisis import CRISIS_MESSAGE
 from ..vocab import (AGE_GROUPS, CONCERN_LABELS, LANGUAGES, MODALITIES, PAYERS, PROVIDER_TYPES,
-                     STATES)
+                     STATES, VOCABULARIES)
 
 
 def form_values(args, schema) -> dict:
@@ -58,6 +58,15 @@ def humanize(value: str) -> str:
     return value.replace("_", " ").capitalize()
 
 
+def term_options(vocabulary: str) -> list[tuple[str, str]]:
+    """``(value, label)`` of each value of a vocabulary, for a form's choices."""
+    labels = {"modality": {m: m for m in MODALITIES}, "concern": CONCERN_LABELS,
+              "language": LANGUAGES, "insurance": {k: v[0] for k, v in PAYERS.items()},
+              "state": STATES}.get(vocabulary, {})
+    return [(value, labels.get(value) or humanize(value))
+            for value in VOCABULARIES[vocabulary].canonical]
+
+
 def register_web(app: Flask) -> None:
     """Attach the pages, their template helpers and the site's static files."""
     from . import clinic, public
@@ -66,6 +75,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(clinic.bp)
     app.jinja_env.filters["days_ago"] = days_ago
     app.jinja_env.filters["humanize"] = humanize
+    app.jinja_env.globals["term_options"] = term_options
     app.jinja_env.filters["zip_pairs"] = lambda values: [(v, v) for v in values]
     app.jinja_env.filters["zip_pairs_humanized"] = lambda values: [(v, humanize(v))
                                                                    for v in values]

@@ -15,21 +15,14 @@ from marshmallow import ValidationError
 
 from .. import listings
 from ..auth import token_for
+from ..bulk import upload_listings
 from ..errors import Invalid
 from ..extensions import db
-from ..listing_csv import LIST_FIELDS, rows_from_csv
 from ..models import ApiToken
-from ..schemas import ListingPatchSchema, ProviderSchema, load_listing_row
+from ..schemas.listings import FORM_FIELDS, LIST_FIELDS, ListingPatchSchema, ProviderSchema
+from ..services import geocoder
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
-
-EDITABLE = ("first_name", "last_name", "credentials", "provider_type", "bio", "modalities",
-            "concerns", "age_groups", "languages", "gender", "telehealth", "in_person",
-            "licensed_states", "address_line1", "address_line2", "city", "state", "zip",
-            "phone", "email", "website", "fee_min", "fee_max", "sliding_scale", "insurance",
-            "accepting_new_patients", "accepts_coordinated_care", "wait_days")
-BOOLEANS = ("telehealth", "in_person", "sliding_scale", "accepting_new_patients",
-            "accepts_coordinated_care")
 
 
 def signed_in(view):
@@ -103,11 +96,9 @@ def upload():
         try:
             if file is None or not file.filename:
                 raise Invalid("Choose a CSV file to upload.")
-            rows = rows_from_csv(file.read())
-            if not rows:
-                raise Invalid("The file has no listings.")
-            result = listings.bulk_upsert(g.clinic, rows, load_row=load_listing_row,
-                                          verify=bool(request.form.get("verify")))
+            result = upload_listings(g.clinic, csv=file.read(),
+                                     max_rows=current_app.config["BULK_MAX_ROWS"],
+                                     geocoder=geocoder(), verify=bool(request.form.get("verify")))
         except Invalid as error:
             message = error.message
             errors = error.errors.get("rows", [])
@@ -134,34 +125,30 @@ def edit(provider_id):
         values.update({k: v for k, v in changes.items()})
         try:
             loaded = ListingPatchSchema(partial=True).load(changes)
-            listings.update_provider(g.clinic, provider_id, loaded,
-                                     current_app.extensions["referral.geocoder"])
+            listings.update_provider(g.clinic, provider_id, loaded, geocoder())
             flash("Saved.")
             return redirect(url_for("clinic.home"))
         except ValidationError as error:
             errors = error.messages
         except Invalid as error:
             errors = error.errors
-    return render_template("clinic/edit.html", p=values, errors=errors,
+    return render_template("clinic/edit.html", p=values, errors=errors, form_fields=FORM_FIELDS,
                            provider_id=provider_id), 422 if errors else 200
 
 
 def _form_changes(form) -> dict:
+    """The edit form's values as a partial listing, field by field as ``FORM_FIELDS`` says."""
     changes: dict = {}
-    for field in EDITABLE:
-        if field in BOOLEANS:
-            changes[field] = form.get(field) == "true"
-        elif field in LIST_FIELDS:
-            if field == "licensed_states":
-                text = form.get(field, "")
-                changes[field] = [s.strip() for s in text.replace(";", ",").split(",")
-                                  if s.strip()]
-            else:
-                changes[field] = form.getlist(field)
+    for field in FORM_FIELDS:
+        name, widget = field["name"], field["widget"]
+        if widget == "checkbox":
+            changes[name] = form.get(name) == "true"
+        elif widget == "text_list":
+            text = form.get(name, "")
+            changes[name] = [s.strip() for s in text.replace(";", ",").split(",") if s.strip()]
+        elif name in LIST_FIELDS:
+            changes[name] = form.getlist(name)
         else:
-            value = form.get(field, "")
-            changes[field] = value if value.strip() else None
-    for required in ("first_name", "last_name", "provider_type"):
-        if changes.get(required) is None:
-            changes[required] = ""
+            value = form.get(name, "")
+            changes[name] = value if value.strip() else ("" if field["required"] else None)
     return changes

@@ -8,10 +8,12 @@ from ..crisis import signals_crisis
 from ..extensions import db
 from ..listings import public_provider
 from ..matching import match_pairs, prescribers_for_therapist
-from ..schemas import (MatchQuerySchema, PrescriberFinderQuerySchema, SearchQuerySchema,
-                       listing_dump)
+from ..schemas.listings import listing_dump
+from ..schemas.matching import MatchQuerySchema, PrescriberFinderQuerySchema
+from ..schemas.search import SearchQuerySchema
 from ..search import freshness, search_providers
 from ..security import limit_searches
+from ..services import search_service
 from . import load_form
 
 bp = Blueprint("web", __name__)
@@ -27,8 +29,7 @@ def search():
     params, raw, errors = load_form(request.args, _search_schema)
     answer = None
     if params is not None and raw:
-        answer = search_providers(current_app.extensions["referral.search"], db.session,
-                                  params, listing_dump, **freshness(current_app.config))
+        answer = search_providers(search_service(), db.session, params, listing_dump, **freshness(current_app.config))
     crisis = signals_crisis(raw.get("q")) if raw else False
     status = 422 if errors else 200
     return render_template("search.html", raw=raw, errors=errors, answer=answer,
@@ -44,7 +45,7 @@ def provider(provider_id):
         near = {"zip": listing["zip"]} if listing["zip"] else {"patient_state": listing["state"]}
         params = PrescriberFinderQuerySchema().load({**near, "per_page": 5})
         prescribers = prescribers_for_therapist(
-            current_app.extensions["referral.search"], db.session, provider_id, params,
+            search_service(), db.session, provider_id, params,
             listing_dump, **freshness(current_app.config))["items"]
     return render_template("provider.html", p=listing, prescribers=prescribers)
 
@@ -56,7 +57,7 @@ def match():
     params, raw, errors = load_form(request.args, _match_schema)
     answer = None
     if params is not None and raw:
-        answer = match_pairs(current_app.extensions["referral.search"], db.session, params,
+        answer = match_pairs(search_service(), db.session, params,
                              listing_dump, **freshness(current_app.config))
     return render_template("match.html", raw=raw, errors=errors, answer=answer,
                            params=params or {}), 422 if errors else 200

@@ -291,7 +291,8 @@ def test_bad_parameters_are_422(directory, query):
 
 
 def test_items_are_the_listing_as_the_api_shows_it_plus_why(directory):
-    from referral.schemas import ProviderSchema, SearchItemSchema
+    from referral.schemas.listings import ProviderSchema
+    from referral.schemas.search import SearchItemSchema
 
     app, _ = directory
     client = app.test_client()

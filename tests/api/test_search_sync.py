@@ -9,6 +9,7 @@ import re
 from referral.extensions import db
 from referral.models import Provider, ProviderChange
 from referral.search_sync import check_index, latest_change
+from referral.services import search_service
 from tests.conftest import bearer, make_app, new_npi
 
 SEARCH = "/api/v1/providers/search"
@@ -38,7 +39,7 @@ def test_every_committed_change_reaches_search(app, client, make_clinic, create)
     with app.app_context():
         changes = db.session.scalars(db.select(ProviderChange.provider_id)).all()
         assert changes == [provider["id"]] * 5
-        state = app.extensions["referral.search"]
+        state = search_service(app).state
         with db.engine.connect() as connection:
             assert state.text.position() == latest_change(connection)
 
@@ -80,7 +81,7 @@ def test_check_index_reports_and_repairs_a_broken_index(app, client, runner, mak
     kept = create(token, last_name="Brightwater")
     lost = create(token, last_name="Fenwick")
     changed = create(token, last_name="Ashgrove")
-    state = app.extensions["referral.search"]
+    state = search_service(app).state
     writer = state.text._open(state.text.current_name()).writer()
     writer.delete_by_term("pid", lost["id"])
     writer.update_document(pid=changed["id"], name="Wrong Name", credentials="", clinic="",
@@ -149,7 +150,7 @@ def test_concurrent_writers_in_several_processes_lose_nothing(app, database, mak
         worker.join(timeout=30)
     assert statuses == [201, 200] * 24 or sorted(set(statuses)) == [200, 201], statuses
     assert len(statuses) == 48
-    state = app.extensions["referral.search"]
+    state = search_service(app).state
     with app.app_context(), db.engine.connect() as connection:
         report = check_index(state, connection, repair=False)
     assert (report["missing"], report["extra"], report["outdated"]) == ([], [], [])

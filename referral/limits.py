@@ -1,0 +1,24 @@
+"""Limits of the directory, named once and used by the models, schemas and operations."""
+
+#: Highest fee per session, in US dollars (a listing's fee_max; the database checks it too).
+MAX_FEE = 2000
+#: Longest bio, in characters.
+MAX_BIO = 2000
+#: Typical wait to a first appointment, at most (days).
+MAX_WAIT_DAYS = 365
+#: Default and largest search radius around the patient, in miles.
+DEFAULT_RADIUS_MILES = 25.0
+MIN_RADIUS_MILES = 1
+MAX_RADIUS_MILES = 250
+#: Results per page, and how deep a search may page.
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+MAX_SEARCH_RESULTS = 10_000
+#: The most prescribers a therapist's prescriber finder ranks in full.
+FINDER_DEPTH = 200
+#: Most pairs one match answers.
+MAX_PAIRS = 50
+#: Free-text query length.
+MAX_QUERY_LENGTH = 200
+#: Database ids are 32-bit on every backend.
+MAX_ID = 2_147_483_647

@@ -1,0 +1,127 @@
+"""Search schemas: where the patient is (shared with matching), the patient search's
+parameters and its answer."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from ..limits import (DEFAULT_RADIUS_MILES, MAX_FEE, MAX_QUERY_LENGTH, MAX_RADIUS_MILES,
+                      MAX_SEARCH_RESULTS, MIN_RADIUS_MILES)
+from .fields import FiniteFloat, Term, WholeNumber, Zip
+from .listings import ProviderSchema
+from .paging import PageInfoSchema, page_field, per_page_field
+
+SORTS = ("relevance", "distance", "fee", "availability")
+
+
+class PatientLocationSchema(Schema):
+    """Where the patient is, how they can be seen, and what they can pay: the rules every
+    search-like question shares (search, pairs, the prescriber finder)."""
+
+    class Meta:
+        unknown = RAISE
+
+    #: Pairs and the prescriber finder need the patient's location or state; search does not.
+    location_required = False
+
+    zip = Zip()
+    lat = FiniteFloat(validate=validate.Range(-90, 90))
+    lon = FiniteFloat(validate=validate.Range(-180, 180))
+    radius_miles = FiniteFloat(load_default=DEFAULT_RADIUS_MILES,
+                               validate=validate.Range(MIN_RADIUS_MILES, MAX_RADIUS_MILES))
+    state = Term("state", metadata={"description": "The patient's state; from the ZIP if absent."})
+    telehealth = fields.Boolean(metadata={
+        "description": "true: telehealth providers licensed in the patient's state."})
+    in_person = fields.Boolean(metadata={"description": "true: in person within the radius."})
+    insurance = fields.List(Term("insurance"), metadata={"description": "Repeatable; any of."})
+    max_fee = WholeNumber(validate=validate.Range(0, MAX_FEE), metadata={
+        "description": "The provider's lowest fee is at most this."})
+    language = Term("language")
+    age_group = Term("age_group")
+    include_stale = fields.Boolean(load_default=False, metadata={
+        "description": "Also show listings not verified for over a year."})
+
+    @validates_schema
+    def _located(self, data, **kwargs):
+        errors: dict[str, list[str]] = {}
+        has_point = "lat" in data or "lon" in data
+        if has_point and ("lat" not in data or "lon" not in data):
+            errors["lat"] = ["Give both lat and lon."]
+        if has_point and "zip" in data:
+            errors["zip"] = ["Give zip or lat+lon, not both."]
+        located = has_point or "zip" in data
+        if self.location_required and not located and not data.get("state"):
+            errors["zip"] = ["Give the patient's zip (or lat+lon) or state."]
+        if data.get("telehealth") is False and data.get("in_person") is False:
+            errors["telehealth"] = ["telehealth and in_person cannot both be false."]
+        if data.get("telehealth") and not (located or data.get("state")):
+            errors.setdefault("state", ["Telehealth needs the patient's state (state or zip)."])
+        if data.get("in_person") and not located:
+            errors.setdefault("zip", ["In-person care needs a location (zip or lat+lon)."])
+        if data.get("sort") == "distance" and not located:
+            errors["sort"] = ["Sorting by distance needs a location (zip or lat+lon)."]
+        if errors:
+            raise ValidationError(errors)
+
+
+def deepest(results: int, message: str):
+    """A schema check that ``page * per_page`` stays within the first ``results``."""
+    def check(self, data, **kwargs):
+        if data.get("page", 1) * data.get("per_page", 20) > results:
+            raise ValidationError({"page": [message]})
+    return validates_schema(check)
+
+
+class SearchQuerySchema(PatientLocationSchema):
+    """Parameters of a patient search (all optional, combinable)."""
+
+    q = fields.String(validate=validate.Length(max=MAX_QUERY_LENGTH), metadata={
+        "description": "Free text: names, clinic, bio and known terms (concerns, "
+                       "modalities, languages, insurance); typo-tolerant."})
+    role = Term("role")
+    provider_type = Term("provider_type")
+    modality = fields.List(Term("modality"), metadata={"description": "Repeatable; any of."})
+    concern = fields.List(Term("concern"), metadata={
+        "description": "Repeatable. Providers who treat it or offer a suited modality; "
+                       "suited modalities rank first when no modality is given."})
+    gender = Term("gender")
+    sliding_scale = fields.Boolean()
+    accepting_new_patients = fields.Boolean(load_default=True)
+    accepts_coordinated_care = fields.Boolean()
+    sort = fields.String(load_default="relevance", validate=validate.OneOf(SORTS))
+    page = page_field(MAX_SEARCH_RESULTS)
+    per_page = per_page_field()
+
+    _depth = deepest(MAX_SEARCH_RESULTS, "Results beyond the first 10,000 are not available.")
+
+
+class CrisisSchema(Schema):
+    """The 988 crisis notice."""
+
+    message = fields.String()
+    call = fields.String()
+    text = fields.String()
+    chat = fields.String()
+    emergency = fields.String()
+
+
+class SearchItemSchema(ProviderSchema):
+    """A listing in search results, with why it matched."""
+
+    distance_miles = fields.Float(allow_none=True, metadata={
+        "description": "Geodesic distance from the patient's location."})
+    reasons = fields.List(fields.String())
+    matched_modalities = fields.List(fields.String())
+    reach = fields.List(fields.String(), metadata={
+        "description": "How the provider can see the patient: in_person, telehealth."})
+    stale = fields.Boolean()
+
+
+class SearchAnswerSchema(PageInfoSchema):
+    """A page of search results with facets; the crisis block comes first when present."""
+
+    crisis = fields.Nested(CrisisSchema)
+    items = fields.List(fields.Nested(SearchItemSchema))
+    facets = fields.Dict()
+    did_you_mean = fields.String(allow_none=True)
+    interpreted = fields.Dict()

@@ -1,0 +1,47 @@
+"""The app's services, set up once per app and reached through one accessor each.
+
+``search_service()`` is the search index (``referral.search_service``);
+``geocoder()`` locates practices (offline ZIP centroids by default). Both live on
+``app.extensions["referral"]`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from .geo import make_geocoder
+from .search_service import IndexSearchService, SearchService
+
+
+@dataclass
+class Services:
+    """This app's services."""
+
+    search: SearchService
+    geocoder: object
+
+
+def init_app(app: Flask, search: SearchService | None = None) -> None:
+    """Create the app's services from its configuration (``search`` replaces the index)."""
+    app.extensions["referral"] = Services(
+        search=search or IndexSearchService(app.config["INDEX_DIR"],
+                                            app.config["SEARCH_LISTING_CACHE"],
+                                            app.config.get("SEARCH_SYNC_ON_COMMIT", True)),
+        geocoder=make_geocoder(app.config["GEOCODER"], app.config["GEOCODER_USER_AGENT"]))
+
+
+def services(app: Flask | None = None) -> Services:
+    """The services of ``app`` (default: the current app)."""
+    return (app or current_app).extensions["referral"]
+
+
+def search_service(app: Flask | None = None) -> SearchService:
+    """The search service of ``app`` (default: the current app)."""
+    return services(app).search
+
+
+def geocoder(app: Flask | None = None):
+    """The configured geocoder of ``app`` (default: the current app)."""
+    return services(app).geocoder
