@@ -105,7 +105,8 @@ def create_referral(clinic: Clinic, values: dict) -> Referral:
         problems["prescriber_id"] = ["This listing is not managed by a clinic that can answer."]
     elif not _can_see(prescriber, values["patient_state"]):
         problems["patient_state"] = [
-            f"The prescriber is not licensed in {values['patient_state']}."]
+            f"The prescriber cannot see a patient in {values['patient_state']}: neither in "
+            "person there nor by telehealth with a licence there."]
     if problems:
         raise Invalid("This prescriber cannot take this referral.", problems)
     referral = Referral(

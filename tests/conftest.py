@@ -204,3 +204,42 @@ def directory():
         yield app, providers
         with app.app_context():
             db.engine.dispose()
+
+
+_listing_ids = itertools.count(1)
+
+
+@pytest.fixture
+def rendered(listing):
+    """Build a listing as the API renders it, without a database:
+    ``rendered(clinic=(id, name), verified_days_ago=0, **listing overrides)``."""
+    import datetime as dt
+
+    from referral.listings import complete_listing, full_listing
+    from referral.schemas.listings import ListingSchema
+
+    def build(clinic=(1, "Harbor Counseling"), verified_days_ago=0, **overrides):
+        now = dt.datetime.now(dt.timezone.utc)
+        values = full_listing(complete_listing(ListingSchema().load(listing(**overrides))))
+        return {"id": next(_listing_ids), **values,
+                "clinic": {"id": clinic[0], "name": clinic[1]} if clinic else None,
+                "last_verified_at": now - dt.timedelta(days=verified_days_ago),
+                "updated_at": now, "active": True}
+    return build
+
+
+def generated_directory(count: int, seed: int) -> list[dict]:
+    """``count`` generated demo listings as the API renders them (no database)."""
+    import datetime as dt
+
+    from seeds.generator import generate_clinics, generate_provider
+
+    now = dt.datetime.now(dt.timezone.utc)
+    clinics = generate_clinics(max(2, count // 20), seed)
+    listings = []
+    for index in range(count):
+        clinic_index, values = generate_provider(seed, index, clinics, now)
+        listings.append({"id": index + 1, **values,
+                         "clinic": {"id": clinic_index + 1, "name": clinics[clinic_index].name},
+                         "updated_at": now, "active": True})
+    return listings

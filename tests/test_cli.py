@@ -68,3 +68,29 @@ def test_seeded_listings_are_served(runner, client):
     runner.invoke(args=["seed", "--count", "50"])
     page = client.get("/api/v1/providers?per_page=100").json
     assert page["total"] == 50 and len(page["items"]) == 50
+
+
+def test_clinic_upload_is_the_same_all_or_nothing_operation(app, runner, client, listing,
+                                                           tmp_path, monkeypatch):
+    from referral.listing_csv import rows_to_csv
+
+    runner.invoke(args=["clinic", "create", "Uploader"])
+    with app.app_context():
+        clinic_id = db.session.query(Clinic).one().id
+    bad = tmp_path / "bad.csv"
+    bad.write_text(rows_to_csv([listing(last_name="Goodrow"), listing(zip="99999")]))
+    result = runner.invoke(args=["clinic", "upload", str(clinic_id), str(bad)])
+    assert result.exit_code == 1
+    assert "row 2, zip: ZIP code 99999 is not a known US ZIP code." in result.output
+    good = tmp_path / "good.csv"
+    good.write_text(rows_to_csv([listing(last_name="Goodrow"), listing(last_name="Fairway")]))
+    monkeypatch.setitem(app.config, "BULK_MAX_ROWS", 1)
+    result = runner.invoke(args=["clinic", "upload", str(clinic_id), str(good)])
+    assert result.exit_code == 1 and "At most 1 listings per upload" in result.output
+    monkeypatch.setitem(app.config, "BULK_MAX_ROWS", 10)
+    result = runner.invoke(args=["clinic", "upload", str(clinic_id), str(good)])
+    assert result.exit_code == 0 and "2 created, 0 updated, 0 unchanged" in result.output
+    found = client.get("/api/v1/providers/search", query_string={"q": "Fairway"}).json
+    assert [item["last_name"] for item in found["items"]] == ["Fairway"]
+    with app.app_context():
+        assert db.session.query(Provider).count() == 2

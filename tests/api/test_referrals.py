@@ -230,3 +230,19 @@ def test_responsiveness_figures(app, client, parties):
         figures = responsiveness([parties["prescriber"]["id"]])[parties["prescriber"]["id"]]
     assert (figures.answered, figures.accepted, figures.expired) == (2, 1, 0)
     assert figures.accepted_share == 0.5 and figures.median_response_hours < 0.1
+
+
+def test_a_licence_without_telehealth_does_not_reach_another_state(client, make_clinic, create,
+                                                                  parties):
+    _, office_only = make_clinic("Office Only Psychiatry")
+    prescriber = create(office_only, last_name="Officeonly", provider_type="psychiatrist",
+                        taxonomy_codes=["2084P0800X"], modalities=[], telehealth=False,
+                        licensed_states=["MA", "NH"])
+    response = client.post(URL, json=payload(parties, prescriber_id=prescriber["id"],
+                                             patient_state="NH"),
+                           headers=bearer(parties["sender"]))
+    body = assert_error_shape(response, 422)
+    assert "patient_state" in body["errors"]
+    assert client.post(URL, json=payload(parties, prescriber_id=prescriber["id"],
+                                         patient_state="MA"),
+                       headers=bearer(parties["sender"])).status_code == 201

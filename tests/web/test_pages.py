@@ -152,3 +152,22 @@ def test_pages_need_nothing_the_content_security_policy_forbids(directory):
         page = text(response)
         assert 'style="' not in page and "<script" not in page and "http://" not in page
         assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_the_upload_page_keeps_the_bulk_row_limit(app, client, make_clinic, listing,
+                                                  monkeypatch):
+    import io
+
+    monkeypatch.setitem(app.config, "BULK_MAX_ROWS", 2)
+    _, token = make_clinic()
+    client.post("/clinic/sign-in", data={"token": token,
+                                         "csrf_token": csrf(client, "/clinic/sign-in")})
+    rows = [listing(), listing(), listing()]
+    answer = client.post("/clinic/upload", data={
+        "csrf_token": csrf(client, "/clinic/upload"),
+        "file": (io.BytesIO(rows_to_csv(rows).encode()), "three.csv")},
+        content_type="multipart/form-data")
+    assert answer.status_code == 422
+    assert "At most 2 listings per upload; this one has 3." in text(answer)
+    with app.app_context():
+        assert db.session.query(Provider).count() == 0

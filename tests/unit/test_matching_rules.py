@@ -1,0 +1,64 @@
+"""Unit tests of pair scoring and the prescriber finder through the in-memory search service.
+
+Referral history comes from the (empty) test database."""
+
+from __future__ import annotations
+
+import pytest
+
+from referral.extensions import db
+from referral.matching import match_pairs
+from referral.schemas.matching import MatchQuerySchema
+from referral.search_service import InMemorySearchService
+from search_index.ranking import WEIGHTS
+
+load = MatchQuerySchema().load
+
+
+@pytest.fixture
+def pair_world(rendered):
+    common = {"zip": "02115", "accepts_coordinated_care": True, "accepting_new_patients": True}
+    therapist = rendered(clinic=(1, "Harbor"), last_name="Tee", **common)
+    same_clinic = rendered(clinic=(1, "Harbor"), last_name="Same", provider_type="psychiatrist",
+                           taxonomy_codes=["2084P0800X"], modalities=[], **common)
+    other_clinic = rendered(clinic=(2, "Cove"), last_name="Other", provider_type="psychiatrist",
+                            taxonomy_codes=["2084P0800X"], modalities=[], **common)
+    refuses = rendered(clinic=(3, "Bay"), last_name="Alone", provider_type="psychiatrist",
+                       taxonomy_codes=["2084P0800X"], modalities=[], zip="02115",
+                       accepts_coordinated_care=False)
+    return therapist, same_clinic, other_clinic, refuses
+
+
+def test_pairs_need_coordination_and_same_clinic_adds_its_weight(app, pair_world):
+    therapist, same_clinic, other_clinic, refuses = pair_world
+    service = InMemorySearchService(pair_world)
+    with app.app_context():
+        answer = match_pairs(service, db.session, load({"zip": "02115", "concern": ["depression"]}),
+                             dump_listing=None)
+    pairs = {(p["therapist"]["id"], p["prescriber"]["id"]): p for p in answer["pairs"]}
+    assert set(pairs) == {(therapist["id"], same_clinic["id"]),
+                          (therapist["id"], other_clinic["id"])}
+    same = pairs[(therapist["id"], same_clinic["id"])]
+    other = pairs[(therapist["id"], other_clinic["id"])]
+    assert same["score"] - other["score"] == pytest.approx(WEIGHTS.same_clinic, abs=2e-3)
+    assert "Same clinic: Harbor" in same["reasons"]
+    assert not any(reason.startswith("Same clinic") for reason in other["reasons"])
+    assert answer["pairs"][0] is same
+
+
+def test_no_provider_in_more_than_two_pairs(app, rendered):
+    common = {"zip": "02115", "accepts_coordinated_care": True}
+    therapists = [rendered(last_name=f"T{i}", **common) for i in range(2)]
+    prescribers = [rendered(last_name=f"P{i}", provider_type="psychiatrist",
+                            taxonomy_codes=["2084P0800X"], modalities=[], **common)
+                   for i in range(3)]
+    service = InMemorySearchService(therapists + prescribers)
+    with app.app_context():
+        answer = match_pairs(service, db.session, load({"zip": "02115", "limit": 9}),
+                             dump_listing=None)
+    counts: dict = {}
+    for pair in answer["pairs"]:
+        for side in ("therapist", "prescriber"):
+            counts[pair[side]["id"]] = counts.get(pair[side]["id"], 0) + 1
+    # All six combinations qualify; two pairs per provider leave room for four.
+    assert len(answer["pairs"]) == 4 and max(counts.values()) == 2
