@@ -1,4 +1,4 @@
-"""Crisis wording and detection (DOMAIN.md section 3).
+"""Crisis wording and detection (docs/domain.md section 3).
 
 Every patient-facing surface shows the 988 notice; free text that signals a
 crisis must surface it before anything else.

@@ -1,4 +1,4 @@
-"""National Provider Identifier (NPI) check digit (DOMAIN.md section 4).
+"""National Provider Identifier (NPI) check digit (docs/domain.md section 4).
 
 The tenth digit is a Luhn check digit computed over the prefix "80840" and the
 first nine digits.

@@ -1,4 +1,4 @@
-"""Reading and classifying NPPES provider records (DOMAIN.md sections 4 and 5).
+"""Reading and classifying NPPES provider records (docs/domain.md sections 4 and 5).
 
 Two sources, one set of rules: the CMS monthly file ``npidata_pfile_*.csv`` (330
 quoted columns, streamed row by row in constant memory) and saved NPI Registry
@@ -76,7 +76,7 @@ def nppes_header(sex_column: str = "Provider Sex Code") -> list[str]:
 HEADER = nppes_header()
 assert len(HEADER) == 330
 
-#: Behavioral-health organization taxonomy codes (DOMAIN.md section 4).
+#: Behavioral-health organization taxonomy codes (docs/domain.md section 4).
 BEHAVIORAL_ORGANIZATION_CODES = frozenset({
     "261QM0801X", "261QM0850X", "261QM0855X", "261QR0405X", "251S00000X", "283Q00000X",
     "273R00000X", "324500000X", "323P00000X", "320800000X"})

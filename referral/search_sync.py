@@ -342,12 +342,6 @@ class SearchState:
             self.listings.clear()
             self._text_seen = -1
 
-    def save_snapshot(self) -> None:
-        """Write the current table so the next process start loads fast."""
-        with self.lock:
-            if self.table is not None:
-                self.table.save(self.snapshot_path)
-
 
 def check_index(state: SearchState, connection, repair: bool = True,
                 lock_wait_seconds: float = 60.0) -> dict:

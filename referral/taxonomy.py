@@ -1,4 +1,4 @@
-"""NUCC taxonomy codes of behavioral-health providers (DOMAIN.md section 4).
+"""NUCC taxonomy codes of behavioral-health providers (docs/domain.md section 4).
 
 Plain functions that say what role a set of taxonomy codes gives a provider,
 shared by listing validation and the NPPES importer.

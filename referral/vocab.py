@@ -1,4 +1,4 @@
-"""Controlled vocabularies of the directory (see shared/DOMAIN.md).
+"""Controlled vocabularies of the directory (see docs/domain.md).
 
 Every vocabulary maps accepted spellings to one canonical value. Input is
 case-insensitive and tolerant of spaces, hyphens and underscores; output is
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 ROLES = ("therapist", "prescriber")
 
-#: Therapy modalities (DOMAIN.md section 2), with a plain-language note for patients.
+#: Therapy modalities (docs/domain.md section 2), with a plain-language note for patients.
 MODALITIES: dict[str, str] = {
     "CBT": "Cognitive behavioral therapy: changing unhelpful thoughts and habits.",
     "DBT": "Dialectical behavior therapy: skills for intense emotions and self-harm urges.",
@@ -31,7 +31,7 @@ MODALITIES: dict[str, str] = {
     "PSYCHOEDUCATION": "Psychoeducation: learning about a condition and how to manage it.",
 }
 
-#: Concerns and their evidence-informed therapy modalities (DOMAIN.md section 2).
+#: Concerns and their evidence-informed therapy modalities (docs/domain.md section 2).
 #: A suggestion to the patient, never a diagnosis.
 CONCERN_MODALITIES: dict[str, tuple[str, ...]] = {
     "depression": ("CBT", "IPT", "BA", "MBCT"),

@@ -17,7 +17,6 @@ from .table import ProviderTable
 
 SORTS = ("relevance", "distance", "fee", "availability")
 DAY = 86400.0
-FACET_FIELDS = ("modalities", "provider_type", "insurance", "languages")
 
 
 @dataclass

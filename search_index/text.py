@@ -50,7 +50,6 @@ SCHEMA = Schema(
     bio=TEXT(analyzer=StemmingAnalyzer()),
     version=STORED,
 )
-TEXT_FIELDS = ("name", "credentials", "clinic", "bio")
 
 
 def words(text: str) -> list[str]:

@@ -130,8 +130,6 @@ _DECLARED = ListingSchema().fields
 LISTING_FIELDS = tuple(_DECLARED)
 REQUIRED_FIELDS = frozenset(name for name, field in _DECLARED.items() if field.required)
 LIST_FIELDS = tuple(name for name, field in _DECLARED.items() if isinstance(field, fields.List))
-BOOLEAN_FIELDS = tuple(name for name, field in _DECLARED.items()
-                       if isinstance(field, fields.Boolean))
 #: The value of each field when a listing does not give it.
 LISTING_DEFAULTS = {name: (field.load_default() if callable(field.load_default)
                            else field.load_default)

@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from marshmallow import ValidationError
 
 from ..crisis import CRISIS_MESSAGE
+from ..schemas.listings import listing_label
 from ..vocab import (AGE_GROUPS, CONCERN_LABELS, LANGUAGES, MODALITIES, PAYERS, PROVIDER_TYPES,
                      STATES, VOCABULARIES)
 
@@ -76,6 +77,7 @@ def register_web(app: Flask) -> None:
     app.jinja_env.filters["days_ago"] = days_ago
     app.jinja_env.filters["humanize"] = humanize
     app.jinja_env.globals["term_options"] = term_options
+    app.jinja_env.filters["field_label"] = listing_label
     app.jinja_env.filters["zip_pairs"] = lambda values: [(v, v) for v in values]
     app.jinja_env.filters["zip_pairs_humanized"] = lambda values: [(v, humanize(v))
                                                                    for v in values]

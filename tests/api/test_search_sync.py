@@ -6,6 +6,8 @@ import datetime as dt
 import multiprocessing
 import re
 
+import pytest
+
 from referral.extensions import db
 from referral.models import Provider, ProviderChange
 from referral.search_sync import check_index, latest_change
@@ -134,6 +136,7 @@ def _write_listings(database, index_dir, token, jobs, results):
     results.put(statuses)
 
 
+@pytest.mark.system
 def test_concurrent_writers_in_several_processes_lose_nothing(app, database, make_clinic):
     _, token = make_clinic()
     context = multiprocessing.get_context("spawn")

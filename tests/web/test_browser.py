@@ -19,6 +19,8 @@ from referral.extensions import db
 from referral.listing_csv import rows_to_csv
 from referral.models import Clinic, Provider
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts")
 

@@ -29,6 +29,8 @@ from referral.search_sync import SearchState, check_index
 from referral.services import search_service
 from tests.conftest import make_app, new_npi
 
+pytestmark = pytest.mark.system
+
 
 def subprocess_url(database) -> str:
     """The test database as one URL a child process can use (schema included)."""

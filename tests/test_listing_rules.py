@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 from referral.listing_rules import is_stale, listing_problems, role_for_provider_type
 from referral.listing_csv import rows_from_csv, rows_to_csv
 from referral.models import Provider
-from referral.schemas.listings import (BOOLEAN_FIELDS, FORM_FIELDS, LIST_FIELDS, LISTING_FIELDS,
+from referral.schemas.listings import (FORM_FIELDS, LIST_FIELDS, LISTING_FIELDS,
                                        ListingSchema, ProviderSchema, listing_label)
 
 
@@ -25,8 +25,8 @@ def test_derived_sets_follow_the_declaration():
     declared = ListingSchema().fields
     assert LIST_FIELDS == ("taxonomy_codes", "modalities", "concerns", "age_groups", "languages",
                            "licensed_states", "insurance")
-    assert set(BOOLEAN_FIELDS) == {name for name, f in declared.items()
-                                   if type(f).__name__ == "Boolean"}
+    checkboxes = {f["name"] for f in FORM_FIELDS if f["widget"] == "checkbox"}
+    assert checkboxes == {name for name, f in declared.items() if type(f).__name__ == "Boolean"}
     assert LISTING_FIELDS[0] == "npi" and len(LISTING_FIELDS) == len(declared)
     form = {f["name"]: f["widget"] for f in FORM_FIELDS}
     assert "npi" not in form and "role" not in form and "latitude" not in form
