@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from flask import current_app
 
-from ..extensions import db
-from ..matching import match_pairs
-from ..schemas.listings import listing_dump
+from ..queries import pairs
 from ..schemas.matching import MatchAnswerSchema, MatchQuerySchema
-from ..search import freshness
 from ..security import limit_searches
-from ..services import search_service
 from . import Blueprint
 
 blp = Blueprint("match", __name__, description="Matched therapist + prescriber pairs.")
@@ -23,6 +19,5 @@ blp.url_prefix = "/match"
 def match(params):
     """Pairs of a therapist and a prescriber who both accept coordinated care and can
     both see the patient, ranked, each with the reasons in plain words."""
-    answer = match_pairs(search_service(), db.session, params,
-                         listing_dump, **freshness(current_app.config))
+    answer = pairs(params)
     return current_app.json.response(answer)

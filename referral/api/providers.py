@@ -10,15 +10,14 @@ from ..auth import clinic_required
 from ..bulk import upload_listings
 from ..errors import Invalid
 from ..extensions import db
-from ..matching import prescribers_for_therapist
 from ..schemas.listings import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema,
                                 ListingPatchSchema, ListingSchema, ProviderListQuerySchema,
                                 ProviderPageSchema, ProviderSchema, listing_dump)
 from ..schemas.matching import FinderAnswerSchema, PrescriberFinderQuerySchema
 from ..schemas.search import SearchAnswerSchema, SearchQuerySchema
-from ..search import freshness, search_providers
 from ..security import limit_searches, limit_writes
-from ..services import geocoder, search_service
+from ..queries import patient_search, prescriber_finder
+from ..services import geocoder
 from . import Blueprint
 
 blp = Blueprint("providers", __name__, url_prefix="/providers",
@@ -63,8 +62,7 @@ def search(params):
     those not verified in a year are hidden unless ``include_stale=true``. Text that
     signals a crisis brings the 988 notice first.
     """
-    answer = search_providers(search_service(), db.session, params,
-                              listing_dump, **freshness(current_app.config))
+    answer = patient_search(params)
     # Items are listings already dumped by ProviderSchema (and cached) plus plain extras,
     # so the answer goes out as it is rather than through the schema a second time.
     return current_app.json.response(answer)
@@ -78,9 +76,7 @@ def search(params):
 def prescribers(params, provider_id):
     """Prescribers a therapist can refer this patient to: they accept coordinated care and
     new patients and can see the patient; ranked with their responsiveness."""
-    answer = prescribers_for_therapist(
-        search_service(), db.session, provider_id, params,
-        listing_dump, **freshness(current_app.config))
+    answer = prescriber_finder(provider_id, params)
     return current_app.json.response(answer)
 
 

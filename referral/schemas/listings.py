@@ -6,7 +6,7 @@ label and help. Derived from it, never written out again:
 - ``ProviderSchema``, the output shape (each input field's output twin plus
   identity, clinic and bookkeeping fields);
 - ``LISTING_FIELDS`` (order of the CSV header and of every listing dict),
-  ``LIST_FIELDS``, ``BOOLEAN_FIELDS`` and ``LISTING_DEFAULTS``;
+  ``LIST_FIELDS`` and ``LISTING_DEFAULTS``;
 - ``FORM_FIELDS``, the clinic edit form (widget, label and options per field).
 
 We derive from the marshmallow input schema rather than generating schemas from

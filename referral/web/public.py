@@ -7,13 +7,11 @@ from flask import Blueprint, current_app, render_template, request
 from ..crisis import signals_crisis
 from ..extensions import db
 from ..listings import public_provider
-from ..matching import match_pairs, prescribers_for_therapist
+from ..queries import pairs, patient_search, prescriber_finder
 from ..schemas.listings import listing_dump
 from ..schemas.matching import MatchQuerySchema, PrescriberFinderQuerySchema
 from ..schemas.search import SearchQuerySchema
-from ..search import freshness, search_providers
 from ..security import limit_searches
-from ..services import search_service
 from . import load_form
 
 bp = Blueprint("web", __name__)
@@ -29,7 +27,7 @@ def search():
     params, raw, errors = load_form(request.args, _search_schema)
     answer = None
     if params is not None and raw:
-        answer = search_providers(search_service(), db.session, params, listing_dump, **freshness(current_app.config))
+        answer = patient_search(params)
     crisis = signals_crisis(raw.get("q")) if raw else False
     status = 422 if errors else 200
     return render_template("search.html", raw=raw, errors=errors, answer=answer,
@@ -44,9 +42,7 @@ def provider(provider_id):
     if listing["role"] == "therapist" and (listing["zip"] or listing["state"]):
         near = {"zip": listing["zip"]} if listing["zip"] else {"patient_state": listing["state"]}
         params = PrescriberFinderQuerySchema().load({**near, "per_page": 5})
-        prescribers = prescribers_for_therapist(
-            search_service(), db.session, provider_id, params,
-            listing_dump, **freshness(current_app.config))["items"]
+        prescribers = prescriber_finder(provider_id, params)["items"]
     return render_template("provider.html", p=listing, prescribers=prescribers)
 
 
@@ -57,7 +53,6 @@ def match():
     params, raw, errors = load_form(request.args, _match_schema)
     answer = None
     if params is not None and raw:
-        answer = match_pairs(search_service(), db.session, params,
-                             listing_dump, **freshness(current_app.config))
+        answer = pairs(params)
     return render_template("match.html", raw=raw, errors=errors, answer=answer,
                            params=params or {}), 422 if errors else 200
