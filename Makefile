@@ -11,7 +11,7 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test test-postgres serve-prod venv browser clean
+.PHONY: demo test test-postgres lint serve-prod venv browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -40,6 +40,11 @@ test: $(STAMP) browser
 test-postgres: $(STAMP) browser
 	CHROMIUM=$(CHROMIUM) TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint: ruff with the rule set in pyproject.toml (E, F, W, B, UP, SIM, I), and dead code.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/vulture referral search_index seeds config.py tests bench --exclude referral/migrations --min-confidence 80
 
 # Production serving: PostgreSQL from DATABASE_URL, SECRET_KEY required (see README).
 serve-prod: $(STAMP)

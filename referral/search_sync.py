@@ -51,7 +51,7 @@ _CHUNK = 900
 # The outbox: change rows written with every listing change
 
 
-def _record_changes(session: Session, flush_context) -> None:
+def _record_changes(session: Session, _flush_context) -> None:
     changed = {obj for obj in session.new if isinstance(obj, Provider)}
     changed |= {obj for obj in session.dirty
                 if isinstance(obj, Provider) and session.is_modified(obj)}
@@ -122,7 +122,7 @@ def install_outbox(session_factory, on_commit: Callable[[], None]) -> None:
         session.info.pop("provider_changes", None)
 
     event.listen(session_factory, "after_commit", after_commit)
-    event.listen(session_factory, "after_soft_rollback", lambda s, tx: after_rollback(s))
+    event.listen(session_factory, "after_soft_rollback", lambda s, _tx: after_rollback(s))
 
 
 # ---------------------------------------------------------------------------
