@@ -8,8 +8,6 @@ from flask import Flask
 
 from config import load_config
 
-MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
-
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration, extensions, API, error handlers, CLI commands.
@@ -32,13 +30,13 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, migrations, geocoder and search index to ``app``."""
-    from .extensions import csrf, db, migrate
+    from . import database
+    from .extensions import csrf
     from .geo import make_geocoder
     from .search_sync import SearchState, install_outbox_once
 
-    db.init_app(app)
+    database.init_app(app)
     csrf.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     app.extensions["referral.geocoder"] = make_geocoder(
         app.config["GEOCODER"], app.config["GEOCODER_USER_AGENT"])
     app.extensions["referral.search"] = SearchState(app.config["INDEX_DIR"],

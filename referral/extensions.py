@@ -3,11 +3,8 @@
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
-import sqlite3
-
-from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine
 
 from .errors import ReferralApi
 
@@ -32,13 +29,3 @@ migrate = Migrate()
 api = ReferralApi()
 csrf = CSRFProtect()
 
-
-@event.listens_for(Engine, "connect")
-def _sqlite_for_concurrency(dbapi_connection, connection_record):
-    """SQLite in WAL mode: searches keep reading while a clinic's update commits."""
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()

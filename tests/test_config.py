@@ -1,10 +1,12 @@
-"""Configuration from the environment: typed, validated, read at start-up."""
+"""Configuration from the environment (typed, validated, read at start-up), and the
+database wiring: SQLite tuning that touches only the app's own engines."""
 
 from __future__ import annotations
 
 import tempfile
 
 import pytest
+from sqlalchemy import create_engine, text
 
 import config
 from referral import create_app
@@ -141,3 +143,37 @@ def test_rate_limits_off_in_the_environment_switch_limits_off(app, database, mon
     assert statuses == [200, 200, 200]
     with unlimited.app_context():
         db.engine.dispose()
+
+
+def journal_mode(engine) -> str:
+    """``PRAGMA journal_mode`` on a new connection of ``engine``."""
+    with engine.connect() as connection:
+        return connection.execute(text("PRAGMA journal_mode")).scalar()
+
+
+def test_sqlite_tuning_touches_only_the_apps_engines(tmp_path):
+    apps = [create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/{name}.sqlite3",
+                        "INDEX_DIR": str(tmp_path / f"{name}-index")})
+            for name in ("first", "second")]
+    bare = create_engine(f"sqlite:///{tmp_path}/bare.sqlite3")
+    try:
+        for app, name in zip(apps, ("first", "second")):
+            with app.app_context():
+                assert db.engine.url.database == f"{tmp_path}/{name}.sqlite3"
+                assert journal_mode(db.engine) == "wal"
+                with db.engine.connect() as connection:
+                    assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+                    assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 10000
+        assert journal_mode(bare) == "delete"
+    finally:
+        bare.dispose()
+        for app in apps:
+            with app.app_context():
+                db.engine.dispose()
+
+
+def test_start_up_runs_no_query(tmp_path):
+    nowhere = "postgresql+psycopg://nobody@127.0.0.1:9/none"  # refuses any connection
+    app = create_app({"SQLALCHEMY_DATABASE_URI": nowhere, "INDEX_DIR": str(tmp_path / "index")})
+    with app.app_context():
+        assert db.engine.url.port == 9
