@@ -10,10 +10,10 @@ from config import load_config
 
 
 def create_app(config: dict | None = None) -> Flask:
-    """Build the app: configuration, extensions, API, error handlers, CLI commands.
+    """Build the app: configuration, extensions, API and pages, error handlers, CLI commands.
 
-    ``config`` overrides the environment-derived configuration (tests use it).
-    No database query runs here.
+    ``config`` overrides the environment-derived configuration (tests use it). A bad
+    environment variable stops here with ``config.ConfigError``. No database query runs.
     """
     app = Flask(__name__, instance_path=os.environ.get("REFERRAL_INSTANCE_PATH") or None)
     os.makedirs(app.instance_path, exist_ok=True)
@@ -29,14 +29,15 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind the database, migrations, geocoder and search index to ``app``."""
-    from . import database
+    """Bind the database, CSRF protection, request protections, geocoder and search index."""
+    from . import database, security
     from .extensions import csrf
     from .geo import make_geocoder
     from .search_sync import SearchState, install_outbox_once
 
     database.init_app(app)
     csrf.init_app(app)
+    security.init_app(app)
     app.extensions["referral.geocoder"] = make_geocoder(
         app.config["GEOCODER"], app.config["GEOCODER_USER_AGENT"])
     app.extensions["referral.search"] = SearchState(app.config["INDEX_DIR"],
@@ -54,12 +55,10 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """Map domain errors to the API's error shape; limits, headers, CORS, outages."""
-    from .errors import register_error_handlers
-    from .security import init_security
+    """Answer every error in the project's shape; after the API, whose handler this replaces."""
+    from . import errors
 
-    register_error_handlers(app)
-    init_security(app)
+    errors.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -1,12 +1,18 @@
-"""Flask extension objects, created unbound and initialised in ``create_app``."""
+"""Flask extension objects, created unbound; each part of the app binds them in its
+own ``init_app`` (``database``, ``security``, ``api``, ``create_app``).
 
+Only third-party code is imported here, so every module of the project may import
+this one without an import cycle.
+"""
+
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
+from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
-
-from .errors import ReferralApi
 
 # Constraint names that are the same on SQLite and PostgreSQL, so migrations can alter them.
 NAMING_CONVENTION = {
@@ -26,6 +32,6 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-api = ReferralApi()
+api = Api()
 csrf = CSRFProtect()
-
+limiter = Limiter(key_func=get_remote_address)

@@ -1,9 +1,12 @@
 """Configuration from the environment (typed, validated, read at start-up), and the
-database wiring: SQLite tuning that touches only the app's own engines."""
+wiring it feeds: an extensions module free of project imports, and SQLite tuning that
+touches only the app's own engines."""
 
 from __future__ import annotations
 
+import ast
 import tempfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -143,6 +146,19 @@ def test_rate_limits_off_in_the_environment_switch_limits_off(app, database, mon
     assert statuses == [200, 200, 200]
     with unlimited.app_context():
         db.engine.dispose()
+
+
+def test_extensions_import_nothing_from_the_project():
+    import referral.extensions
+
+    tree = ast.parse(Path(referral.extensions.__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and not (node.module or "").startswith("referral"), \
+                ast.unparse(node)
+        elif isinstance(node, ast.Import):
+            assert not any(alias.name.startswith("referral") for alias in node.names), \
+                ast.unparse(node)
 
 
 def journal_mode(engine) -> str:
