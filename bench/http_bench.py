@@ -19,18 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
-
-import random
-import threading
 
 from bench.common import bench_app, data_dir, database_url, structured_queries
 

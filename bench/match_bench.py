@@ -53,16 +53,16 @@ def main() -> None:
     app = bench_app(args.count)
     from referral.extensions import db
     from referral.matching import match_pairs, prescribers_for_therapist
+    from referral.models import Provider
     from referral.schemas.listings import listing_dump
     from referral.schemas.matching import MatchQuerySchema, PrescriberFinderQuerySchema
     from referral.services import search_service
-    from referral.models import Provider
 
     service = search_service(app)
     state = service.state
     dump = listing_dump
     needs = [MatchQuerySchema().load(n) for n in patient_needs(args.queries)]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     report = {"count": args.count, "queries": args.queries}
     with app.app_context():
         with db.engine.connect() as connection:
@@ -92,7 +92,8 @@ def main() -> None:
             prescribers_for_therapist(service, db.session, therapist_id, params, dump, now=now)
             db.session.rollback()
 
-        report["prescriber_finder"] = measure(finder, list(zip(therapists, finder_params)))
+        report["prescriber_finder"] = measure(
+            finder, list(zip(therapists, finder_params, strict=True)))
     print(json.dumps(report, indent=1))
 
 

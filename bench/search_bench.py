@@ -51,8 +51,8 @@ def project(app, queries, names, reindex: bool, procs: int) -> dict:
     from referral.extensions import db
     from referral.schemas.listings import listing_dump
     from referral.schemas.search import SearchQuerySchema
-    from referral.services import search_service
     from referral.search import build_criteria, search_providers, understand_query
+    from referral.services import search_service
     from search_index.searcher import search
 
     results = {}
@@ -73,7 +73,7 @@ def project(app, queries, names, reindex: bool, procs: int) -> dict:
         results["table_load_seconds"] = round(time.perf_counter() - started, 2)
         schema = SearchQuerySchema()
         loaded = [schema.load(q) for q in queries]
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
 
         dump = listing_dump
 

@@ -8,14 +8,12 @@ from flask import Flask
 
 from config import load_config
 
-MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
-
 
 def create_app(config: dict | None = None) -> Flask:
-    """Build the app: configuration, extensions, API, error handlers, CLI commands.
+    """Build the app: configuration, extensions, API and pages, error handlers, CLI commands.
 
-    ``config`` overrides the environment-derived configuration (tests use it).
-    No database query runs here.
+    ``config`` overrides the environment-derived configuration (tests use it). A bad
+    environment variable stops here with ``config.ConfigError``. No database query runs.
     """
     app = Flask(__name__, instance_path=os.environ.get("REFERRAL_INSTANCE_PATH") or None)
     os.makedirs(app.instance_path, exist_ok=True)
@@ -31,14 +29,14 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind the database, migrations, geocoder and search index to ``app``."""
-    from . import services
-    from .extensions import csrf, db, migrate
+    """Bind the database, CSRF protection, request protections, geocoder and search index."""
+    from . import database, security, services
+    from .extensions import csrf
     from .search_sync import install_outbox_once
 
-    db.init_app(app)
+    database.init_app(app)
     csrf.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    security.init_app(app)
     services.init_app(app)
     install_outbox_once()
 
@@ -53,12 +51,10 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """Map domain errors to the API's error shape; limits, headers, CORS, outages."""
-    from .errors import register_error_handlers
-    from .security import init_security
+    """Answer every error in the project's shape; after the API, whose handler this replaces."""
+    from . import errors
 
-    register_error_handlers(app)
-    init_security(app)
+    errors.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -32,7 +32,7 @@ def hash_token(token: str) -> str:
 
 
 def issue_token(clinic: Clinic, label: str | None = None) -> tuple[ApiToken, str]:
-    """Create a token for ``clinic``; return the row and the plaintext (shown once, never stored)."""
+    """Create a token for ``clinic``; return the row and the plaintext (shown once only)."""
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(clinic=clinic, token_hash=hash_token(plaintext),
                    prefix=plaintext[:12], label=label)

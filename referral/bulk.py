@@ -10,8 +10,15 @@ from sqlalchemy import select
 from .errors import Invalid
 from .extensions import db
 from .listing_csv import rows_from_csv
-from .listings import (commit_or_conflict, complete_listing, full_listing, listing_diff,
-                       listing_values, npi_taken_message, record_audit)
+from .listings import (
+    commit_or_conflict,
+    complete_listing,
+    full_listing,
+    listing_diff,
+    listing_values,
+    npi_taken_message,
+    record_audit,
+)
 from .models import Clinic, Provider, utcnow
 from .schemas.listings import load_listing_row
 
@@ -114,7 +121,7 @@ def bulk_upsert(clinic: Clinic, rows: list, *, dry_run: bool = False, verify: bo
 
     result = BulkResult(dry_run=dry_run)
     now = utcnow()
-    for number, values in loaded:
+    for _, values in loaded:
         after = full_listing(complete_listing(values, geocoder))
         provider = existing.get(values["npi"])
         if provider is None:

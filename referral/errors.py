@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import render_template, request
-from flask_smorest import Api
+from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
+
+from .extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +55,21 @@ def error_payload(status: int, message: str, errors: dict | None = None) -> dict
             "message": message, "errors": errors or {}}
 
 
-class ReferralApi(Api):
-    """flask-smorest's Api with every error answered in the project's shape."""
-
-    def handle_http_exception(self, error: HTTPException):
-        """Answer any HTTP error (including unhandled exceptions, as 500) in the error shape."""
-        if isinstance(error, InternalServerError) or error.code >= 500:
-            from .extensions import db  # the extensions module imports this one
-            db.session.rollback()
-            original = getattr(error, "original_exception", None)
-            if original is not None:
-                # The stack trace goes to the log; request bodies never do.
-                log.error("unhandled error", exc_info=original)
-        data = getattr(error, "data", None) or {}
-        message = data.get("message") or _message_for(error)
-        errors = data.get("errors") or data.get("messages") or {}
-        headers = dict(data.get("headers") or {})
-        if error.code == 401 and request.path.startswith("/api/"):
-            headers.setdefault("WWW-Authenticate", 'Bearer realm="clinic"')
-        return error_answer(error.code, message, errors), error.code, headers
+def handle_http_exception(error: HTTPException):
+    """Answer any HTTP error (including unhandled exceptions, as 500) in the error shape."""
+    if isinstance(error, InternalServerError) or error.code >= 500:
+        db.session.rollback()
+        original = getattr(error, "original_exception", None)
+        if original is not None:
+            # The stack trace goes to the log; request bodies never do.
+            log.error("unhandled error", exc_info=original)
+    data = getattr(error, "data", None) or {}
+    message = data.get("message") or _message_for(error)
+    errors = data.get("errors") or data.get("messages") or {}
+    headers = dict(data.get("headers") or {})
+    if error.code == 401 and request.path.startswith("/api/"):
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="clinic"')
+    return error_answer(error.code, message, errors), error.code, headers
 
 
 def _message_for(error: HTTPException) -> str:
@@ -93,11 +90,15 @@ def error_answer(status: int, message: str, errors: dict | None = None):
 
 def handle_domain_error(error: DomainError):
     """Answer a domain error in the error shape, with nothing of the transaction kept."""
-    from .extensions import db
     db.session.rollback()
     return error_answer(error.status, error.message, error.errors), error.status
 
 
-def register_error_handlers(app) -> None:
-    """Map domain errors to HTTP answers (HTTP errors are handled by ``ReferralApi``)."""
+def init_app(app: Flask) -> None:
+    """Answer every error of ``app`` in the error shape (HTML pages outside ``/api``).
+
+    Call after ``api.init_app(app)``: Flask keeps one handler per exception class, so
+    this ``HTTPException`` handler replaces the one flask-smorest registers.
+    """
+    app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DomainError, handle_domain_error)

@@ -1,15 +1,18 @@
-"""Flask extension objects, created unbound and initialised in ``create_app``."""
+"""Flask extension objects, created unbound; each part of the app binds them in its
+own ``init_app`` (``database``, ``security``, ``api``, ``create_app``).
 
+Only third-party code is imported here, so every module of the project may import
+this one without an import cycle.
+"""
+
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
+from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
-import sqlite3
-
-from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine
-
-from .errors import ReferralApi
 
 # Constraint names that are the same on SQLite and PostgreSQL, so migrations can alter them.
 NAMING_CONVENTION = {
@@ -29,16 +32,6 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-api = ReferralApi()
+api = Api()
 csrf = CSRFProtect()
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_for_concurrency(dbapi_connection, connection_record):
-    """SQLite in WAL mode: searches keep reading while a clinic's update commits."""
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
+limiter = Limiter(key_func=get_remote_address)

@@ -37,7 +37,8 @@ def rows_from_csv(data: bytes | str) -> list[dict]:
         if unknown:
             errors["header"] = [f"Unknown column {name!r}." for name in unknown]
         if duplicated:
-            errors.setdefault("header", []).extend(f"Column {n!r} appears twice." for n in duplicated)
+            errors.setdefault("header", []).extend(
+                f"Column {n!r} appears twice." for n in duplicated)
         raise Invalid("The CSV header names columns that are not listing fields.",
                       errors or {"header": ["Empty header."]})
     rows = []
@@ -48,9 +49,10 @@ def rows_from_csv(data: bytes | str) -> list[dict]:
             row: dict = {}
             if len(cells) > len(header):
                 row["_extra_cells"] = cells[len(header):]
-            for name, cell in zip(header, cells):
+            for name, cell in zip(header, cells, strict=False):
                 if name in LIST_FIELDS:
-                    row[name] = [part.strip() for part in cell.split(LIST_SEPARATOR) if part.strip()]
+                    row[name] = [part.strip() for part in cell.split(LIST_SEPARATOR)
+                                 if part.strip()]
                 else:
                     row[name] = cell
             rows.append(row)

@@ -43,16 +43,19 @@ def listing_problems(values: dict) -> dict[str, list[str]]:
     type_role = PROVIDER_TYPES.get(provider_type) if provider_type else None
     role = values.get("role") or type_role
     if values.get("role") and type_role and values["role"] != type_role:
-        add("role", f"A {provider_type.replace('_', ' ')} is a {type_role}, not a {values['role']}.")
+        add("role", f"A {provider_type.replace('_', ' ')} is a {type_role}, "
+                    f"not a {values['role']}.")
 
     state = values.get("state")
     licensed = list(values.get("licensed_states") or ([state] if state else []))
     codes = values.get("taxonomy_codes") or []
     for code in codes:
         if code in EXCLUDED_CODES:
-            add("taxonomy_codes", f"{code} ({EXCLUDED_CODES[code]}) is not listed in this directory.")
+            add("taxonomy_codes",
+                f"{code} ({EXCLUDED_CODES[code]}) is not listed in this directory.")
         elif provider_type_for_code(code, licensed) is None:
-            add("taxonomy_codes", f"{code} is not a behavioral-health therapist or prescriber code.")
+            add("taxonomy_codes",
+                f"{code} is not a behavioral-health therapist or prescriber code.")
     code_role = role_for_codes(codes, licensed)
     if code_role and role and code_role != role:
         add("taxonomy_codes",
@@ -60,7 +63,8 @@ def listing_problems(values: dict) -> dict[str, list[str]]:
 
     fee_min, fee_max = values.get("fee_min"), values.get("fee_max")
     if (fee_min is None) != (fee_max is None):
-        add("fee_max" if fee_max is None else "fee_min", "Give both fee_min and fee_max, or neither.")
+        add("fee_max" if fee_max is None else "fee_min",
+            "Give both fee_min and fee_max, or neither.")
     elif fee_min is not None and fee_min > fee_max:
         add("fee_min", "fee_min must not be more than fee_max.")
 

@@ -9,6 +9,7 @@ functions raise the domain errors of ``referral.errors`` and never know about HT
 from __future__ import annotations
 
 import datetime as dt
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 

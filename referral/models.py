@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (JSON, BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer,
-                        String, Text, TypeDecorator)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -20,7 +30,7 @@ from .limits import MAX_FEE
 
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -33,14 +43,14 @@ class UTCDateTime(TypeDecorator):
         if value is not None:
             if value.tzinfo is None:
                 raise ValueError("naive datetime given; use timezone-aware UTC")
-            value = value.astimezone(dt.timezone.utc)
+            value = value.astimezone(dt.UTC)
             if dialect.name == "sqlite":
                 value = value.replace(tzinfo=None)
         return value
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
         return value
 
 
@@ -85,7 +95,8 @@ class Provider(db.Model):
     __tablename__ = "provider"
     __table_args__ = (
         CheckConstraint("role IN ('therapist', 'prescriber')", name="role"),
-        CheckConstraint("fee_min IS NULL OR (fee_min >= 0 AND fee_min <= fee_max)", name="fee_range"),
+        CheckConstraint("fee_min IS NULL OR (fee_min >= 0 AND fee_min <= fee_max)",
+                        name="fee_range"),
         CheckConstraint(f"fee_max IS NULL OR fee_max <= {MAX_FEE}", name="fee_max"),
         Index("ix_provider_clinic_verified", "clinic_id", "last_verified_at"),
         Index("ix_provider_role_state", "role", "state"),

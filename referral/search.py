@@ -45,12 +45,14 @@ _AMBIGUOUS = {"act", "ba", "pe", "mi", "pa", "np", "am", "so", "he", "hi", "it",
               "es", "fa", "pt", "uk", "ne", "pl", "de", "fr", "ar", "ko", "ru", "ja", "tl",
               "vi", "zh", "gu", "bn", "ur", "hy", "km", "man", "male", "female"}
 #: Words of natural-language queries that say nothing about whom to find.
-QUERY_STOP_WORDS = frozenset("""
-a about also am an and any are around as at be best by can could do does find for from get
-good have help i i'm im in is it looking me my myself near nearby need of on or please
-provider providers really see seeing some someone somebody talk that the this to us very
-want we who will with would you your
-""".split())
+QUERY_STOP_WORDS = frozenset([
+    "a", "about", "also", "am", "an", "and", "any", "are", "around", "as", "at", "be", "best",
+    "by", "can", "could", "do", "does", "find", "for", "from", "get", "good", "have", "help",
+    "i", "i'm", "im", "in", "is", "it", "looking", "me", "my", "myself", "near", "nearby",
+    "need", "of", "on", "or", "please", "provider", "providers", "really", "see", "seeing",
+    "some", "someone", "somebody", "talk", "that", "the", "this", "to", "us", "very", "want",
+    "we", "who", "will", "with", "would", "you", "your"
+])
 _QUERY_FIELDS = ("concern", "modality", "language", "provider_type", "role", "insurance",
                  "age_group")
 _MAX_PHRASE = 4
@@ -256,7 +258,7 @@ def search_providers(service: SearchService, session, params: dict,
     wanted = set(criteria.modalities) | set(criteria.suited_modalities)
     items = []
     for provider_id, stale, text_score in zip(ids, hits.stale.tolist(),
-                                              hits.text_scores.tolist()):
+                                              hits.text_scores.tolist(), strict=False):
         listing = listings.get(provider_id)
         if listing is None:
             continue  # deleted between the index read and now
@@ -290,7 +292,7 @@ def _suggestion(service: SearchService, understood: Understood, q: str) -> str |
         return None
     text = q
     if suggestion:
-        for old, new in zip(understood.text_words, suggestion.split()):
+        for old, new in zip(understood.text_words, suggestion.split(), strict=False):
             if old != new:
                 text = _replace_word(text, old, new)
     for old, new in vocabulary_fix.items():

@@ -29,8 +29,18 @@ from search_index.table import ProviderTable
 from search_index.text import TextIndex
 
 from .models import Clinic, Provider, ProviderChange, utcnow
-from .vocab import (AGE_GROUPS, CONCERNS, GENDERS, LANGUAGES, MODALITIES, PAYERS, PROVIDER_TYPES,
-                    ROLES, STATES, gender_category)
+from .vocab import (
+    AGE_GROUPS,
+    CONCERNS,
+    GENDERS,
+    LANGUAGES,
+    MODALITIES,
+    PAYERS,
+    PROVIDER_TYPES,
+    ROLES,
+    STATES,
+    gender_category,
+)
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +164,7 @@ def _epoch(value: dt.datetime | None) -> float | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.timestamp()
 
 
@@ -296,7 +306,7 @@ class SearchState:
         if not self.cache_listings:
             return load(ids)
         found, missing = {}, []
-        for provider_id, version in zip(ids, versions):
+        for provider_id, version in zip(ids, versions, strict=False):
             cached = self.listings.get(provider_id)
             if cached is not None and cached[0] == version:
                 found[provider_id] = cached[1]
@@ -306,7 +316,7 @@ class SearchState:
             if len(self.listings) > 100_000:
                 self.listings.clear()
             loaded = load(missing)
-            for provider_id, version in zip(ids, versions):
+            for provider_id, version in zip(ids, versions, strict=False):
                 if provider_id in loaded:
                     self.listings[provider_id] = (version, loaded[provider_id])
                     found[provider_id] = loaded[provider_id]

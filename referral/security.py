@@ -9,18 +9,20 @@ clinic token (or address when there is none).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 
 from flask import Flask, current_app, request
-from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import ServiceUnavailable
+
+from .errors import handle_http_exception
+from .extensions import db, limiter
 
 log = logging.getLogger(__name__)
-
-limiter = Limiter(key_func=get_remote_address)
 
 #: Read endpoints anyone may call from another origin.
 PUBLIC_READ = re.compile(
@@ -51,7 +53,7 @@ def writer_key() -> str:
 
 
 def limits_off() -> bool:
-    """Limits are switched off for this app (``RATE_LIMITS=0``, e.g. benchmarks and tests)."""
+    """Limits are switched off for this app (``RATE_LIMITS=off``, e.g. benchmarks and tests)."""
     return not current_app.config["RATE_LIMITS"]
 
 
@@ -88,26 +90,19 @@ def _headers(response):
 
 def _database_unavailable(error: DBAPIError):
     """The database did not answer: 503 in the error shape; the pool reconnects by itself."""
-    from werkzeug.exceptions import ServiceUnavailable
-
-    from .extensions import api, db
-
     if not isinstance(error, OperationalError) and not error.connection_invalidated:
         raise error
-    try:
+    with contextlib.suppress(Exception):  # the connection is gone; discarded at teardown
         db.session.rollback()
-    except Exception:  # the connection is gone; the session is discarded at teardown
-        pass
     log.warning("database unavailable: %s", type(error.orig).__name__ if error.orig else "")
     unavailable = ServiceUnavailable()
     unavailable.data = {"message": "The directory's database is unavailable; try again shortly.",
                         "headers": {"Retry-After": "5"}}
-    return api.handle_http_exception(unavailable)
+    return handle_http_exception(unavailable)
 
 
-def init_security(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     """Install limits, headers, CORS and the database-outage answer on ``app``."""
-    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     limiter.init_app(app)
     app.after_request(_headers)
     app.register_error_handler(DBAPIError, _database_unavailable)

@@ -28,7 +28,7 @@ def init_app(app: Flask, search: SearchService | None = None) -> None:
     app.extensions["referral"] = Services(
         search=search or IndexSearchService(app.config["INDEX_DIR"],
                                             app.config["SEARCH_LISTING_CACHE"],
-                                            app.config.get("SEARCH_SYNC_ON_COMMIT", True)),
+                                            app.config["SEARCH_SYNC_ON_COMMIT"]),
         geocoder=make_geocoder(app.config["GEOCODER"], app.config["GEOCODER_USER_AGENT"]))
 
 

@@ -166,7 +166,7 @@ class Vocabulary:
     aliases: dict[str, str]
 
     @classmethod
-    def build(cls, name: str, canonical, extra: dict[str, str] | None = None) -> "Vocabulary":
+    def build(cls, name: str, canonical, extra: dict[str, str] | None = None) -> Vocabulary:
         """Make a vocabulary whose values are also accepted under the spellings in ``extra``."""
         canonical = tuple(canonical)
         aliases = {fold(value): value for value in canonical}

@@ -194,7 +194,7 @@ class ProviderTable:
             raise
 
     @classmethod
-    def load(cls, path: str, vocabularies: Mapping[str, Sequence[str]]) -> "ProviderTable | None":
+    def load(cls, path: str, vocabularies: Mapping[str, Sequence[str]]) -> ProviderTable | None:
         """Read a snapshot; None when missing, unreadable or built with other vocabularies."""
         try:
             with np.load(path, allow_pickle=False) as data:

@@ -18,6 +18,7 @@ lock error reaches a user.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -30,8 +31,8 @@ import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query
 from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
-from whoosh.reading import TermNotFound
 from whoosh.fields import KEYWORD, NUMERIC, STORED, TEXT, Schema
+from whoosh.reading import TermNotFound
 from whoosh.support.charset import accent_map
 
 CURRENT_FILE = "CURRENT"
@@ -158,10 +159,8 @@ class TextIndex:
                 writer.update_document(**document)
             writer.commit()
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):  # the writer may already be closed
                 writer.cancel()
-            except Exception:  # the writer may already be closed
-                pass
             raise
         self._set_position(name, position)
         return True
@@ -217,10 +216,8 @@ class TextIndex:
             for filename in os.listdir(self.directory):
                 if (filename.startswith(f"_{name}_") or filename.startswith(f"{name}_")
                         or filename == f"{name}.position"):
-                    try:
+                    with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(self.directory, filename))
-                    except FileNotFoundError:
-                        pass
             if os.path.exists(lock):
                 os.unlink(lock)
 

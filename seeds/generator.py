@@ -24,27 +24,35 @@ from referral.npi import make_npi
 from referral.taxonomy import PRESCRIBER_CODES, THERAPIST_CODES
 from referral.vocab import CONCERN_MODALITIES, MODALITIES, PAYERS, STATES
 
-FIRST_NAMES = (
-    "Aaliyah Aaron Abigail Adrian Aisha Alejandro Alex Alicia Amara Amir Ana Andre Angela Anita "
-    "Arjun Ava Benjamin Bianca Brandon Camila Carlos Carmen Chloe Chen Daniel Darnell David Deepa "
-    "Diana Dmitri Elena Elijah Emily Emma Ethan Fatima Gabriel Grace Hannah Hiroshi Imani Isaac "
-    "Isabella Jamal Jasmine Javier Jennifer Jessica Jin John Jordan Jose Joseph Julia Kavya Keisha "
-    "Kevin Kim Laura Leah Liam Lucia Malik Maria Mariam Mark Maya Mei Michael Miguel Mohammed Nadia "
-    "Naomi Nathan Nia Noah Olivia Omar Priya Rachel Rafael Rebecca Ricardo Rosa Ruth Samuel Sara "
-    "Sean Sofia Sophia Tamara Terrence Thomas Tiffany Valentina Victor Wei William Xavier Yara "
-    "Yusuf Zoe"
-).split()
-LAST_NAMES = (
-    "Abbott Adams Ahmed Alvarez Anderson Baker Banerjee Bell Brooks Brown Campbell Carter Castillo "
-    "Chang Chen Clark Collins Cruz Davis Diaz Dubois Edwards Evans Fischer Flores Foster Garcia "
-    "Gomez Gonzalez Gupta Hall Harris Hernandez Hill Hoang Hughes Ibrahim Jackson James Jenkins "
-    "Johnson Jones Kaur Kelly Khan Kim King Kowalski Lee Lewis Lin Lopez Martin Martinez Mendoza "
-    "Miller Mitchell Moore Morales Morgan Murphy Nakamura Nelson Nguyen Novak O'Brien O'Connor "
-    "Okafor Ortiz Owens Park Patel Perez Peterson Phillips Price Ramirez Reed Reyes Richardson "
-    "Rivera Roberts Robinson Rodriguez Rogers Ross Russell Sanchez Sanders Scott Shah Singh Smith "
-    "Stewart Sullivan Tanaka Taylor Thomas Thompson Torres Tran Turner Walker Wang Ward Washington "
-    "Watson White Williams Wilson Wong Wright Wu Yamamoto Young Zhang"
-).split()
+FIRST_NAMES = [
+    "Aaliyah", "Aaron", "Abigail", "Adrian", "Aisha", "Alejandro", "Alex", "Alicia", "Amara",
+    "Amir", "Ana", "Andre", "Angela", "Anita", "Arjun", "Ava", "Benjamin", "Bianca", "Brandon",
+    "Camila", "Carlos", "Carmen", "Chloe", "Chen", "Daniel", "Darnell", "David", "Deepa",
+    "Diana", "Dmitri", "Elena", "Elijah", "Emily", "Emma", "Ethan", "Fatima", "Gabriel",
+    "Grace", "Hannah", "Hiroshi", "Imani", "Isaac", "Isabella", "Jamal", "Jasmine", "Javier",
+    "Jennifer", "Jessica", "Jin", "John", "Jordan", "Jose", "Joseph", "Julia", "Kavya",
+    "Keisha", "Kevin", "Kim", "Laura", "Leah", "Liam", "Lucia", "Malik", "Maria", "Mariam",
+    "Mark", "Maya", "Mei", "Michael", "Miguel", "Mohammed", "Nadia", "Naomi", "Nathan", "Nia",
+    "Noah", "Olivia", "Omar", "Priya", "Rachel", "Rafael", "Rebecca", "Ricardo", "Rosa", "Ruth",
+    "Samuel", "Sara", "Sean", "Sofia", "Sophia", "Tamara", "Terrence", "Thomas", "Tiffany",
+    "Valentina", "Victor", "Wei", "William", "Xavier", "Yara", "Yusuf", "Zoe"
+]
+LAST_NAMES = [
+    "Abbott", "Adams", "Ahmed", "Alvarez", "Anderson", "Baker", "Banerjee", "Bell", "Brooks",
+    "Brown", "Campbell", "Carter", "Castillo", "Chang", "Chen", "Clark", "Collins", "Cruz",
+    "Davis", "Diaz", "Dubois", "Edwards", "Evans", "Fischer", "Flores", "Foster", "Garcia",
+    "Gomez", "Gonzalez", "Gupta", "Hall", "Harris", "Hernandez", "Hill", "Hoang", "Hughes",
+    "Ibrahim", "Jackson", "James", "Jenkins", "Johnson", "Jones", "Kaur", "Kelly", "Khan",
+    "Kim", "King", "Kowalski", "Lee", "Lewis", "Lin", "Lopez", "Martin", "Martinez", "Mendoza",
+    "Miller", "Mitchell", "Moore", "Morales", "Morgan", "Murphy", "Nakamura", "Nelson",
+    "Nguyen", "Novak", "O'Brien", "O'Connor", "Okafor", "Ortiz", "Owens", "Park", "Patel",
+    "Perez", "Peterson", "Phillips", "Price", "Ramirez", "Reed", "Reyes", "Richardson",
+    "Rivera", "Roberts", "Robinson", "Rodriguez", "Rogers", "Ross", "Russell", "Sanchez",
+    "Sanders", "Scott", "Shah", "Singh", "Smith", "Stewart", "Sullivan", "Tanaka", "Taylor",
+    "Thomas", "Thompson", "Torres", "Tran", "Turner", "Walker", "Wang", "Ward", "Washington",
+    "Watson", "White", "Williams", "Wilson", "Wong", "Wright", "Wu", "Yamamoto", "Young",
+    "Zhang"
+]
 STREETS = ("Main St", "Oak Ave", "Maple St", "Park Ave", "Washington Blvd", "Lakeview Dr",
            "Cedar Ln", "Elm St", "Highland Ave", "Riverside Dr", "Market St", "Church St",
            "Broadway", "Center St", "Pine St", "Franklin Ave", "Jefferson St", "Hillcrest Rd")
@@ -152,7 +160,8 @@ def generate_clinics(count: int, seed: int) -> list[DemoClinic]:
             name=name, organization_npi=clinic_npi(seed, index),
             email=f"office@{slug}.example.org",
             phone=f"{rng.randint(201, 989)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}",
-            address_line1=f"{rng.randint(10, 9999)} {rng.choice(STREETS)}, Suite {rng.randint(100, 499)}",
+            address_line1=(f"{rng.randint(10, 9999)} {rng.choice(STREETS)}, "
+                           f"Suite {rng.randint(100, 499)}"),
             city=place.city.title(), state=place.state, zip=place.zip,
             latitude=place.latitude, longitude=place.longitude))
     return clinics

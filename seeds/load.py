@@ -28,7 +28,8 @@ def ensure_clinics(clinics: list[DemoClinic]) -> list[int]:
     for start in range(0, len(npis), 1000):
         chunk = npis[start:start + 1000]
         known.update(db.session.execute(
-            select(Clinic.organization_npi, Clinic.id).where(Clinic.organization_npi.in_(chunk))).all())
+            select(Clinic.organization_npi, Clinic.id)
+            .where(Clinic.organization_npi.in_(chunk))).all())
     now = utcnow()
     missing = [{"name": c.name, "organization_npi": c.organization_npi, "email": c.email,
                 "phone": c.phone, "created_at": now}

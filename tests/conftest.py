@@ -169,7 +169,8 @@ def bearer(token: str) -> dict:
 def create(client, listing):
     """Create a listing through the API: ``create(token, **overrides) -> response json``."""
     def build(token, **overrides):
-        response = client.post("/api/v1/providers", json=listing(**overrides), headers=bearer(token))
+        response = client.post("/api/v1/providers", json=listing(**overrides),
+                               headers=bearer(token))
         assert response.status_code == 201, response.json
         return response.json
     return build
@@ -219,7 +220,7 @@ def rendered(listing):
     from referral.schemas.listings import ListingSchema
 
     def build(clinic=(1, "Harbor Counseling"), verified_days_ago=0, **overrides):
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         values = full_listing(complete_listing(ListingSchema().load(listing(**overrides))))
         return {"id": next(_listing_ids), **values,
                 "clinic": {"id": clinic[0], "name": clinic[1]} if clinic else None,
@@ -234,7 +235,7 @@ def generated_directory(count: int, seed: int) -> list[dict]:
 
     from seeds.generator import generate_clinics, generate_provider
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     clinics = generate_clinics(max(2, count // 20), seed)
     listings = []
     for index in range(count):

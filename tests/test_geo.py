@@ -6,8 +6,14 @@ import pytest
 from geopy.geocoders.base import Geocoder
 from geopy.location import Location
 
-from referral.geo import (ZipGeocoder, distance_miles, locate_practice, lookup_zip, make_geocoder,
-                          normalize_zip)
+from referral.geo import (
+    ZipGeocoder,
+    distance_miles,
+    locate_practice,
+    lookup_zip,
+    make_geocoder,
+    normalize_zip,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -6,11 +6,17 @@ import datetime as dt
 
 from sqlalchemy import inspect
 
-from referral.listing_rules import is_stale, listing_problems, role_for_provider_type
 from referral.listing_csv import rows_from_csv, rows_to_csv
+from referral.listing_rules import is_stale, listing_problems, role_for_provider_type
 from referral.models import Provider
-from referral.schemas.listings import (FORM_FIELDS, LIST_FIELDS, LISTING_FIELDS,
-                                       ListingSchema, ProviderSchema, listing_label)
+from referral.schemas.listings import (
+    FORM_FIELDS,
+    LIST_FIELDS,
+    LISTING_FIELDS,
+    ListingSchema,
+    ProviderSchema,
+    listing_label,
+)
 
 
 def test_every_declared_field_is_a_provider_column_and_an_output_field():
@@ -69,7 +75,7 @@ def test_zip_must_lie_in_the_state(listing):
 
 
 def test_staleness_boundary():
-    now = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     assert is_stale(None, 90, now)
     assert not is_stale(now - dt.timedelta(days=90), 90, now)
     assert is_stale(now - dt.timedelta(days=90, seconds=1), 90, now)

@@ -9,8 +9,15 @@ import pytest
 
 from referral.extensions import db
 from referral.models import Clinic, Provider, ProviderAudit
-from referral.nppes import (HEADER, HeaderError, classify, five_digit_zip, nppes_header,
-                            read_csv, read_registry_json)
+from referral.nppes import (
+    HEADER,
+    HeaderError,
+    classify,
+    five_digit_zip,
+    nppes_header,
+    read_csv,
+    read_registry_json,
+)
 from seeds.nppes_file import write_nppes_csv
 from tests.conftest import bearer
 from tests.fixtures import nppes_fixture

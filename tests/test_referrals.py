@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from referral.referrals import (REQUESTABLE_STATUSES, RECEIVER, SENDER, STATUSES, SYSTEM,
-                                _can_see, allowed_transition)
+from referral.referrals import (
+    RECEIVER,
+    REQUESTABLE_STATUSES,
+    SENDER,
+    STATUSES,
+    SYSTEM,
+    _can_see,
+    allowed_transition,
+)
 
 
 def test_transitions_are_exactly_the_documented_ones():

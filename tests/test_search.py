@@ -89,7 +89,7 @@ def test_free_text_vocabulary_becomes_filters():
 
 
 def test_criteria_from_a_zip_take_its_state_and_default_radius():
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     criteria, location = build_criteria(load({"zip": "02115"}), understand_query(""), now, 90, 365)
     assert criteria.state == "MA" and location["state"] == "MA"
     assert criteria.radius_miles == DEFAULT_RADIUS_MILES

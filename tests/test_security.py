@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from sqlalchemy.exc import OperationalError
 
@@ -152,20 +154,16 @@ class FlakyProxy:
             pass
         finally:
             for end in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     end.close()
-                except OSError:
-                    pass
 
     def cut(self):
         """PostgreSQL 'stops': every connection drops and new ones are refused."""
         self.up = False
         with self.lock:
             for connection in self.connections:
-                try:
+                with contextlib.suppress(OSError):
                     connection.close()
-                except OSError:
-                    pass
             self.connections.clear()
 
     def restore(self):

@@ -12,7 +12,7 @@ from referral.npi import is_valid_npi
 from referral.schemas.listings import LISTING_FIELDS, ListingSchema
 from seeds.generator import clinic_count, generate_clinics, generate_provider
 
-NOW = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")

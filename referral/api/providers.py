@@ -9,14 +9,20 @@ from .. import listings
 from ..auth import clinic_required
 from ..bulk import upload_listings
 from ..errors import Invalid
-from ..extensions import db
-from ..schemas.listings import (AuditEntrySchema, BulkQuerySchema, BulkResultSchema,
-                                ListingPatchSchema, ListingSchema, ProviderListQuerySchema,
-                                ProviderPageSchema, ProviderSchema, listing_dump)
+from ..queries import patient_search, prescriber_finder
+from ..schemas.listings import (
+    AuditEntrySchema,
+    BulkQuerySchema,
+    BulkResultSchema,
+    ListingPatchSchema,
+    ListingSchema,
+    ProviderListQuerySchema,
+    ProviderPageSchema,
+    ProviderSchema,
+)
 from ..schemas.matching import FinderAnswerSchema, PrescriberFinderQuerySchema
 from ..schemas.search import SearchAnswerSchema, SearchQuerySchema
 from ..security import limit_searches, limit_writes
-from ..queries import patient_search, prescriber_finder
 from ..services import geocoder
 from . import Blueprint
 

@@ -7,8 +7,13 @@ from flask.views import MethodView
 
 from .. import referrals
 from ..auth import clinic_required
-from ..schemas.referrals import (ReferralCreateSchema, ReferralListQuerySchema, ReferralPageSchema,
-                       ReferralSchema, ReferralStatusSchema)
+from ..schemas.referrals import (
+    ReferralCreateSchema,
+    ReferralListQuerySchema,
+    ReferralPageSchema,
+    ReferralSchema,
+    ReferralStatusSchema,
+)
 from ..security import limit_writes
 from . import Blueprint
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from ..vocab import (
+    AGE_GROUPS,
+    CONCERN_MODALITIES,
+    LANGUAGES,
+    MODALITIES,
+    PAYERS,
+    PROVIDER_TYPES,
+    ROLES,
+    STATES,
+)
 from . import Blueprint
-from ..vocab import (AGE_GROUPS, CONCERN_MODALITIES, LANGUAGES, MODALITIES, PAYERS,
-                     PROVIDER_TYPES, ROLES, STATES)
 
 blp = Blueprint("vocabularies", __name__, description="Controlled vocabularies.")
 blp.url_prefix = "/vocabularies"

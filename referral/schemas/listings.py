@@ -20,13 +20,32 @@ field is a column of ``Provider``.
 from __future__ import annotations
 
 from flask import current_app
-from marshmallow import (RAISE, Schema, ValidationError, fields, missing, post_load, pre_load,
-                         validate, validates_schema)
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    missing,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from .. import listing_rules
 from ..limits import MAX_BIO, MAX_FEE, MAX_WAIT_DAYS
-from .fields import (ID_RANGE, CleanString, FiniteFloat, Npi, Phone, TaxonomyCode, Term, Terms,
-                     WholeNumber, Zip)
+from .fields import (
+    ID_RANGE,
+    CleanString,
+    FiniteFloat,
+    Npi,
+    Phone,
+    TaxonomyCode,
+    Term,
+    Terms,
+    WholeNumber,
+    Zip,
+)
 from .paging import PageInfoSchema, PageQuerySchema
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from ..referrals import (CONTACT_PREFERENCES, PATIENT_REF_PATTERN, REJECTION_REASONS,
-                         REQUESTABLE_STATUSES, URGENCIES)
+from ..referrals import (
+    CONTACT_PREFERENCES,
+    PATIENT_REF_PATTERN,
+    REJECTION_REASONS,
+    REQUESTABLE_STATUSES,
+    URGENCIES,
+)
 from .fields import ID_RANGE, Term
 from .paging import PageInfoSchema, PageQuerySchema
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from ..limits import (DEFAULT_RADIUS_MILES, MAX_FEE, MAX_QUERY_LENGTH, MAX_RADIUS_MILES,
-                      MAX_SEARCH_RESULTS, MIN_RADIUS_MILES)
+from ..limits import (
+    DEFAULT_RADIUS_MILES,
+    MAX_FEE,
+    MAX_QUERY_LENGTH,
+    MAX_RADIUS_MILES,
+    MAX_SEARCH_RESULTS,
+    MIN_RADIUS_MILES,
+)
 from .fields import FiniteFloat, Term, WholeNumber, Zip
 from .listings import ProviderSchema
 from .paging import PageInfoSchema, page_field, per_page_field

@@ -14,8 +14,16 @@ from marshmallow import ValidationError
 
 from ..crisis import CRISIS_MESSAGE
 from ..schemas.listings import listing_label
-from ..vocab import (AGE_GROUPS, CONCERN_LABELS, LANGUAGES, MODALITIES, PAYERS, PROVIDER_TYPES,
-                     STATES, VOCABULARIES)
+from ..vocab import (
+    AGE_GROUPS,
+    CONCERN_LABELS,
+    LANGUAGES,
+    MODALITIES,
+    PAYERS,
+    PROVIDER_TYPES,
+    STATES,
+    VOCABULARIES,
+)
 
 
 def form_values(args, schema) -> dict:
@@ -51,7 +59,7 @@ def days_ago(value: str | None) -> int | None:
     if not value:
         return None
     then = dt.datetime.fromisoformat(value)
-    return max(0, (dt.datetime.now(dt.timezone.utc) - then).days)
+    return max(0, (dt.datetime.now(dt.UTC) - then).days)
 
 
 def humanize(value: str) -> str:

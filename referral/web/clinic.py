@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import functools
 
-from flask import (Blueprint, current_app, flash, g, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from marshmallow import ValidationError
 
 from .. import listings

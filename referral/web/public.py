@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 
 from ..crisis import signals_crisis
-from ..extensions import db
 from ..listings import public_provider
 from ..queries import pairs, patient_search, prescriber_finder
 from ..schemas.listings import listing_dump

@@ -74,7 +74,7 @@ def test_verify_option_attests_unchanged_rows(app, client, make_clinic, listing)
     _, token = make_clinic()
     row = listing()
     client.post(URL, json=[row], headers=bearer(token))
-    old = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    old = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     with app.app_context():
         db.session.query(Provider).one().last_verified_at = old
         db.session.commit()

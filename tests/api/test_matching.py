@@ -84,7 +84,7 @@ def test_every_pair_meets_the_hard_constraints_and_pairs_are_diverse(directory, 
     body = app.test_client().get(MATCH, query_string={**params, "limit": 10}).json
     pairs = body["pairs"]
     assert pairs, body
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for pair in pairs:
         check_pair(by_id[pair["therapist"]["id"]], by_id[pair["prescriber"]["id"]], params, now)
         assert pair["reasons"] and all(isinstance(r, str) and r for r in pair["reasons"])
@@ -126,7 +126,7 @@ def test_prescriber_finder_lists_only_prescribers_who_can_take_the_referral(dire
     body = client.get(f"/api/v1/providers/{therapist.id}/prescribers",
                       query_string={**params, "per_page": 100}).json
     assert body["items"] and body["total"] >= len(body["items"])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for item in body["items"]:
         prescriber = by_id[item["id"]]
         assert prescriber.role == "prescriber" and prescriber.accepts_coordinated_care

@@ -34,7 +34,7 @@ def test_create_returns_canonical_listing_with_derived_fields(client, make_clini
     assert body["clinic"] == {"id": clinic_id, "name": "Harbor Counseling"}
     assert body["stale"] is False and body["active"] is True
     verified = dt.datetime.fromisoformat(body["last_verified_at"])
-    assert dt.datetime.now(dt.timezone.utc) - verified < dt.timedelta(minutes=1)
+    assert dt.datetime.now(dt.UTC) - verified < dt.timedelta(minutes=1)
     # readable by anyone, without a token
     again = client.get(f"{BASE}/{body['id']}")
     assert again.status_code == 200 and again.json["npi"] == payload["npi"]
@@ -113,7 +113,7 @@ def test_validation_rules(client, make_clinic, listing, overrides, field, fragme
 
 def test_nan_latitude_is_rejected(client, make_clinic, listing):
     _, token = make_clinic()
-    body = '{"npi": "%s", "latitude": NaN}' % new_npi()
+    body = f'{{"npi": "{new_npi()}", "latitude": NaN}}'
     response = client.post(BASE, data=body, content_type="application/json",
                            headers=bearer(token))
     assert "latitude" in _errors(response)
@@ -280,7 +280,7 @@ def test_a_patch_that_changes_nothing_writes_no_audit(app, client, make_clinic, 
 def test_stale_listings_and_verification(app, client, make_clinic, create):
     _, token = make_clinic()
     fresh, old, older = create(token), create(token), create(token)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with app.app_context():
         db.session.get(Provider, old["id"]).last_verified_at = now - dt.timedelta(days=91)
         db.session.get(Provider, older["id"]).last_verified_at = now - dt.timedelta(days=400)

@@ -101,7 +101,7 @@ def bring_to(client, parties, status: str) -> int:
             "completed": ["accepted", "scheduled", "completed"]}
     if status == "expired":
         with client.application.app_context():
-            expire_referrals(now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=15))
+            expire_referrals(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=15))
         return referral_id
     for step in path[status]:
         token = parties["sender"] if step == "cancelled" else parties["receiver"]

@@ -68,7 +68,7 @@ def test_freshness_follows_verification(app, client, make_clinic, create):
     provider = create(token, last_name="Thistlewood")
     with app.app_context():
         db.session.get(Provider, provider["id"]).last_verified_at = (
-            dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=120))
+            dt.datetime.now(dt.UTC) - dt.timedelta(days=120))
         db.session.commit()
     item = client.get(SEARCH, query_string={"q": "Thistlewood"}).json["items"][0]
     assert item["stale"] is True
@@ -94,9 +94,9 @@ def test_check_index_reports_and_repairs_a_broken_index(app, client, runner, mak
     assert found(client, "Fenwick") == [] and found(client, "Ghost") == []
     report = runner.invoke(args=["check-index", "--no-repair"])
     assert report.exit_code == 1
-    assert re.search(r"missing: 1 \(%d\)" % lost["id"], report.output)
+    assert re.search(rf"missing: 1 \({lost['id']}\)", report.output)
     assert re.search(r"extra: 1 \(999999\)", report.output)
-    assert re.search(r"outdated: 1 \(%d\)" % changed["id"], report.output)
+    assert re.search(rf"outdated: 1 \({changed['id']}\)", report.output)
     repaired = runner.invoke(args=["check-index"])
     assert repaired.exit_code == 0 and "Repaired 3" in repaired.output
     assert found(client, "Fenwick") == [lost["id"]]

@@ -16,9 +16,9 @@ from tests.conftest import generated_directory
 def test_reach_and_reach_mask_agree():
     listings = generated_directory(3000, seed=7)
     table = ProviderTable(VOCABULARIES)
-    table.upsert(table_record({**l, "clinic_id": l["clinic"]["id"]}) for l in listings)
+    table.upsert(table_record({**item, "clinic_id": item["clinic"]["id"]}) for item in listings)
     rng = random.Random(3)
-    places = rng.sample(sorted({l["zip"] for l in listings}), 25)
+    places = rng.sample(sorted({item["zip"] for item in listings}), 25)
     checked = 0
     for zip_code in places:
         place = zip_table()[zip_code]

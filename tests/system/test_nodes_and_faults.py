@@ -6,6 +6,7 @@ directory, on the test database (PostgreSQL in CI's second pass).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -62,7 +63,7 @@ class Node:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Node":
+    def start(self) -> Node:
         environment = {**os.environ, "DATABASE_URL": subprocess_url(self.database),
                        "INDEX_DIR": self.index_dir, "RATE_LIMITS": "0",
                        "REFERRAL_INSTANCE_PATH": tempfile.mkdtemp(prefix="node-instance-"),
@@ -172,10 +173,8 @@ def test_kill_9_during_a_bulk_upload_leaves_all_or_nothing(app, nodes, make_clin
 
 
 def _ignore(function, *args):
-    try:
+    with contextlib.suppress(OSError):  # the server was killed under the request
         function(*args)
-    except OSError:
-        pass  # the server was killed under the request
 
 
 def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path):

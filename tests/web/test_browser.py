@@ -37,7 +37,7 @@ def site(directory):
         stale = next(p for p in providers if p.active and p.role == "therapist")
         stale = db.session.get(Provider, stale.id)
         stale.clinic_id = clinic.id
-        stale.last_verified_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=150)
+        stale.last_verified_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=150)
         db.session.commit()
         stale_name = f"{stale.first_name} {stale.last_name}"
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -63,7 +63,7 @@ def test_bad_form_values_rerender_with_messages(directory, query):
 def test_provider_page_and_coordinating_prescribers(directory):
     app, providers = directory
     client = app.test_client()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     therapist = next(p for p in providers if p.role == "therapist" and p.active and p.zip
                      and now - p.last_verified_at < 300 * dt.timedelta(days=1))
     page = text(client.get(f"/providers/{therapist.id}"))
