@@ -34,6 +34,14 @@ Environment variables:
 - ``SEARCH_SYNC_ON_COMMIT`` (bool, default on): bring this process's search index up to
   date after each commit that changed listings; off leaves that to the next search
   (bulk loads and benchmarks switch it off).
+- ``DB_CONNECT_TIMEOUT`` (int, seconds, default 3): how long opening a PostgreSQL
+  connection may take.
+- ``DB_STATEMENT_TIMEOUT`` (int, seconds, default 30): PostgreSQL's own
+  ``statement_timeout`` on every connection (CLI imports included).
+- ``DB_REQUEST_TIMEOUT`` (int, seconds, default 5): during a web request, a PostgreSQL
+  statement without an answer for this long is abandoned (its connection is cut) and the
+  request answers 503, so a frozen database never holds a worker; a pooled connection's
+  liveness check gets one second. SQLite writers wait at most this long for a lock.
 - ``RATE_LIMITS`` (bool, default on): off switches every rate limit off.
 - ``RATELIMIT_STORAGE_URI`` (str): where limit counters live (default ``memory://``; e.g.
   ``redis://127.0.0.1:6379`` to share them between processes and nodes).
@@ -99,6 +107,9 @@ def load_config(instance_path: str) -> dict:
         "HIDDEN_AFTER_DAYS": env.int("HIDDEN_AFTER_DAYS", 365, validate=count),
         "SEARCH_LISTING_CACHE": env.bool("SEARCH_LISTING_CACHE", True),
         "SEARCH_SYNC_ON_COMMIT": env.bool("SEARCH_SYNC_ON_COMMIT", True),
+        "DB_CONNECT_TIMEOUT": env.int("DB_CONNECT_TIMEOUT", 3, validate=Range(min=2)),
+        "DB_STATEMENT_TIMEOUT": env.int("DB_STATEMENT_TIMEOUT", 30, validate=count),
+        "DB_REQUEST_TIMEOUT": env.int("DB_REQUEST_TIMEOUT", 5, validate=count),
         # Rate limits (Flask-Limiter); RATELIMIT_STORAGE_URI=redis://... shares them
         "RATE_LIMITS": env.bool("RATE_LIMITS", True),
         "RATELIMIT_STORAGE_URI": env.str("RATELIMIT_STORAGE_URI", "memory://",
@@ -125,8 +136,9 @@ def load_config(instance_path: str) -> dict:
         "SECRET_KEY": secret_key or DEVELOPMENT_SECRET_KEY,
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(
             database_url or "sqlite:///" + os.path.join(instance_path, "referral.sqlite3")),
-        # hide_parameters: SQL logs and database errors never show values (referrals are PHI)
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+        # hide_parameters: SQL logs and database errors never show values (referrals are PHI).
+        # Pooled connections are checked by referral.database (under the request deadline).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
         # flask-smorest / OpenAPI document
         "API_TITLE": "Mental-health provider directory",
         "API_VERSION": "v1",

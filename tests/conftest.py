@@ -60,7 +60,7 @@ def make_app(database, **overrides):
     """A configured app on the test database (not migrated)."""
     url, engine_options = database
     config = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
-              "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True,
+              "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True,
                                             **engine_options},
               "INDEX_DIR": tempfile.mkdtemp(prefix="referral-index-"),
               "RATE_LIMITS": False}

@@ -139,7 +139,7 @@ def test_rate_limits_off_in_the_environment_switch_limits_off(app, database, mon
     monkeypatch.setenv("RATELIMIT_SEARCH", "1 per minute")
     unlimited = create_app({
         "TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, **engine_options},
+        "SQLALCHEMY_ENGINE_OPTIONS": {**engine_options},
         "INDEX_DIR": tempfile.mkdtemp(prefix="referral-index-")})
     client = unlimited.test_client()
     statuses = [client.get("/api/v1/providers/search").status_code for _ in range(3)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -124,6 +125,7 @@ class FlakyProxy:
         self.port = self.listener.getsockname()[1]
         self.connections: list = []
         self.up = True
+        self.frozen = False
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -145,10 +147,11 @@ class FlakyProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source, target):
+    def _pipe(self, source, target):
         try:
             while data := source.recv(65536):
+                while self.frozen:  # the bytes arrived; nothing answers
+                    time.sleep(0.05)
                 target.sendall(data)
         except OSError:
             pass
@@ -170,6 +173,14 @@ class FlakyProxy:
         """PostgreSQL is back."""
         self.up = True
 
+    def freeze(self):
+        """PostgreSQL (or the network) hangs: connections stay open, nothing answers."""
+        self.frozen = True
+
+    def thaw(self):
+        """The hang is over."""
+        self.frozen = False
+
 
 @pytest.mark.skipif("postgresql" not in (__import__("os").environ.get("TEST_DATABASE_URL")
                                          or ""), reason="needs PostgreSQL (CI runs it there)")
@@ -190,3 +201,61 @@ def test_postgresql_going_away_answers_503_then_recovers(app, database):
     proxy.restore()
     assert client.get("/api/v1/providers").status_code == 200  # no restart needed
 
+
+
+@pytest.mark.skipif("postgresql" not in (__import__("os").environ.get("TEST_DATABASE_URL")
+                                         or ""), reason="needs PostgreSQL (CI runs it there)")
+def test_a_frozen_database_answers_503_within_five_seconds(app, database):
+    from sqlalchemy.engine import make_url
+
+    url, options = database
+    target = make_url(url)
+    proxy = FlakyProxy(target.port or 5432)
+    proxied = target.set(host="127.0.0.1", port=proxy.port)
+    node = make_app((proxied.render_as_string(hide_password=False), options), TESTING=False)
+    client = node.test_client()
+    assert client.get("/api/v1/providers").status_code == 200
+    proxy.freeze()
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            body = assert_error_shape(client.get("/api/v1/providers"), 503)
+            assert time.monotonic() - started < 5, time.monotonic() - started
+            assert "unavailable" in body["message"]
+        started = time.monotonic()
+        assert client.get("/api/v1/vocabularies").status_code == 200  # needs no database
+        assert time.monotonic() - started < 1
+    finally:
+        proxy.thaw()
+    assert client.get("/api/v1/providers").status_code == 200  # recovers by itself
+
+
+def test_a_locked_sqlite_database_answers_503_within_five_seconds(tmp_path):
+    import sqlite3
+
+    from flask_migrate import upgrade
+
+    path = tmp_path / "locked.sqlite3"
+    node = make_app((f"sqlite:///{path}", {}), TESTING=False)
+    with node.app_context():
+        upgrade()
+    from referral.auth import issue_token
+    from referral.extensions import db
+    from referral.models import Clinic
+    with node.app_context():
+        clinic = Clinic(name="Locked Out")
+        db.session.add(clinic)
+        _, token = issue_token(clinic)
+        db.session.commit()
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        started = time.monotonic()
+        response = node.test_client().post("/api/v1/clinics/me/tokens", json={"label": "x"},
+                                           headers=bearer(token))
+        elapsed = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert_error_shape(response, 503)
+    assert 4 < elapsed < 7, elapsed
