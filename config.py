@@ -42,6 +42,7 @@ Environment variables:
   statement without an answer for this long is abandoned (its connection is cut) and the
   request answers 503, so a frozen database never holds a worker; a pooled connection's
   liveness check gets one second. SQLite writers wait at most this long for a lock.
+- ``CLINIC_SESSION_HOURS`` (int, default 12): a clinic-pages sign-in ends after this long.
 - ``RATE_LIMITS`` (bool, default on): off switches every rate limit off.
 - ``RATELIMIT_STORAGE_URI`` (str): where limit counters live (default ``memory://``; e.g.
   ``redis://127.0.0.1:6379`` to share them between processes and nodes).
@@ -107,6 +108,7 @@ def load_config(instance_path: str) -> dict:
         "HIDDEN_AFTER_DAYS": env.int("HIDDEN_AFTER_DAYS", 365, validate=count),
         "SEARCH_LISTING_CACHE": env.bool("SEARCH_LISTING_CACHE", True),
         "SEARCH_SYNC_ON_COMMIT": env.bool("SEARCH_SYNC_ON_COMMIT", True),
+        "CLINIC_SESSION_HOURS": env.int("CLINIC_SESSION_HOURS", 12, validate=count),
         "DB_CONNECT_TIMEOUT": env.int("DB_CONNECT_TIMEOUT", 3, validate=Range(min=2)),
         "DB_STATEMENT_TIMEOUT": env.int("DB_STATEMENT_TIMEOUT", 30, validate=count),
         "DB_REQUEST_TIMEOUT": env.int("DB_REQUEST_TIMEOUT", 5, validate=count),

@@ -19,7 +19,7 @@ from flask_smorest import abort
 from sqlalchemy import select
 
 from .extensions import db
-from .models import ApiToken, Clinic, utcnow
+from .models import ApiToken, Clinic, ClinicSession, utcnow
 
 TOKEN_PREFIX = "mhd_"
 #: How often last_used_at is written, so authentication is not a write per request.
@@ -53,6 +53,38 @@ def token_for(plaintext: str) -> ApiToken | None:
         row.last_used_at = now
         db.session.commit()
     return row
+
+
+def start_session(token: ApiToken, hours: int) -> str:
+    """Open a clinic-pages session signed in with ``token``; return its key (for the
+    signed cookie; only the key's hash is stored). It ends after ``hours``."""
+    key = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(ClinicSession(key_hash=hash_token(key), clinic_id=token.clinic_id,
+                                 token_id=token.id, created_at=now,
+                                 expires_at=now + dt.timedelta(hours=hours)))
+    db.session.commit()
+    return key
+
+
+def session_for(key: str | None) -> ClinicSession | None:
+    """The live session with this key: not ended, not expired, its token not revoked."""
+    if not key or len(key) > 100:
+        return None
+    row = db.session.scalar(select(ClinicSession).where(ClinicSession.key_hash == hash_token(key)))
+    if row is None or row.ended_at is not None or row.expires_at <= utcnow():
+        return None
+    if row.token is not None and row.token.revoked_at is not None:
+        return None
+    return row
+
+
+def end_session(key: str | None) -> None:
+    """Sign out: the session with this key ends now, on every node (idempotent)."""
+    row = session_for(key)
+    if row is not None:
+        row.ended_at = utcnow()
+        db.session.commit()
 
 
 def clinic_for_token(plaintext: str) -> Clinic | None:

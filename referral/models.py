@@ -89,6 +89,28 @@ class ApiToken(db.Model):
     clinic: Mapped[Clinic] = relationship(back_populates="tokens")
 
 
+class ClinicSession(db.Model):
+    """A signed-in browser session of the clinic pages, kept server-side so that signing
+    out (or revoking the token it signed in with) ends it on every node.
+
+    The cookie carries a random session key; only its SHA-256 hash is stored.
+    """
+
+    __tablename__ = "clinic_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"),
+                                           index=True)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    clinic: Mapped[Clinic] = relationship()
+    token: Mapped[ApiToken | None] = relationship()
+
+
 class Provider(db.Model):
     """A therapist's or prescriber's listing."""
 

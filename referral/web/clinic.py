@@ -1,8 +1,10 @@
 """Clinic pages: sign in with the clinic token, see listings (stale first), attest them,
 upload a CSV (row errors shown, nothing written), edit a listing.
 
-The session cookie holds the clinic and the token's id (signed, HTTP-only); a
-revoked token ends the session. Every form carries a CSRF token (Flask-WTF).
+The signed, HTTP-only session cookie holds only the key of a server-side session
+(``ClinicSession``): signing out ends it for good (a copied cookie no longer works),
+and so do its expiry and revoking the token it signed in with. Every form carries a
+CSRF token (Flask-WTF).
 """
 
 from __future__ import annotations
@@ -23,11 +25,9 @@ from flask import (
 from marshmallow import ValidationError
 
 from .. import listings
-from ..auth import token_for
+from ..auth import end_session, session_for, start_session, token_for
 from ..bulk import upload_listings
 from ..errors import Invalid
-from ..extensions import db
-from ..models import ApiToken
 from ..schemas.listings import FORM_FIELDS, LIST_FIELDS, ListingPatchSchema, ProviderSchema
 from ..services import geocoder
 
@@ -39,12 +39,11 @@ def signed_in(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        token = db.session.get(ApiToken, session.get("token_id") or 0)
-        if token is None or token.revoked_at is not None or \
-                token.clinic_id != session.get("clinic_id"):
+        live = session_for(session.get("key"))
+        if live is None:
             session.clear()
             return redirect(url_for("clinic.sign_in"))
-        g.clinic = token.clinic
+        g.clinic = live.clinic
         return view(*args, **kwargs)
 
     return wrapper
@@ -60,14 +59,15 @@ def sign_in():
             error = "That token is not valid or has been revoked."
         else:
             session.clear()
-            session["clinic_id"], session["token_id"] = token.clinic_id, token.id
+            session["key"] = start_session(token, current_app.config["CLINIC_SESSION_HOURS"])
             return redirect(url_for("clinic.home"))
     return render_template("clinic/sign_in.html", error=error), 401 if error else 200
 
 
 @bp.post("/sign-out")
 def sign_out():
-    """Forget the clinic session."""
+    """End the clinic session on the server (a copy of the cookie stops working too)."""
+    end_session(session.get("key"))
     session.clear()
     return redirect(url_for("clinic.sign_in"))
 

@@ -171,3 +171,33 @@ def test_the_upload_page_keeps_the_bulk_row_limit(app, client, make_clinic, list
     assert "At most 2 listings per upload; this one has 3." in text(answer)
     with app.app_context():
         assert db.session.query(Provider).count() == 0
+
+
+def test_sign_out_ends_the_session_on_the_server(app, make_clinic):
+    _, token = make_clinic()
+    browser = app.test_client()
+    browser.post("/clinic/sign-in", data={"token": token,
+                                          "csrf_token": csrf(browser, "/clinic/sign-in")})
+    assert browser.get("/clinic").status_code == 200
+    captured = browser.get_cookie("session").value  # e.g. copied by someone else
+    browser.post("/clinic/sign-out", data={"csrf_token": csrf(browser, "/clinic")})
+    thief = app.test_client()
+    thief.set_cookie("session", captured)
+    answer = thief.get("/clinic")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/clinic/sign-in")
+
+
+def test_a_session_expires(app, make_clinic, monkeypatch):
+    from referral.models import ClinicSession
+
+    _, token = make_clinic()
+    browser = app.test_client()
+    browser.post("/clinic/sign-in", data={"token": token,
+                                          "csrf_token": csrf(browser, "/clinic/sign-in")})
+    assert browser.get("/clinic").status_code == 200
+    with app.app_context():
+        row = db.session.query(ClinicSession).one()
+        assert row.expires_at - row.created_at == dt.timedelta(hours=12)
+        row.expires_at = row.created_at
+        db.session.commit()
+    assert browser.get("/clinic").status_code == 302
