@@ -47,8 +47,11 @@ Environment variables:
 - ``RATELIMIT_STORAGE_URI`` (str): where limit counters live (default ``memory://``; e.g.
   ``redis://127.0.0.1:6379`` to share them between processes and nodes).
 - ``RATELIMIT_SEARCH`` (str): limit of public searches per client address
-  (default ``120 per minute``).
+  (default ``120 per minute``), one budget for the search page, the search API, pairs and
+  the prescriber finder together.
 - ``RATELIMIT_WRITE`` (str): limit of writes per clinic token (default ``60 per minute``).
+- ``RATELIMIT_AUTH_FAILURES`` (str): failed sign-ins and bad API tokens per client address
+  (default ``10 per minute``); past it every authentication from that address answers 429.
 - ``RATELIMIT_KEY_PREFIX`` (str): prefix of the counters' keys in the shared storage
   (default ``referral``), so several services can share one Redis.
 """
@@ -118,6 +121,8 @@ def load_config(instance_path: str) -> dict:
                                          validate=Length(min=1)),
         "RATELIMIT_SEARCH": env.str("RATELIMIT_SEARCH", "120 per minute", validate=rate_limit),
         "RATELIMIT_WRITE": env.str("RATELIMIT_WRITE", "60 per minute", validate=rate_limit),
+        "RATELIMIT_AUTH_FAILURES": env.str("RATELIMIT_AUTH_FAILURES", "10 per minute",
+                                           validate=rate_limit),
         "RATELIMIT_KEY_PREFIX": env.str("RATELIMIT_KEY_PREFIX", "referral"),
     }
     try:

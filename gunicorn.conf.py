@@ -5,6 +5,9 @@
   table in memory and follows the change log.
 - ``GUNICORN_TIMEOUT`` (60): seconds before a stuck worker is replaced.
 
+Several workers need shared rate-limit counters (``RATELIMIT_STORAGE_URI``): with the
+in-memory default each worker would allow the whole limit, so start-up is refused.
+
 Access logs carry method, path and status only: no query strings (patients' search
 words) and no bodies (referral data is never logged).
 """
@@ -24,3 +27,18 @@ errorlog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 wsgi_app = "referral:create_app()"
+
+
+def on_starting(server):
+    """Refuse to start several workers that would each count rate limits in their own
+    memory (each would allow the whole limit): share the counters through Redis
+    (``RATELIMIT_STORAGE_URI``), run one worker, or switch limits off."""
+    from config import load_config
+
+    settings = load_config(os.environ.get("REFERRAL_INSTANCE_PATH") or "instance")
+    if (server.cfg.workers > 1 and settings["RATE_LIMITS"]
+            and settings["RATELIMIT_STORAGE_URI"].startswith("memory")):
+        raise SystemExit(
+            f"{server.cfg.workers} workers would each keep their own rate-limit counters: "
+            "set RATELIMIT_STORAGE_URI (e.g. redis://127.0.0.1:6379), run one worker "
+            "(WEB_CONCURRENCY=1) or set RATE_LIMITS=off.")

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import ApiToken, Clinic, ClinicSession, utcnow
+from .security import auth_failures_exhausted, record_auth_failure
 
 TOKEN_PREFIX = "mhd_"
 #: How often last_used_at is written, so authentication is not a write per request.
@@ -116,8 +117,12 @@ def clinic_required(view):
         token = bearer_token()
         if token is None:
             abort(401, message="Send a clinic token as 'Authorization: Bearer <token>'.")
+        if auth_failures_exhausted():
+            abort(429, message="Too many failed authentications from your address. "
+                               "Please wait a minute and try again.")
         clinic = clinic_for_token(token)
         if clinic is None:
+            record_auth_failure()
             abort(401, message="The clinic token is not valid or has been revoked.")
         g.clinic = clinic
         return view(*args, **kwargs)

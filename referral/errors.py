@@ -67,6 +67,9 @@ def handle_http_exception(error: HTTPException):
     message = data.get("message") or _message_for(error)
     errors = data.get("errors") or data.get("messages") or {}
     headers = dict(data.get("headers") or {})
+    allowed = getattr(error, "valid_methods", None)
+    if error.code == 405 and allowed:
+        headers["Allow"] = ", ".join(allowed)
     if error.code == 401 and request.path.startswith("/api/"):
         headers.setdefault("WWW-Authenticate", 'Bearer realm="clinic"')
     return error_answer(error.code, message, errors), error.code, headers
@@ -77,6 +80,9 @@ def _message_for(error: HTTPException) -> str:
         return "The server could not complete the request. Nothing was changed."
     if error.code == 422:
         return "The input is not valid."
+    if error.code == 429:
+        return (f"Too many requests (the limit is {error.description}). "
+                "Please wait a minute and try again.")
     return (error.description or error.name).strip()
 
 

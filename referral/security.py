@@ -3,8 +3,10 @@ reads only, and a 503 (in the error shape) while the database is unreachable.
 
 Rate limits use Flask-Limiter: in memory by default, Redis (or any ``limits``
 storage) when ``RATELIMIT_STORAGE_URI`` is set, so several processes and nodes
-share the counters. Public searches are limited per client address; writes per
-clinic token (or address when there is none).
+share the counters (gunicorn refuses to start several workers on in-memory
+counters: ``gunicorn.conf.py``). Public searches, pages and API alike, share one
+budget per client address; writes are limited per clinic token (or address when
+there is none); failed authentications (sign-in page, bearer tokens) per address.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import logging
 import re
 
+import limits
 from flask import Flask, current_app, request
 from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -58,8 +61,30 @@ def limits_off() -> bool:
 
 
 def limit_searches(view):
-    """Decorate a public search view with the search limit."""
-    return limiter.limit(search_limit, exempt_when=limits_off)(view)
+    """Decorate a public search view with the search limit: one budget per client address
+    shared by every search-like view (pages and API)."""
+    return limiter.shared_limit(search_limit, scope="search", exempt_when=limits_off)(view)
+
+
+def _auth_failures() -> tuple:
+    limit = limits.parse(current_app.config["RATELIMIT_AUTH_FAILURES"])
+    return limit, current_app.config["RATELIMIT_KEY_PREFIX"], "auth-failures", \
+        get_remote_address()
+
+
+def auth_failures_exhausted() -> bool:
+    """Whether this client address has failed to authenticate too often just now."""
+    if limits_off():
+        return False
+    limit, *key = _auth_failures()
+    return not limiter.limiter.test(limit, *key)
+
+
+def record_auth_failure() -> None:
+    """Count a failed sign-in or a bad token against this client address."""
+    if not limits_off():
+        limit, *key = _auth_failures()
+        limiter.limiter.hit(limit, *key)
 
 
 def limit_writes(blueprint) -> None:

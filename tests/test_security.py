@@ -17,7 +17,7 @@ SEARCH = "/api/v1/providers/search"
 def limited(app, database):
     """A second app on the same (migrated) database with tiny limits."""
     return make_app(database, RATE_LIMITS=True, RATELIMIT_SEARCH="3 per minute",
-                    RATELIMIT_WRITE="2 per minute")
+                    RATELIMIT_WRITE="2 per minute", RATELIMIT_AUTH_FAILURES="3 per minute")
 
 
 def test_search_is_rate_limited_per_client(limited):
@@ -26,11 +26,52 @@ def test_search_is_rate_limited_per_client(limited):
     statuses = [client.get(SEARCH, environ_base=here).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     body = assert_error_shape(client.get(SEARCH, environ_base=here), 429)
-    assert "limit" in body["message"].lower() or body["message"]
+    assert body["message"] == ("Too many requests (the limit is 3 per 1 minute). "
+                               "Please wait a minute and try again.")
     other = client.get(SEARCH, environ_base={"REMOTE_ADDR": "127.0.0.22"})
     assert other.status_code == 200
     page = client.get("/?zip=10001", environ_base={"REMOTE_ADDR": "127.0.0.23"})
     assert page.status_code == 200
+
+
+def test_pages_and_api_share_one_search_budget(limited):
+    client = limited.test_client()
+    here = {"REMOTE_ADDR": "127.0.0.31"}
+    statuses = [client.get(SEARCH, environ_base=here).status_code,
+                client.get("/?zip=10001", environ_base=here).status_code,
+                client.get("/api/v1/match", query_string={"zip": "10001"},
+                           environ_base=here).status_code,
+                client.get("/?zip=10002", environ_base=here).status_code,
+                client.get(SEARCH, environ_base=here).status_code]
+    assert statuses == [200, 200, 200, 429, 429]
+    page = client.get("/?zip=10003", environ_base=here)
+    assert "988" in page.get_data(as_text=True)  # the crisis line is on the 429 page too
+
+
+def test_failed_authentications_are_limited_per_address(limited, make_clinic, listing):
+    _, real = make_clinic("Real Clinic")
+    client = limited.test_client()
+    here = {"REMOTE_ADDR": "127.0.0.41"}
+    statuses = [client.post("/api/v1/providers", json=listing(), environ_base=here,
+                            headers=bearer(f"mhd_fake{n}")).status_code for n in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+    blocked = client.get("/api/v1/clinics/me", headers=bearer(real), environ_base=here)
+    assert_error_shape(blocked, 429)
+    elsewhere = client.get("/api/v1/clinics/me", headers=bearer(real),
+                           environ_base={"REMOTE_ADDR": "127.0.0.42"})
+    assert elsewhere.status_code == 200
+
+
+def test_failed_sign_ins_are_limited_per_address(limited):
+    import re
+
+    client = limited.test_client()
+    here = {"REMOTE_ADDR": "127.0.0.51"}
+    page = client.get("/clinic/sign-in", environ_base=here).get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    statuses = [client.post("/clinic/sign-in", data={"token": f"mhd_guess{n}", "csrf_token": csrf},
+                            environ_base=here).status_code for n in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
 
 
 def test_writes_are_rate_limited_per_token(limited, make_clinic, listing):

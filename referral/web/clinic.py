@@ -26,6 +26,7 @@ from marshmallow import ValidationError
 
 from .. import listings
 from ..auth import end_session, session_for, start_session, token_for
+from ..security import auth_failures_exhausted, record_auth_failure
 from ..bulk import upload_listings
 from ..errors import Invalid
 from ..schemas.listings import FORM_FIELDS, LIST_FIELDS, ListingPatchSchema, ProviderSchema
@@ -52,16 +53,19 @@ def signed_in(view):
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
     """Sign in with a clinic API token."""
-    error = None
+    error, status = None, 200
     if request.method == "POST":
-        token = token_for(request.form.get("token", "").strip())
-        if token is None:
-            error = "That token is not valid or has been revoked."
+        if auth_failures_exhausted():
+            error, status = ("Too many failed sign-ins from your address. "
+                             "Please wait a minute and try again."), 429
+        elif (token := token_for(request.form.get("token", "").strip())) is None:
+            record_auth_failure()
+            error, status = "That token is not valid or has been revoked.", 401
         else:
             session.clear()
             session["key"] = start_session(token, current_app.config["CLINIC_SESSION_HOURS"])
             return redirect(url_for("clinic.home"))
-    return render_template("clinic/sign_in.html", error=error), 401 if error else 200
+    return render_template("clinic/sign_in.html", error=error), status
 
 
 @bp.post("/sign-out")
