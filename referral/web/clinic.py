@@ -26,10 +26,10 @@ from marshmallow import ValidationError
 
 from .. import listings
 from ..auth import end_session, session_for, start_session, token_for
-from ..security import auth_failures_exhausted, record_auth_failure
 from ..bulk import upload_listings
 from ..errors import Invalid
 from ..schemas.listings import FORM_FIELDS, LIST_FIELDS, ListingPatchSchema, ProviderSchema
+from ..security import auth_failures_exhausted, record_auth_failure
 from ..services import geocoder
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
