@@ -18,6 +18,9 @@ MAX_SEARCH_RESULTS = 10_000
 FINDER_DEPTH = 200
 #: Most pairs one match answers.
 MAX_PAIRS = 50
+#: Referral answers a prescriber needs before public pages show their responsiveness
+#: (fewer would let anyone watch single referrals being answered).
+MIN_PUBLIC_REFERRALS = 5
 #: Free-text query length.
 MAX_QUERY_LENGTH = 200
 #: Database ids are 32-bit on every backend.

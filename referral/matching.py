@@ -21,7 +21,7 @@ from search_index.ranking import WEIGHTS
 from search_index.searcher import Criteria
 
 from .errors import NotFound
-from .limits import FINDER_DEPTH
+from .limits import FINDER_DEPTH, MIN_PUBLIC_REFERRALS
 from .models import Provider, utcnow
 from .referrals import Responsiveness, completed_together, responsiveness
 from .search import Understood, build_criteria, placement
@@ -165,7 +165,13 @@ def match_pairs(service: SearchService, session, params: dict,
 
 
 def _figures(figures: dict, prescriber_id: int) -> dict:
-    return (figures.get(prescriber_id) or Responsiveness()).as_dict()
+    """Public responsiveness figures: shown only from ``MIN_PUBLIC_REFERRALS`` answered or
+    expired referrals on (before that every figure is null); ranking uses them all."""
+    found = figures.get(prescriber_id) or Responsiveness()
+    if found.answered + found.expired < MIN_PUBLIC_REFERRALS:
+        return {"referrals_answered": None, "accepted_share": None,
+                "median_response_hours": None}
+    return found.as_dict()
 
 
 def _side_item(listing: dict, criteria: Criteria, stale: bool) -> dict:
@@ -218,8 +224,6 @@ def _pair_reasons(therapist: dict, prescriber: dict, criteria: Criteria, require
         reasons.append(answered)
     if same_clinic and therapist.get("clinic"):
         reasons.append(f"Same clinic: {therapist['clinic']['name']}")
-    if shared:
-        reasons.append(f"{shared} completed referral{'s' if shared > 1 else ''} together")
     if close and not same_clinic:
         reasons.append(f"Practices {apart:.1f} miles apart")
     if "telehealth" in therapist["reach"] and "telehealth" in prescriber["reach"]:
@@ -280,8 +284,6 @@ def prescribers_for_therapist(service: SearchService, session, therapist_id: int
             reasons.append(words)
         if same_clinic[index]:
             reasons.append("Same clinic as the therapist")
-        if shared[index]:
-            reasons.append(f"{int(shared[index])} completed referrals with this therapist")
         if close[index]:
             reasons.append(f"Practice {apart[index]:.1f} miles from the therapist's")
         item["reasons"] = reasons

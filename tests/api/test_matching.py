@@ -167,7 +167,14 @@ def test_responsiveness_and_shared_history_feed_the_ranking(app, client, make_cl
                        modalities=["ERP", "CBT"])
     fast = _prescriber(create, fast_token, "Quickly")
     slow = _prescriber(create, slow_token, "Slowly")
-    for n in range(3):
+    for n in range(5):
+        if n == 4:  # four answers: not yet public
+            early = client.get(f"/api/v1/providers/{therapist['id']}/prescribers",
+                               query_string={"zip": "02115"}).json["items"]
+            assert early[0]["responsiveness"] == {"referrals_answered": None,
+                                                  "accepted_share": None,
+                                                  "median_response_hours": None}
+            assert early[0]["id"] == fast["id"]  # the ranking uses them all the same
         fast_referral = _refer(client, therapy_token, therapist["id"], fast["id"], f"F{n}")
         client.post(f"/api/v1/referrals/{fast_referral}/status", json={"status": "accepted"},
                     headers=bearer(fast_token))
@@ -179,17 +186,22 @@ def test_responsiveness_and_shared_history_feed_the_ranking(app, client, make_cl
     items = client.get(url, query_string={"zip": "02115"}).json["items"]
     assert [item["id"] for item in items] == [fast["id"], slow["id"]]
     assert items[0]["responsiveness"]["accepted_share"] == 1.0
-    assert items[0]["responsiveness"]["referrals_answered"] == 3
+    assert items[0]["responsiveness"]["referrals_answered"] == 5
     assert items[1]["responsiveness"]["accepted_share"] == 0.0
-    assert any("Answers referrals" in r or "answers referrals" in r for r in items[0]["reasons"])
+    assert any(r.startswith("Prescriber answers referrals in about") for r in items[0]["reasons"])
     pairs = client.get(MATCH, query_string={"zip": "02115", "concern": "ocd"}).json["pairs"]
     assert [(p["therapist"]["id"], p["prescriber"]["id"]) for p in pairs] == [
         (therapist["id"], fast["id"]), (therapist["id"], slow["id"])]
-    # a completed referral together is a reason of its own
+    # a completed referral together ranks the pair higher, but no public answer names it
+    before = next(p for p in pairs if p["prescriber"]["id"] == slow["id"])["score"]
     referral_id = _refer(client, therapy_token, therapist["id"], slow["id"], "S9")
     for status in ("accepted", "scheduled", "completed"):
         client.post(f"/api/v1/referrals/{referral_id}/status", json={"status": status},
                     headers=bearer(slow_token))
     pairs = client.get(MATCH, query_string={"zip": "02115", "concern": "ocd"}).json["pairs"]
     slow_pair = next(p for p in pairs if p["prescriber"]["id"] == slow["id"])
-    assert "1 completed referral together" in slow_pair["reasons"]
+    assert slow_pair["score"] > before
+    assert not any("together" in reason or "completed" in reason
+                   for pair in pairs for reason in pair["reasons"])
+    finder = client.get(url, query_string={"zip": "02115"}).json["items"]
+    assert not any("completed" in reason for item in finder for reason in item["reasons"])
