@@ -21,6 +21,8 @@ MAX_PAIRS = 50
 #: Referral answers a prescriber needs before public pages show their responsiveness
 #: (fewer would let anyone watch single referrals being answered).
 MIN_PUBLIC_REFERRALS = 5
+#: Longest URL (path and query string) a request may have, in bytes; longer: 414.
+MAX_URL_BYTES = 4094
 #: Free-text query length.
 MAX_QUERY_LENGTH = 200
 #: Database ids are 32-bit on every backend.

@@ -20,10 +20,11 @@ import limits
 from flask import Flask, current_app, request
 from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import RequestURITooLarge, ServiceUnavailable
 
 from .errors import handle_http_exception
 from .extensions import db, limiter
+from .limits import MAX_URL_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,17 @@ def _database_unavailable(error: DBAPIError):
     return handle_http_exception(unavailable)
 
 
+def _url_length() -> None:
+    """URLs longer than ``MAX_URL_BYTES`` answer 414 in the error shape (gunicorn's own
+    request-line limit is lifted so that the answer comes from here)."""
+    url = request.environ.get("RAW_URI") or request.full_path
+    if len(url.encode("utf-8", "surrogateescape")) > MAX_URL_BYTES:
+        raise RequestURITooLarge(f"The URL is longer than {MAX_URL_BYTES:,} bytes.")
+
+
 def init_app(app: Flask) -> None:
     """Install limits, headers, CORS and the database-outage answer on ``app``."""
+    app.before_request(_url_length)
     limiter.init_app(app)
     app.after_request(_headers)
     app.register_error_handler(DBAPIError, _database_unavailable)

@@ -10,6 +10,7 @@ from ..auth import clinic_required
 from ..bulk import upload_listings
 from ..errors import Invalid
 from ..queries import patient_search, prescriber_finder
+from ..schemas.errors import BulkErrorSchema
 from ..schemas.listings import (
     AuditEntrySchema,
     BulkQuerySchema,
@@ -176,8 +177,9 @@ def _upload() -> dict:
 @blp.arguments(BulkQuerySchema, location="query")
 @blp.response(200, BulkResultSchema)
 @blp.alt_response(401, description="Missing or bad clinic token.")
-@blp.alt_response(422, description="Some rows are invalid: errors.rows lists every row's "
-                                   "errors as {row, field, message}; nothing was written.")
+@blp.alt_response(422, schema=BulkErrorSchema,
+                  description="Some rows are invalid: errors.rows lists every row's "
+                              "errors as {row, field, message}; nothing was written.")
 def bulk(options):
     """Upsert the caller's listings by NPI from a JSON array or a CSV file, all or nothing."""
     return upload_listings(g.clinic, **_upload(), max_rows=current_app.config["BULK_MAX_ROWS"],

@@ -10,7 +10,7 @@ from ..vocab import PROVIDER_TYPES
 from .fields import Term, WholeNumber
 from .listings import ProviderSchema
 from .paging import PageInfoSchema, page_field, per_page_field
-from .search import PatientLocationSchema, deepest
+from .search import LocationSchema, PatientLocationSchema, deepest
 
 PRESCRIBER_TYPES = tuple(t for t, role in PROVIDER_TYPES.items() if role == "prescriber")
 
@@ -71,13 +71,27 @@ class PairSchema(Schema):
     reasons = fields.List(fields.String())
 
 
+class MatchInterpretedSchema(Schema):
+    """How the needs were read: the location and what the therapist must offer."""
+
+    location = fields.Nested(LocationSchema)
+    therapist_modalities = fields.List(fields.String())
+    concerns = fields.List(fields.String())
+
+
 class MatchAnswerSchema(Schema):
     """Ranked pairs; no provider appears in more than two of them."""
 
     pairs = fields.List(fields.Nested(PairSchema))
     therapist_candidates = fields.Integer()
     prescriber_candidates = fields.Integer()
-    interpreted = fields.Dict()
+    interpreted = fields.Nested(MatchInterpretedSchema)
+
+
+class FinderInterpretedSchema(Schema):
+    """Where the patient was understood to be."""
+
+    location = fields.Nested(LocationSchema)
 
 
 class FinderItemSchema(MatchedProviderSchema):
@@ -92,4 +106,4 @@ class FinderAnswerSchema(PageInfoSchema):
 
     therapist_id = fields.Integer()
     items = fields.List(fields.Nested(FinderItemSchema))
-    interpreted = fields.Dict()
+    interpreted = fields.Nested(FinderInterpretedSchema)

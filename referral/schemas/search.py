@@ -123,11 +123,48 @@ class SearchItemSchema(ProviderSchema):
     stale = fields.Boolean()
 
 
+def _counts(description: str) -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.Integer(),
+                       metadata={"description": description})
+
+
+class FacetsSchema(Schema):
+    """How many of all the matches have each value (zero counts left out)."""
+
+    modality = _counts("Matches per modality code.")
+    provider_type = _counts("Matches per provider type.")
+    telehealth = _counts("Matches offering telehealth (`true`) or not (`false`).")
+    insurance = _counts("Matches per payer.")
+    language = _counts("Matches per language code.")
+
+
+class LocationSchema(Schema):
+    """Where the patient was understood to be."""
+
+    zip = fields.String()
+    city = fields.String()
+    state = fields.String()
+    lat = fields.Float()
+    lon = fields.Float()
+
+
+class InterpretedSchema(Schema):
+    """How the query was read: vocabulary found in the free text, the words left for
+    text search, the location, and whether the text index was current."""
+
+    terms = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                        metadata={"description": "Vocabulary values read from q, by field."})
+    text = fields.String(metadata={"description": "The words searched as text."})
+    location = fields.Nested(LocationSchema)
+    index_current = fields.Boolean(allow_none=True, metadata={
+        "description": "Whether the text index had every change (null: no text search)."})
+
+
 class SearchAnswerSchema(PageInfoSchema):
     """A page of search results with facets; the crisis block comes first when present."""
 
     crisis = fields.Nested(CrisisSchema)
     items = fields.List(fields.Nested(SearchItemSchema))
-    facets = fields.Dict()
+    facets = fields.Nested(FacetsSchema)
     did_you_mean = fields.String(allow_none=True)
-    interpreted = fields.Dict()
+    interpreted = fields.Nested(InterpretedSchema)

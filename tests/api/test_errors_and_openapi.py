@@ -101,3 +101,61 @@ def test_clinic_me(client, make_clinic):
     body = client.get("/api/v1/clinics/me", headers=bearer(token)).json
     assert body["id"] == clinic_id and body["name"] == "Northside Practice"
     assert_error_shape(client.get("/api/v1/clinics/me"), 401)
+
+
+def test_a_json_body_is_required_where_the_document_says_so(client, make_clinic, create):
+    _, token = make_clinic()
+    provider = create(token)
+    for method, url in (("patch", f"/api/v1/providers/{provider['id']}"),
+                        ("post", "/api/v1/clinics/me/tokens"),
+                        ("post", "/api/v1/referrals")):
+        body = assert_error_shape(getattr(client, method)(url, headers=bearer(token)), 422)
+        assert body["errors"] == {"json": {"_schema": [
+            "Send a JSON object as the body (Content-Type: application/json)."]}}
+    document = client.get("/api/v1/openapi.json").json
+    assert document["paths"]["/api/v1/clinics/me/tokens"]["post"]["requestBody"]["required"]
+
+
+def test_405_names_the_allowed_methods(client):
+    response = client.put("/api/v1/vocabularies")
+    assert_error_shape(response, 405)
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_overlong_urls_answer_414_in_the_error_shape(client):
+    body = assert_error_shape(client.get("/api/v1/providers/search?q=" + "a" * 4100), 414)
+    assert body["message"] == "The URL is longer than 4,094 bytes."
+    assert client.get("/api/v1/vocabularies?" + "a" * 4000).status_code != 414
+
+
+def test_enums_in_the_document_are_what_validation_accepts(client):
+    document = client.get("/api/v1/openapi.json").json
+    parameters = document["paths"]["/api/v1/match"]["get"]["parameters"]
+    prescriber_type = next(p for p in parameters if p["name"] == "prescriber_type")
+    for value in prescriber_type["schema"]["enum"]:
+        answer = client.get("/api/v1/match", query_string={"state": "MA",
+                                                           "prescriber_type": value})
+        assert answer.status_code == 200, (value, answer.json)
+    assert "psychologist" not in prescriber_type["schema"]["enum"]
+
+
+def test_every_error_response_in_the_document_has_the_error_schema(client):
+    document = client.get("/api/v1/openapi.json").json
+    assert set(document["components"]["schemas"]["Error"]["required"]) == {
+        "code", "status", "message", "errors"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method not in ("get", "post", "patch", "delete"):
+                continue
+            codes = set(operation["responses"])
+            assert {"414", "429", "500", "503"} <= codes, (method, path)
+            for code, response in operation["responses"].items():
+                if code[0] in "45":
+                    if "$ref" in response:
+                        name = response["$ref"].rsplit("/", 1)[1]
+                        response = document["components"]["responses"][name]
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema["$ref"].startswith("#/components/schemas/"), (path, code)
+    bulk = document["paths"]["/api/v1/providers/bulk"]["post"]["responses"]
+    assert bulk["413"] and bulk["409"]
+    assert bulk["422"]["content"]["application/json"]["schema"]["$ref"].endswith("BulkError")
