@@ -179,7 +179,7 @@ def test_sqlite_tuning_touches_only_the_apps_engines(tmp_path):
                 assert journal_mode(db.engine) == "wal"
                 with db.engine.connect() as connection:
                     assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
-                    assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 10000
+                    assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
         assert journal_mode(bare) == "delete"
     finally:
         bare.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 
 
 class RowErrorSchema(Schema):
@@ -25,9 +25,16 @@ class ErrorSchema(Schema):
 
 
 class BulkErrorsSchema(Schema):
-    """The details of a refused bulk upload."""
+    """The details of a refused bulk upload: every row's problems, or what is wrong with
+    the upload as a whole (its CSV header, the file, the JSON)."""
+
+    class Meta:
+        unknown = INCLUDE
 
     rows = fields.List(fields.Nested(RowErrorSchema))
+    header = fields.List(fields.String())
+    file = fields.List(fields.String())
+    json = fields.List(fields.String())
 
 
 class BulkErrorSchema(ErrorSchema):
