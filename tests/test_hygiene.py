@@ -395,3 +395,29 @@ def test_the_log_filter_keeps_everything_but_query_strings():
                                                      "200", "-"), None)
     assert PathOnlyFilter().filter(record)
     assert record.getMessage() == '127.0.0.1 - - "GET /a/b HTTP/1.1" 200 -'
+
+
+# --------------------------------------------------------------------------- referral text
+
+
+@pytest.mark.parametrize("sent, kept", [("pt-1\n", "pt-1"), (" pt-2 ", "pt-2"),
+                                        ("\ufeffpt-3", "pt-3"), ("pt\u202e-4", None),
+                                        ("pt-5\x00", None)])
+def test_the_patient_reference_follows_the_rule(app, client, make_clinic, create, sent, kept):
+    # "pt-1\n" used to be stored with its newline: the pattern's "$" matches before one.
+    _, sender = make_clinic("Sender Therapy")
+    _, receiver = make_clinic("Receiver Psychiatry")
+    therapist = create(sender, last_name="Sender")
+    prescriber = create(receiver, last_name="Receiver", provider_type="psychiatric_np",
+                        taxonomy_codes=["363LP0808X"], credentials="PMHNP-BC", modalities=[])
+    before = counts(app)
+    response = client.post("/api/v1/referrals", headers=bearer(sender), json={
+        "therapist_id": therapist["id"], "prescriber_id": prescriber["id"],
+        "patient_ref": sent, "patient_state": "MA", "concerns": ["anxiety"],
+        "contact_preference": "phone", "consent_to_coordinate": True})
+    if kept is None:
+        assert "patient_ref" in assert_error_shape(response, 422)["errors"]["json"]
+        assert counts(app) == before
+    else:
+        assert response.status_code == 201, response.json
+        assert response.json["patient_ref"] == kept
