@@ -18,7 +18,7 @@ import threading
 from urllib.parse import urlencode
 
 import pytest
-from marshmallow import ValidationError
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from werkzeug.serving import make_server
 
 from referral.extensions import db
@@ -26,7 +26,17 @@ from referral.hygiene import PathOnlyFilter, json_too_deep
 from referral.limits import MAX_JSON_DEPTH
 from referral.listing_csv import rows_from_csv, rows_to_csv
 from referral.models import ApiToken, Provider, ProviderAudit, Referral
-from referral.schemas.fields import clean_text
+from referral.schemas.fields import (
+    CleanString,
+    Email,
+    Npi,
+    Phone,
+    TaxonomyCode,
+    Term,
+    Url,
+    Zip,
+    clean_text,
+)
 from tests.conftest import assert_error_shape, bearer, make_app, new_npi
 
 BULK = "/api/v1/providers/bulk"
@@ -281,6 +291,37 @@ def test_clean_text_examples():
     for character in REFUSED.values():
         with pytest.raises(ValidationError):
             clean_text(f"a{character}b")
+
+
+def _input_schemas():
+    """Every input schema of the app: those that refuse unknown fields."""
+    import referral.schemas.clinics
+    import referral.schemas.listings
+    import referral.schemas.matching
+    import referral.schemas.referrals
+    import referral.schemas.search  # noqa: F401 (registers the schemas)
+
+    def below(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from below(sub)
+    return sorted({cls for cls in below(Schema) if cls.__module__.startswith("referral.")
+                   and getattr(cls.Meta, "unknown", None) == RAISE}, key=lambda c: c.__name__)
+
+
+def test_every_text_input_field_is_cleaned_or_from_a_closed_set():
+    closed = (Term, Npi, TaxonomyCode, Zip, Phone)  # canonical values, or digits only
+    schemas = _input_schemas()
+    assert {"ListingSchema", "SearchQuerySchema", "ReferralCreateSchema",
+            "TokenCreateSchema"} <= {cls.__name__ for cls in schemas}
+    for schema in schemas:
+        for name, field in schema().fields.items():
+            inner = field.inner if isinstance(field, fields.List) else field
+            if not isinstance(inner, fields.String):
+                continue
+            assert isinstance(inner, (CleanString, Email, Url, *closed)) or any(
+                isinstance(rule, validate.OneOf) for rule in inner.validators), \
+                f"{schema.__name__}.{name} takes free text without the cleaning rule"
 
 
 # --------------------------------------------------------------------------- pager links
