@@ -12,7 +12,7 @@ from ..referrals import (
     REQUESTABLE_STATUSES,
     URGENCIES,
 )
-from .fields import ID_RANGE, Term
+from .fields import ID_RANGE, CleanString, Term
 from .paging import PageInfoSchema, PageQuerySchema
 
 
@@ -24,7 +24,7 @@ class ReferralCreateSchema(Schema):
 
     therapist_id = fields.Integer(required=True, validate=ID_RANGE)
     prescriber_id = fields.Integer(required=True, validate=ID_RANGE)
-    patient_ref = fields.String(required=True, validate=validate.Regexp(
+    patient_ref = CleanString(required=True, validate=validate.Regexp(
         PATIENT_REF_PATTERN,
         error="An opaque reference: letters, digits and _.:- only, up to 64; never a name."),
         metadata={"description": "Your clinic's opaque reference for the patient; no names."})
