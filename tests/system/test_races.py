@@ -24,12 +24,15 @@ import time
 
 import pytest
 
+from flask_migrate import upgrade
+
+from referral.auth import issue_token
 from referral.extensions import db
 from referral.listing_rules import listing_problems
-from referral.models import Provider, ProviderAudit, Referral, ReferralEvent
+from referral.models import Clinic, Provider, ProviderAudit, Referral, ReferralEvent
 from referral.schemas.listings import LISTING_FIELDS
 from referral.search_sync import SearchState, check_index
-from tests.conftest import new_npi
+from tests.conftest import fresh_database, make_app, new_npi
 from tests.system.test_nodes_and_faults import free_port, subprocess_url
 
 pytestmark = pytest.mark.system
@@ -100,11 +103,46 @@ class Server:
             connection.close()
 
 
+@pytest.fixture(scope="module")
+def site():
+    """``(app, server)`` on a database of this module's own, so that one server (whose
+    search index follows that database) serves every test here; dropped afterwards."""
+    with fresh_database() as own:
+        app = make_app(own)
+        with app.app_context():
+            upgrade()
+        server = Server(own).start()
+        try:
+            yield app, server
+        finally:
+            server.stop()
+            with app.app_context():
+                db.engine.dispose()
+
+
 @pytest.fixture
-def server(app, database):
-    started = Server(database).start()
-    yield started
-    started.stop()
+def site_app(site):
+    """The test process's app on the module's database (for looking at what is stored)."""
+    return site[0]
+
+
+@pytest.fixture
+def server(site):
+    return site[1]
+
+
+@pytest.fixture
+def make_clinic(site_app):
+    """``make_clinic(name) -> token`` on the module's database."""
+    def build(name: str) -> str:
+        with site_app.app_context():
+            clinic = Clinic(name=name)
+            db.session.add(clinic)
+            _, token = issue_token(clinic)
+            db.session.commit()
+            db.session.remove()
+            return token
+    return build
 
 
 def at_once(server: Server, first: tuple, second: tuple) -> list[tuple[int, dict]]:
@@ -141,8 +179,8 @@ def assert_refused(answer: tuple[int, dict], allowed: set[int]) -> None:
 @pytest.fixture
 def parties(server, make_clinic):
     """A therapist's clinic and a prescriber's clinic with their listings, on the server."""
-    _, sender = make_clinic("Race Sender Therapy")
-    _, receiver = make_clinic("Race Receiver Psychiatry")
+    sender = make_clinic("Race Sender Therapy")
+    receiver = make_clinic("Race Receiver Psychiatry")
     status, therapist = server.request("POST", "/api/v1/providers", {
         "npi": new_npi(), "first_name": "Tess", "last_name": "Sender",
         "provider_type": "counselor", "modalities": ["CBT"], "telehealth": True,
@@ -167,7 +205,7 @@ REFERRAL_RACES = {
 
 
 @pytest.mark.parametrize("race", list(REFERRAL_RACES))
-def test_simultaneous_status_changes_of_a_referral_have_one_winner(app, server, parties,
+def test_simultaneous_status_changes_of_a_referral_have_one_winner(site_app, server, parties,
                                                                    race):
     changes = REFERRAL_RACES[race]
     raced = 0
@@ -192,7 +230,7 @@ def test_simultaneous_status_changes_of_a_referral_have_one_winner(app, server, 
         wanted = changes[winner][1]
         assert answers[winner][1]["status"] == wanted
 
-        with app.app_context():
+        with site_app.app_context():
             stored = db.session.get(Referral, referral["id"])
             events = db.session.scalars(db.select(ReferralEvent).where(
                 ReferralEvent.referral_id == referral["id"]).order_by(ReferralEvent.id)).all()
@@ -216,7 +254,7 @@ def test_simultaneous_status_changes_of_a_referral_have_one_winner(app, server, 
 @pytest.fixture
 def clinic_listing(server, make_clinic):
     """A clinic token and one of its listings (fees 50-150, telehealth and in person)."""
-    _, token = make_clinic("Race Listing Clinic")
+    token = make_clinic("Race Listing Clinic")
     status, created = server.request("POST", "/api/v1/providers", {
         "npi": new_npi(), "first_name": "Lena", "last_name": "Racewell",
         "provider_type": "counselor", "modalities": ["CBT"], "telehealth": True,
@@ -238,7 +276,7 @@ LISTING_RACES = {
 
 @pytest.mark.parametrize("race", list(LISTING_RACES))
 def test_simultaneous_edits_of_a_listing_have_one_winner_and_keep_the_rules(
-        app, server, clinic_listing, race):
+        site_app, server, clinic_listing, race):
     token, provider_id = clinic_listing
     start, changes = LISTING_RACES[race]
     path = f"/api/v1/providers/{provider_id}"
@@ -246,7 +284,7 @@ def test_simultaneous_edits_of_a_listing_have_one_winner_and_keep_the_rules(
     for _ in range(ROUNDS):
         status, body = server.request("PATCH", path, start, token)
         assert status == 200, body
-        with app.app_context():
+        with site_app.app_context():
             audits_before = db.session.query(ProviderAudit).filter_by(
                 provider_id=provider_id).count()
             db.session.remove()
@@ -261,7 +299,7 @@ def test_simultaneous_edits_of_a_listing_have_one_winner_and_keep_the_rules(
         assert_refused(loser, {409, 422})
         raced += loser[0] == 409
 
-        with app.app_context():
+        with site_app.app_context():
             provider = db.session.get(Provider, provider_id)
             stored = {field: getattr(provider, field) for field in LISTING_FIELDS}
             assert listing_problems(stored) == {}
@@ -276,7 +314,7 @@ def test_simultaneous_edits_of_a_listing_have_one_winner_and_keep_the_rules(
     # every later edit is still possible (the stored listing is one the rules allow)
     status, body = server.request("PATCH", path, {"wait_days": 3}, token)
     assert status == 200, body
-    assert_index_matches(app, server)
+    assert_index_matches(site_app, server)
     logged = server.log()
     assert "Quorvath" not in logged
     assert "Failing row" not in logged
