@@ -23,7 +23,6 @@ import threading
 import time
 
 import pytest
-
 from flask_migrate import upgrade
 
 from referral.auth import issue_token
