@@ -106,7 +106,7 @@ def describe_database_error(error: BaseException) -> str:
             ("constraint", diag.constraint_name)) if value]
     elif original is not None:  # sqlite3: "CHECK constraint failed: ck_provider_fee_range"
         parts.append(getattr(original, "sqlite_errorname", "") or "")
-        failed = re.match(r"^(\w+) constraint failed: ([\w., ]+)$", str(original))
+        failed = re.match(r"^([A-Z ]+) constraint failed: ([\w., ]+)$", str(original))
         if failed:
             parts.append(f"constraint {failed[2]}")
     return " ".join(part for part in parts if part)

@@ -59,12 +59,13 @@ def with_etag(provider):
 def expected_versions() -> set[int] | None:
     """The listing versions the request's ``If-Match`` names (None: no header, or ``*``).
 
-    Weak ETags never match (``If-Match`` compares strongly), nor do ones not made here.
+    Weak ETags never match (``If-Match`` compares strongly), nor do ones not made here,
+    nor does a header that names none.
     """
     if_match = request.if_match
-    if not if_match or if_match.star_tag:
+    if "If-Match" not in request.headers or if_match.star_tag:
         return None
-    return {int(tag) for tag in if_match.as_set() if tag.isdigit() and len(tag) < 12}
+    return {int(tag) for tag in if_match.as_set() if tag and tag.isdigit() and len(tag) < 12}
 
 
 @blp.route("")
