@@ -5,13 +5,25 @@ the HTTP status, ``status`` its name, ``message`` a sentence for a person and
 ``errors`` an object with details (per-field messages for validation errors,
 ``{"rows": [...]}`` for a bulk upload). Domain errors raised by the plain
 business functions are mapped to HTTP here, in one place.
+
+So are writes the database refuses: a concurrent writer saved the row first
+(``StaleDataError`` from the row-version check, see ``referral.models``) or a
+constraint failed (``IntegrityError``: a unique key taken meanwhile, a check
+constraint). Both answer 409 with nothing written. Database errors are logged by
+class, SQLSTATE, table and constraint only, never by their message: on PostgreSQL
+that carries the failing row (``DETAIL: Failing row contains ...``), which may be
+a referral (health information).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import traceback
 
 from flask import Flask, render_template, request
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -49,6 +61,103 @@ class Invalid(DomainError):
     status = 422
 
 
+class PreconditionFailed(DomainError):
+    """The caller's ``If-Match`` names a version that is no longer the current one."""
+
+    status = 412
+
+
+# ---------------------------------------------------------------------------
+# Writes the database refused, and database errors in logs
+
+CONCURRENT_CHANGE = ("Another change to this {subject} was saved first; nothing was written. "
+                     "Reload and try again.")
+#: What a table's rows are called in messages (the first name found in the error wins).
+SUBJECTS = (("referral", "referral"), ("provider", "listing"))
+
+
+def database_conflict(error: StaleDataError | IntegrityError) -> Conflict:
+    """The 409 a refused write means (logged by class and constraint, never by values).
+
+    Roll the session back before calling this.
+    """
+    details = describe_database_error(error)
+    log.warning("write refused, nothing saved: %s", details)
+    subject = next((name for word, name in SUBJECTS if word in details), "record")
+    return Conflict(CONCURRENT_CHANGE.format(subject=subject))
+
+
+def describe_database_error(error: BaseException) -> str:
+    """Class, SQLSTATE, table and constraint of a database error: never its message.
+
+    For a ``StaleDataError`` (whose message holds no values) the table it names.
+    """
+    if isinstance(error, StaleDataError):
+        table = re.search(r"on table '([\w.]+)'", str(error))
+        return f"StaleDataError (table {table[1] if table else 'unknown'})"
+    original = getattr(error, "orig", None)
+    parts = [type(error).__name__]
+    if original is not None:
+        parts.append(f"{type(original).__module__}.{type(original).__name__}")
+    diag = getattr(original, "diag", None)  # psycopg: identifiers only, never the row
+    if diag is not None:
+        parts += [f"{label} {value}" for label, value in (
+            ("sqlstate", diag.sqlstate), ("table", diag.table_name),
+            ("constraint", diag.constraint_name)) if value]
+    elif original is not None:  # sqlite3: "CHECK constraint failed: ck_provider_fee_range"
+        parts.append(getattr(original, "sqlite_errorname", "") or "")
+        failed = re.match(r"^([A-Z ]+) constraint failed: ([\w., ]+)$", str(original))
+        if failed:
+            parts.append(f"constraint {failed[2]}")
+    return " ".join(part for part in parts if part)
+
+
+def scrubbed_traceback(error: BaseException) -> str:
+    """The stack of ``error`` and the errors it came from, each named by its class only
+    (database errors also by ``describe_database_error``): no message, so no row values."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = (describe_database_error(current) if isinstance(current, DBAPIError)
+                else f"{type(current).__module__}.{type(current).__name__}")
+        lines.append("".join(traceback.format_tb(current.__traceback__)) + name)
+        current = current.__cause__ or current.__context__
+    return "\n-- which came from --\n".join(lines)
+
+
+def _carries_database_error(error: BaseException | None) -> bool:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DBAPIError):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class ScrubDatabaseErrors(logging.Filter):
+    """Rewrite a log record whose exception is (or came from) a database error: the stack
+    and the error's class and constraint stay, its message (the failing row) goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub ``record`` in place; never drops it."""
+        error = record.exc_info[1] if record.exc_info else None
+        if _carries_database_error(error):
+            record.msg = f"{record.getMessage()}\n{scrubbed_traceback(error)}"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def handle_database_conflict(error: StaleDataError | IntegrityError):
+    """A concurrent writer saved first, or a constraint refused the write: 409, nothing kept."""
+    db.session.rollback()
+    conflict = database_conflict(error)
+    return error_answer(conflict.status, conflict.message, conflict.errors), conflict.status
+
+
 def error_payload(status: int, message: str, errors: dict | None = None) -> dict:
     """The one error shape of the API."""
     return {"code": status, "status": HTTP_STATUS_CODES.get(status, "Error"),
@@ -61,7 +170,8 @@ def handle_http_exception(error: HTTPException):
         db.session.rollback()
         original = getattr(error, "original_exception", None)
         if original is not None:
-            # The stack trace goes to the log; request bodies never do.
+            # The stack trace goes to the log; request bodies never do, nor the rows a
+            # database error quotes (ScrubDatabaseErrors).
             log.error("unhandled error", exc_info=original)
     data = getattr(error, "data", None) or {}
     message = data.get("message") or _message_for(error)
@@ -108,3 +218,8 @@ def init_app(app: Flask) -> None:
     """
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(StaleDataError, handle_database_conflict)
+    app.register_error_handler(IntegrityError, handle_database_conflict)
+    for logger in (app.logger, log):  # Flask logs unhandled errors on app.logger
+        if not any(isinstance(f, ScrubDatabaseErrors) for f in logger.filters):
+            logger.addFilter(ScrubDatabaseErrors())

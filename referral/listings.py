@@ -4,16 +4,26 @@ Creating, updating, deactivating, verifying and bulk-upserting a clinic's
 listings, and the audit trail (the rules themselves are in ``listing_rules``).
 Views and CLI commands only parse input, call these and dump the result; these
 functions raise the domain errors of ``referral.errors`` and never know about HTTP.
+
+Every write is a read-modify-write of the listing's row, made safe under
+concurrency by its row version (``referral.models``): the rules are checked on the
+version that was read, and the UPDATE is saved only if that is still the stored
+version, so the stored listing always satisfies them. A writer that lost the race
+gets ``Conflict`` and nothing is written. Callers may also name the version they
+expect (``expected_versions``, from HTTP ``If-Match``); another version answers
+``PreconditionFailed``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid, NotFound, PreconditionFailed, database_conflict
 from .extensions import db
 from .geo import ZipGeocoder, locate_practice, lookup_zip
 from .listing_rules import listing_problems, role_for_provider_type
@@ -158,13 +168,31 @@ def npi_taken_message(existing: Provider, clinic: Clinic) -> str:
 
 
 def commit_or_conflict() -> None:
-    """Commit; a unique-key race with another writer (same NPI) becomes a 409, nothing kept."""
+    """Commit; a write the database refuses becomes ``Conflict`` with nothing kept: another
+    writer saved one of these listings first (row version) or took the NPI (unique key)."""
     try:
         db.session.commit()
-    except IntegrityError:
+    except (StaleDataError, IntegrityError) as error:
         db.session.rollback()
-        raise Conflict("Another request changed the same listings at the same time; "
-                       "nothing was written. Try again.") from None
+        raise database_conflict(error) from None
+
+
+def check_expected_version(provider: Provider, expected_versions: Collection[int] | None) -> None:
+    """Raise ``PreconditionFailed`` unless the listing is at one of ``expected_versions``
+    (None: the caller names no version)."""
+    if expected_versions is not None and provider.version not in expected_versions:
+        raise PreconditionFailed(
+            f"Listing {provider.id} has changed since the version you name; nothing was "
+            "written. Reload it and try again.",
+            {"headers": {"If-Match": [f"The current version is {provider.version}."]}})
+
+
+def writable_provider(clinic: Clinic, provider_id: int,
+                      expected_versions: Collection[int] | None = None) -> Provider:
+    """One of ``clinic``'s listings, about to be changed, at an expected version."""
+    provider = clinic_provider(clinic, provider_id)
+    check_expected_version(provider, expected_versions)
+    return provider
 
 
 def create_provider(clinic: Clinic, values: dict, geocoder=None) -> Provider:
@@ -180,9 +208,15 @@ def create_provider(clinic: Clinic, values: dict, geocoder=None) -> Provider:
     return provider
 
 
-def update_provider(clinic: Clinic, provider_id: int, changes: dict, geocoder=None) -> Provider:
-    """Apply a partial update; every rule is checked on the merged listing."""
-    provider = clinic_provider(clinic, provider_id)
+def update_provider(clinic: Clinic, provider_id: int, changes: dict, geocoder=None,
+                    expected_versions: Collection[int] | None = None) -> Provider:
+    """Apply a partial update; every rule is checked on the merged listing.
+
+    The merged listing is the version read here plus ``changes``; it is saved only if
+    that version is still the stored one (otherwise ``Conflict``), so the rules hold
+    for what is stored.
+    """
+    provider = writable_provider(clinic, provider_id, expected_versions)
     before = listing_values(provider)
     reactivate = changes.pop("active", None)
     merged = {**before, **changes}
@@ -208,26 +242,32 @@ def update_provider(clinic: Clinic, provider_id: int, changes: dict, geocoder=No
         provider.last_verified_at = utcnow()
         diff["last_verified_at"] = {"old": old_verified, "new": provider.last_verified_at}
         record_audit(provider, clinic, "update", diff)
-        db.session.commit()
+        commit_or_conflict()
     return provider
 
 
-def deactivate_provider(clinic: Clinic, provider_id: int) -> Provider:
+def deactivate_provider(clinic: Clinic, provider_id: int,
+                        expected_versions: Collection[int] | None = None) -> Provider:
     """Hide a listing from patients (kept, with its history; PATCH active=true restores it)."""
-    provider = clinic_provider(clinic, provider_id)
+    provider = writable_provider(clinic, provider_id, expected_versions)
     if provider.active:
         provider.active = False
         record_audit(provider, clinic, "deactivate", {"active": {"old": True, "new": False}})
-        db.session.commit()
+        commit_or_conflict()
     return provider
 
 
-def verify_provider(clinic: Clinic, provider_id: int) -> Provider:
-    """The clinic attests that the listing is current: ``last_verified_at = now``."""
-    provider = clinic_provider(clinic, provider_id)
+def verify_provider(clinic: Clinic, provider_id: int,
+                    expected_versions: Collection[int] | None = None) -> Provider:
+    """The clinic attests that the listing is current: ``last_verified_at = now``.
+
+    The attestation is of the version read here: if another change is saved first,
+    ``Conflict`` (the clinic should look at the listing again).
+    """
+    provider = writable_provider(clinic, provider_id, expected_versions)
     old = provider.last_verified_at
     provider.last_verified_at = utcnow()
     record_audit(provider, clinic, "verify",
                  {"last_verified_at": {"old": old, "new": provider.last_verified_at}})
-    db.session.commit()
+    commit_or_conflict()
     return provider

@@ -3,6 +3,13 @@
 The database is the source of truth; the search index is derived from it.
 List-valued listing attributes (modalities, concerns, licensed states, ...) are
 JSON arrays of canonical vocabulary values (JSONB on PostgreSQL).
+
+Concurrency control: listings and referrals carry a row ``version`` that SQLAlchemy
+checks and bumps on every ORM update (``version_id_col``). The UPDATE says
+``WHERE id = :id AND version = :read``, so a writer whose row another writer changed
+after it was read matches no row and gets ``StaleDataError`` (answered 409, nothing
+written), and what a writer checked on the row it read is exactly what gets stored.
+Core statements that change these rows bypass the check and must bump ``version``.
 """
 
 from __future__ import annotations
@@ -163,8 +170,12 @@ class Provider(db.Model):
     active: Mapped[bool] = mapped_column(default=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    #: Row version, checked and bumped by every ORM update (see the module docstring).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     clinic: Mapped[Clinic | None] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class ProviderAudit(db.Model):
@@ -232,11 +243,15 @@ class Referral(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     responded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    #: Row version, checked and bumped by every ORM update (see the module docstring).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     therapist: Mapped[Provider] = relationship(foreign_keys=[therapist_id])
     prescriber: Mapped[Provider] = relationship(foreign_keys=[prescriber_id])
     events: Mapped[list[ReferralEvent]] = relationship(
         back_populates="referral", order_by="ReferralEvent.id")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class ReferralEvent(db.Model):

@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from search_index.reach import Patient, reach
 
@@ -25,6 +26,8 @@ from .extensions import db
 from .models import Clinic, Provider, Referral, ReferralEvent, utcnow
 
 EXPIRE_AFTER = dt.timedelta(days=14)
+#: How often expiry reads the due referrals again after clinics answered some meanwhile.
+EXPIRE_ATTEMPTS = 10
 URGENCIES = ("routine", "soon", "urgent")
 CONTACT_PREFERENCES = ("phone", "email", "portal", "mail")
 REJECTION_REASONS = ("not_accepting", "outside_scope", "insurance_not_accepted",
@@ -109,6 +112,7 @@ def create_referral(clinic: Clinic, values: dict) -> Referral:
             "person there nor by telehealth with a licence there."]
     if problems:
         raise Invalid("This prescriber cannot take this referral.", problems)
+    checked = {therapist.id: therapist.version, prescriber.id: prescriber.version}
     referral = Referral(
         therapist_id=therapist.id, prescriber_id=prescriber.id, sender_clinic_id=clinic.id,
         receiver_clinic_id=prescriber.clinic_id, patient_ref=values["patient_ref"],
@@ -118,8 +122,28 @@ def create_referral(clinic: Clinic, values: dict) -> Referral:
     db.session.add(referral)
     db.session.add(ReferralEvent(referral=referral, from_status=None, to_status="requested",
                                  clinic_id=clinic.id))
+    _unchanged_since_checked(checked)
     db.session.commit()
     return referral
+
+
+def _unchanged_since_checked(versions: dict[int, int]) -> None:
+    """Write the pending rows, then make sure the listings checked for them are still at
+    the ``versions`` checked (else ``Conflict``, nothing written), and keep them so.
+
+    The writes take SQLite's one write lock, and the read shares PostgreSQL's row locks
+    (``FOR SHARE``): a change to these listings commits before this check or waits until
+    this transaction ends, so what was checked holds when the referral is saved.
+    """
+    db.session.flush()
+    rows = db.session.execute(select(Provider.id, Provider.version)
+                              .where(Provider.id.in_(list(versions)))
+                              .with_for_update(read=True))
+    now = {provider_id: version for provider_id, version in rows}
+    if now != versions:
+        db.session.rollback()
+        raise Conflict("The therapist's or the prescriber's listing changed while the referral "
+                       "was being sent; nothing was written. Check it and try again.")
 
 
 def _can_see(prescriber: Provider, state: str) -> bool:
@@ -135,7 +159,8 @@ def change_status(clinic: Clinic, referral_id: int, wanted: str,
     """Move a referral to ``wanted`` on behalf of ``clinic``.
 
     Not a party: not found. Wrong side: forbidden. Not allowed from the current
-    status: conflict. A rejection needs a reason.
+    status: conflict. A rejection needs a reason. Of two changes made at once, the
+    one saved second is refused by the row version (``StaleDataError``, answered 409).
     """
     referral = visible_referral(clinic, referral_id)
     side = _side(referral, clinic)
@@ -166,15 +191,28 @@ def _apply(referral: Referral, wanted: str, clinic_id: int | None, reason: str |
 
 
 def expire_referrals(now: dt.datetime | None = None) -> int:
-    """Expire every referral still ``requested`` 14 days after it was sent (repeatable)."""
+    """Expire every referral still ``requested`` 14 days after it was sent (repeatable).
+
+    A referral a clinic answers meanwhile keeps that answer: on PostgreSQL the due rows
+    are locked as they are read (ones being answered are skipped); elsewhere the row
+    version refuses the batch, which is then read again without the answered one.
+    """
     now = now or utcnow()
-    due = db.session.scalars(select(Referral).where(
-        Referral.status == "requested", Referral.created_at < now - EXPIRE_AFTER)
-        .with_for_update(skip_locked=True)).all()
-    for referral in due:
-        _apply(referral, "expired", None, None, now)
-    db.session.commit()
-    return len(due)
+    for _ in range(EXPIRE_ATTEMPTS):
+        due = db.session.scalars(select(Referral).where(
+            Referral.status == "requested", Referral.created_at < now - EXPIRE_AFTER)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)).all()
+        for referral in due:
+            _apply(referral, "expired", None, None, now)
+        try:
+            db.session.commit()
+        except StaleDataError:
+            db.session.rollback()
+            continue
+        return len(due)
+    raise Conflict(f"Referrals were answered while they were being expired, {EXPIRE_ATTEMPTS} "
+                   "times in a row; nothing was expired. Run it again.")
 
 
 def clinic_referrals(clinic: Clinic, box: str, page: int, per_page: int) -> dict:

@@ -1,4 +1,11 @@
-"""Provider listing endpoints: read (public) and write (the owning clinic's token)."""
+"""Provider listing endpoints: read (public) and write (the owning clinic's token).
+
+One listing answers with its row version as a strong ``ETag``; a write to it
+(PATCH, DELETE, verify) may send ``If-Match`` with that ETag and is then made only
+if the listing is still at that version (412 otherwise). Without ``If-Match`` a
+write is still refused (409) when another change to the listing is saved while
+it is being made.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +41,32 @@ limit_writes(blp)
 
 CLINIC_AUTH = [{"clinicToken": []}]
 WRITE_ERRORS = (401, 404, 422)
+ETAG_HEADER = {"ETag": {"description": "The listing's version; send it back in If-Match to "
+                                       "change exactly this version.",
+                        "schema": {"type": "string"}}}
+IF_MATCH = {"parameters": [{
+    "in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
+    "description": "The listing's ETag as read: the change is made only if the listing is "
+                   "still at that version (412 otherwise)."}]}
+CONFLICT = "Another change to the listing was saved first; nothing was written."
+STALE = "If-Match names a version that is no longer current; nothing was written."
+
+
+def with_etag(provider):
+    """The listing with its version as the ``ETag`` header, for flask-smorest to dump."""
+    return provider, 200, {"ETag": f'"{provider.version}"'}
+
+
+def expected_versions() -> set[int] | None:
+    """The listing versions the request's ``If-Match`` names (None: no header, or ``*``).
+
+    Weak ETags never match (``If-Match`` compares strongly), nor do ones not made here,
+    nor does a header that names none.
+    """
+    if_match = request.if_match
+    if "If-Match" not in request.headers or if_match.star_tag:
+        return None
+    return {int(tag) for tag in if_match.as_set() if tag and tag.isdigit() and len(tag) < 12}
 
 
 @blp.route("")
@@ -91,41 +124,49 @@ def prescribers(params, provider_id):
 class ProviderItem(MethodView):
     """One listing."""
 
-    @blp.response(200, ProviderSchema)
+    @blp.response(200, ProviderSchema, headers=ETAG_HEADER)
     @blp.alt_response(404, description="No active listing with this id.")
     def get(self, provider_id):
-        """Show an active listing."""
-        return listings.public_provider(provider_id)
+        """Show an active listing (its version is the ETag)."""
+        return with_etag(listings.public_provider(provider_id))
 
     @clinic_required
-    @blp.doc(security=CLINIC_AUTH)
+    @blp.doc(security=CLINIC_AUTH, **IF_MATCH)
     @blp.arguments(ListingPatchSchema(partial=True))
-    @blp.response(200, ProviderSchema)
+    @blp.response(200, ProviderSchema, headers=ETAG_HEADER)
     @blp.alt_response(401, description="Missing or bad clinic token.")
     @blp.alt_response(404, description="Not one of the caller's listings.")
+    @blp.alt_response(409, description=CONFLICT)
+    @blp.alt_response(412, description=STALE)
     def patch(self, changes, provider_id):
         """Change some fields of one of the caller's listings."""
-        return listings.update_provider(g.clinic, provider_id, changes, geocoder())
+        return with_etag(listings.update_provider(g.clinic, provider_id, changes, geocoder(),
+                                                  expected_versions()))
 
     @clinic_required
-    @blp.doc(security=CLINIC_AUTH)
-    @blp.response(200, ProviderSchema)
+    @blp.doc(security=CLINIC_AUTH, **IF_MATCH)
+    @blp.response(200, ProviderSchema, headers=ETAG_HEADER)
     @blp.alt_response(401, description="Missing or bad clinic token.")
     @blp.alt_response(404, description="Not one of the caller's listings.")
+    @blp.alt_response(409, description=CONFLICT)
+    @blp.alt_response(412, description=STALE)
     def delete(self, provider_id):
         """Deactivate one of the caller's listings (hidden from patients, history kept)."""
-        return listings.deactivate_provider(g.clinic, provider_id)
+        return with_etag(listings.deactivate_provider(g.clinic, provider_id,
+                                                      expected_versions()))
 
 
 @blp.route("/<int(min=1, max=2147483647):provider_id>/verify", methods=["POST"])
 @clinic_required
-@blp.doc(security=CLINIC_AUTH)
-@blp.response(200, ProviderSchema)
+@blp.doc(security=CLINIC_AUTH, **IF_MATCH)
+@blp.response(200, ProviderSchema, headers=ETAG_HEADER)
 @blp.alt_response(401, description="Missing or bad clinic token.")
 @blp.alt_response(404, description="Not one of the caller's listings.")
+@blp.alt_response(409, description=CONFLICT)
+@blp.alt_response(412, description=STALE)
 def verify(provider_id):
     """Attest that a listing is current (last_verified_at = now)."""
-    return listings.verify_provider(g.clinic, provider_id)
+    return with_etag(listings.verify_provider(g.clinic, provider_id, expected_versions()))
 
 
 @blp.route("/<int(min=1, max=2147483647):provider_id>/audit", methods=["GET"])
@@ -177,6 +218,8 @@ def _upload() -> dict:
 @blp.arguments(BulkQuerySchema, location="query")
 @blp.response(200, BulkResultSchema)
 @blp.alt_response(401, description="Missing or bad clinic token.")
+@blp.alt_response(409, description="Another change to one of these listings (or its NPI) "
+                                   "was saved first; nothing was written.")
 @blp.alt_response(422, schema=BulkErrorSchema,
                   description="Some rows are invalid: errors.rows lists every row's "
                               "errors as {row, field, message}; nothing was written.")

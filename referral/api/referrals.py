@@ -72,7 +72,8 @@ def show(referral_id):
 @blp.alt_response(401, description="Missing or bad clinic token.")
 @blp.alt_response(403, description="The other clinic makes this change.")
 @blp.alt_response(404, description="Not a referral of the caller's clinic.")
-@blp.alt_response(409, description="Not allowed from the current status.")
+@blp.alt_response(409, description="Not allowed from the current status, or another change "
+                                   "to the referral was saved first (nothing written).")
 def change_status(values, referral_id):
     """Accept, reject (with a reason), schedule or complete (receiving clinic), or cancel
     (sending clinic)."""

@@ -1,14 +1,14 @@
 """clinic sessions kept server-side (sign-out ends them on every node)
 
 Revision ID: 0005_clinic_sessions
-Revises: 4dd87b46c1c2
+Revises: 0004_row_versions
 """
 import sqlalchemy as sa
 from alembic import op
 
 
 revision = "0005_clinic_sessions"
-down_revision = "4dd87b46c1c2"
+down_revision = "0004_row_versions"
 branch_labels = None
 depends_on = None
 
