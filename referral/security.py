@@ -24,7 +24,8 @@ limiter = Limiter(key_func=get_remote_address)
 
 #: Read endpoints anyone may call from another origin.
 PUBLIC_READ = re.compile(
-    r"^/api/v1/(providers(/search|/\d+(/prescribers)?)?|match|vocabularies|openapi\.json)$")
+    r"^(/api/v1/(providers(/search|/\d+(/prescribers)?)?|match|vocabularies|openapi\.json)"
+    r"|/fhir(/.*)?)$")
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
