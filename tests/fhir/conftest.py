@@ -85,6 +85,7 @@ def build_corpus(app) -> Corpus:
         "unclaimed": edge_listing(None, now, 2, first_name="Ursula", last_name="Unclaimed",
                                   last_verified_at=None, accepting_new_patients=False,
                                   telehealth=False, modalities=[], concerns=[]),
+        "orphan": edge_listing(None, now, 9, first_name="Otto", last_name="Orphanides"),
         "hidden": edge_listing(lonely.id, now, 3, first_name="Hal", last_name="Hidemore",
                                last_verified_at=now - 400 * DAY),
         "stale": edge_listing(percent.id, now, 4, first_name="Stella", last_name="Stalewood",

@@ -162,10 +162,10 @@ def test_deactivated_listings_are_gone_and_unpublished_ones_unknown(fhir, corpus
     for resource_type in ("Practitioner", "PractitionerRole", "HealthcareService", "Location"):
         gone = fhir.get(f"/fhir/{resource_type}/{corpus.edge['gone']}", status=410)
         assert gone["issue"][0]["code"] == "deleted"
-        for name in ("unclaimed", "hidden"):
+        for name in ("unclaimed", "orphan", "hidden"):
             missing = fhir.get(f"/fhir/{resource_type}/{corpus.edge[name]}", status=404)
             assert missing["issue"][0]["code"] == "not-found"
-    for name in ("gone", "unclaimed", "hidden"):
+    for name in ("gone", "unclaimed", "orphan", "hidden"):
         assert fhir.get(f"/fhir/PractitionerRole?_id={corpus.edge[name]}")["total"] == 0
 
 
