@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, case, false, func, or_, select, true, type_coerce
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased, joinedload
 
 from ..extensions import db
 from ..models import Clinic, Provider, UTCDateTime
@@ -434,7 +434,7 @@ class ResourceLoader:
         for start in range(0, len(missing), 900):
             chunk = missing[start:start + 900]
             for provider in db.session.scalars(select(Provider).options(
-                    selectinload(Provider.clinic)).where(Provider.id.in_(chunk))):
+                    joinedload(Provider.clinic)).where(Provider.id.in_(chunk))):
                 self.listings[provider.id] = provider
 
     def render(self, kind_name: str, ids: list[int]) -> list[tuple[int, dict]]:

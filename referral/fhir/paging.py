@@ -139,13 +139,19 @@ def search_bundle(kind: Kind, pairs: list[tuple[str, str]], strict: bool,
     else:
         model = kind.model
         base = select(model.id).where(kind.exists(snapshot), *clauses)
-        total = None
-        if request.total:
-            total = db.session.scalar(select(func.count()).select_from(base.subquery()))
-        page_ids = []
-        if request.count:
-            page_ids = list(db.session.scalars(
-                base.where(model.id > after).order_by(model.id).limit(request.count + 1)))
+        total, page_ids = None, []
+        if request.count and after == 0 and request.total:
+            # first page: the total comes with the rows (a window over the whole match)
+            rows = db.session.execute(base.add_columns(func.count().over()).order_by(
+                model.id).limit(request.count + 1)).all()
+            page_ids = [row[0] for row in rows]
+            total = rows[0][1] if rows else 0
+        else:
+            if request.total:
+                total = db.session.scalar(select(func.count()).select_from(base.subquery()))
+            if request.count:
+                page_ids = list(db.session.scalars(
+                    base.where(model.id > after).order_by(model.id).limit(request.count + 1)))
         more = len(page_ids) > request.count
         page_ids = page_ids[:request.count]
 

@@ -7,7 +7,7 @@ PostgreSQL); ``json_array_has`` tests membership with ``json_each`` on SQLite an
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, String, func, or_
+from sqlalchemy import Boolean, String, and_, func, or_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -69,6 +69,12 @@ def string_matches(columns, value: str, modifier: str | None):
         return or_(*[column == value for column in columns])
     escaped = like_escape(value.lower())
     pattern = f"%{escaped}%" if modifier == "contains" else f"{escaped}%"
+    if modifier is None and value.isascii() and value.isdigit():
+        # Digits have no case: a key range first (so a ZIP prefix uses the zip index),
+        # the LIKE keeps the answer exact whatever the collation.
+        following = value[:-1] + chr(ord(value[-1]) + 1)
+        return or_(*[and_(column >= value, column < following,
+                          func.lower(column).like(pattern, escape="\\")) for column in columns])
     return or_(*[func.lower(column).like(pattern, escape="\\") for column in columns])
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_
+from sqlalchemy import and_, false, func
 
 from ..models import Provider
 
@@ -47,7 +47,9 @@ class Snapshot:
 
 def public_listing(snapshot: Snapshot, model=Provider):
     """SQL condition: the listing is shown to the public (see the module docstring)."""
-    return and_(model.active.is_(True), model.clinic_id.is_not(None),
+    # ``coalesce`` keeps planners off the (unselective) index on ``active``, so that the
+    # selective conditions of a search (a ZIP, a clinic, an id) choose the index.
+    return and_(func.coalesce(model.active, false()).is_(True), model.clinic_id.is_not(None),
                 model.last_verified_at.is_not(None),
                 model.last_verified_at >= snapshot.hidden_before)
 
