@@ -68,6 +68,7 @@ def sample_queries(app, count: int, seed: int = 5) -> list[tuple[str, str, str]]
 
 
 def fhir_path(zip_code: str, code: str, includes: bool = True) -> str:
+    """The FHIR PractitionerRole search of one query (with the two includes by default)."""
     query = [("location.address-postalcode", zip_code), ("specialty", f"{NUCC}|{code}"),
              ("_count", "20")]
     if includes:
@@ -77,6 +78,7 @@ def fhir_path(zip_code: str, code: str, includes: bool = True) -> str:
 
 
 def json_path(zip_code: str, provider_type: str) -> str:
+    """The closest JSON search for the same criteria."""
     return "/api/v1/providers/search?" + urlencode({
         "zip": zip_code, "provider_type": provider_type, "in_person": "true",
         "radius_miles": "1", "accepting_new_patients": "false", "per_page": "20"})
@@ -150,6 +152,7 @@ class Writer(threading.Thread):
         self.commits = 0
 
     def run(self):
+        """Change random listings, one commit each, until ``stop`` is set."""
         from referral.extensions import db
         from referral.models import Provider, utcnow
 
@@ -185,6 +188,7 @@ class Writer(threading.Thread):
 
 
 def public_ids_in_state(app, state: str) -> set[int]:
+    """Ids of the public in-person listings of ``state`` now (what the paged search matches)."""
     from sqlalchemy import select
 
     from referral.extensions import db
@@ -199,6 +203,8 @@ def public_ids_in_state(app, state: str) -> set[int]:
 
 
 def page_fhir_while_writing(app, state: str, runs: int) -> dict:
+    """Page the FHIR search of ``state`` to its end ``runs`` times while a writer changes
+    its listings; count repeats, gaps and foreign results."""
     client = app.test_client()
     results = []
     for run in range(runs):
@@ -217,7 +223,7 @@ def page_fhir_while_writing(app, state: str, runs: int) -> dict:
                 seen += [int(e["resource"]["id"]) for e in bundle.get("entry", [])
                          if e["search"]["mode"] == "match"]
                 pages += 1
-                following = [l["url"] for l in bundle["link"] if l["relation"] == "next"]
+                following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
                 path = "{0.path}?{0.query}".format(urlsplit(following[0])) if following else None
                 time.sleep(0.005)
         finally:
@@ -275,6 +281,7 @@ def page_json_while_writing(app, state: str) -> dict:
 
 
 def main() -> None:
+    """Run both parts and write the report next to the benchmark data."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)

@@ -55,7 +55,8 @@ def resolve_includes(kind: Kind, request: SearchRequest) -> tuple[list, list]:
     return includes, revincludes
 
 
-def build_conditions(kind: Kind, request: SearchRequest, snapshot: Snapshot) -> tuple[list, NearPoint | None]:
+def build_conditions(kind: Kind, request: SearchRequest,
+                     snapshot: Snapshot) -> tuple[list, NearPoint | None]:
     """SQL conditions of every occurrence (AND), and the ``near`` point if one is given."""
     clauses, near = [], None
     for occurrence in request.occurrences:

@@ -151,7 +151,8 @@ def parse_cursor(value: str) -> Cursor:
 
 
 def parse_token(value: str) -> tuple[str | None, str]:
-    """``code`` -> ``(None, code)``; ``system|code`` -> ``(system, code)``; ``|code`` -> ``("", code)``."""
+    """``code`` -> ``(None, code)``; ``system|code`` -> ``(system, code)``;
+    ``|code`` -> ``("", code)``."""
     parts = split_unescaped(value, "|")
     if len(parts) == 1:
         return None, parts[0]

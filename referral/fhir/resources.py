@@ -85,7 +85,8 @@ def verification_extension(provider: Provider, snapshot: Snapshot) -> dict:
     and whether that is longer ago than ``STALE_AFTER_DAYS``."""
     parts = [{"url": "stale", "valueBoolean": is_stale(provider, snapshot)}]
     if provider.last_verified_at is not None:
-        parts.insert(0, {"url": "lastVerified", "valueDateTime": instant(provider.last_verified_at)})
+        parts.insert(0, {"url": "lastVerified",
+                         "valueDateTime": instant(provider.last_verified_at)})
     return {"url": our_url("StructureDefinition", "listing-verification"), "extension": parts}
 
 

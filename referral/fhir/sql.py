@@ -13,7 +13,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 
 class json_array_has(FunctionElement):  # noqa: N801 (an SQL function name)
-    """``json_array_has(column, value)``: the JSON array in ``column`` holds the string ``value``."""
+    """``json_array_has(column, value)``: the JSON array in ``column`` holds ``value``."""
 
     type = Boolean()
     inherit_cache = True

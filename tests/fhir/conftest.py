@@ -161,7 +161,7 @@ class FhirClient:
         """Every page of a search, following ``next`` links to the end."""
         bundles = [self.get(path, headers=headers)]
         while True:
-            link = {l["relation"]: l["url"] for l in bundles[-1]["link"]}.get("next")
+            link = {each["relation"]: each["url"] for each in bundles[-1]["link"]}.get("next")
             if not link:
                 return bundles
             parts = urlsplit(link)

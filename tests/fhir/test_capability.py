@@ -36,10 +36,12 @@ SAMPLE = {"string": "a", "token": "x", "date": "ge2000-01-01", "special": "42.36
 
 @pytest.fixture(scope="module")
 def statement(fhir):
+    """The CapabilityStatement."""
     return fhir.get("/fhir/metadata")
 
 
 def resource(statement, resource_type):
+    """The CapabilityStatement's entry for one resource type."""
     return next(r for r in statement["rest"][0]["resource"] if r["type"] == resource_type)
 
 

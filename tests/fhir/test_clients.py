@@ -16,10 +16,12 @@ NUCC = "http://nucc.org/provider-taxonomy"
 
 @pytest.fixture(scope="module")
 def fhirpy_client(live_corpus):
+    """A synchronous fhirpy client on the live server."""
     return SyncFHIRClient(live_corpus.base)
 
 
 def busiest_zip_and_code(rows):
+    """The ZIP with the most practices, and its most frequent taxonomy code."""
     zip_code = Counter(p.zip for p in rows.located()).most_common(1)[0][0]
     code = Counter(c for p in rows.located() if p.zip == zip_code
                    for c in p.taxonomy_codes).most_common(1)[0][0]

@@ -13,6 +13,7 @@ STRICT = {"Prefer": "handling=strict"}
 
 
 def issue_code(body: dict) -> str:
+    """The code of an OperationOutcome's first issue."""
     return body["issue"][0]["code"]
 
 

@@ -12,7 +12,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from sqlalchemy import select
 
 from referral.extensions import db
 from referral.models import Provider, utcnow
@@ -35,6 +34,7 @@ def split(bundles) -> tuple[set, dict]:
 
 
 def some_public(rows, count=12):
+    """A spread of public listing ids."""
     return sorted(p.id for p in rows.public())[::37][:count]
 
 
@@ -171,6 +171,7 @@ class Writer(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self):
+        """Change listings until ``stop`` is set; keep any error for the test."""
         try:
             with self.app.app_context():
                 while not self.stop.is_set():
@@ -181,6 +182,7 @@ class Writer(threading.Thread):
             self.error = error
 
     def step(self):
+        """One change, committed on its own."""
         roll = self.rng.random()
         provider_id = self.rng.choice(self.candidates)
         provider = db.session.get(Provider, provider_id)

@@ -14,10 +14,12 @@ ALL_INCLUDES = ("&_include=PractitionerRole:practitioner&_include=PractitionerRo
 
 
 def instant(moment: dt.datetime) -> str:
+    """A FHIR instant with microseconds, as the server writes them."""
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def our(extension_url: str) -> bool:
+    """An extension URL of ours (not HL7's)."""
     return "/StructureDefinition/" in extension_url and not extension_url.startswith(
         "http://hl7.org/")
 

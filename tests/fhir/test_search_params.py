@@ -28,34 +28,43 @@ SERVICE = {"therapist": "Psychotherapy", "prescriber": "Psychiatric medication m
 
 
 def q(value: str) -> str:
+    """URL-encode a parameter value."""
     return quote(value, safe="")
 
 
 def instant(moment: dt.datetime) -> str:
+    """A FHIR instant with microseconds, as the server writes them."""
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def starts(value, prefix: str) -> bool:
+    """FHIR string matching: case-insensitive starts-with."""
     return value is not None and value.lower().startswith(prefix.lower())
 
 
 def name_text(p) -> str:
+    """The whole name a Practitioner shows (\"Maya Okafor, LCSW\")."""
     return f"{p.first_name} {p.last_name}" + (f", {p.credentials}" if p.credentials else "")
 
 
 def most_common(values):
+    """The most frequent value (to pick search values the corpus has many of)."""
     return Counter(values).most_common(1)[0][0]
 
 
 def clinic_name(rows, clinic_id):
+    """The name of a clinic of the corpus."""
     return next(c.name for c in rows.clinics if c.id == clinic_id)
 
 
 def address_parts(p) -> list:
+    """The string parts of a listing's practice address, as its Location shows them."""
     return [p.address_line1, p.address_line2, p.city, p.state, p.zip, "US"]
 
 
-# Each case: rows, corpus -> (query, expected ids, "some" | "all" | "none")
+# Each case function below takes the corpus rows and returns ``(query, expected ids, kind)``:
+# its name says which parameter it exercises; ``kind`` says whether the expected set must be
+# a proper non-empty subset ("some"), every resource of the type ("all") or none ("none").
 
 
 def practitioner_name(rows, corpus):
@@ -100,6 +109,7 @@ def ids_of_some(rows, corpus):
 
 
 def median_update(rows):
+    """The median last update of the public listings (splits them in two halves)."""
     return statistics.median_low(p.updated_at for p in rows.public())
 
 
@@ -438,6 +448,7 @@ CASES = {
 
 
 def base_ids(rows, resource_type: str) -> set:
+    """Ids of every resource of the type (what a search without parameters returns)."""
     if resource_type == "Organization":
         return {c.id for c in rows.clinics}
     if resource_type == "Location":
