@@ -160,3 +160,11 @@ def test_cors_allows_reading_from_other_origins(fhir, corpus):
         **origin, "Access-Control-Request-Method": "GET"})
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS"
+
+
+def test_head_answers_like_get_without_a_body(fhir, corpus):
+    for path in (f"/fhir/Practitioner/{corpus.edge['special']}", "/fhir/Practitioner?_count=2"):
+        response = fhir.client.head(path)
+        assert response.status_code == 200 and response.mimetype == "application/fhir+json"
+        assert response.get_data() == b""
+    assert fhir.client.head(f"/fhir/Practitioner/{corpus.edge['gone']}").status_code == 410

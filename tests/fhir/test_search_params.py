@@ -295,6 +295,32 @@ def organization_id(rows, corpus):
     return "_id=" + ",".join(map(str, sorted(chosen))) + ",999999", chosen, "some"
 
 
+def organization_last_updated(rows, corpus):
+    def last_updated(clinic):
+        return max([clinic.created_at] + [p.updated_at for p in rows.clinic_addresses(clinic.id)])
+    moment = statistics.median_low(last_updated(c) for c in rows.clinics)
+    return f"_lastUpdated=lt{q(instant(moment))}", {
+        c.id for c in rows.clinics if last_updated(c) < moment}, "some"
+
+
+def organization_identifier(rows, corpus):
+    registry = next(c for c in rows.clinics if c.id == corpus.clinics["registry"])
+    value = f"http://hl7.org/fhir/sid/us-npi|{registry.organization_npi}"
+    return f"identifier={q(value)},{q('x|' + str(corpus.clinics['percent']))}", {registry.id}, \
+        "some"
+
+
+def organization_identifier_clinic_id(rows, corpus):
+    system = "https://mh-directory.example.org/fhir/sid/clinic-id"
+    return f"identifier={q(system + '|' + str(corpus.clinics['percent']))}", {
+        corpus.clinics["percent"]}, "some"
+
+
+def practitioner_identifier(rows, corpus):
+    chosen = rows.public()[7]
+    return f"identifier={q('http://hl7.org/fhir/sid/us-npi|' + chosen.npi)}", {chosen.id}, "some"
+
+
 def location_address(rows, corpus):
     return f"address={q('350 5th')}", {p.id for p in rows.located() if any(
         starts(part, "350 5th") for part in address_parts(p))}, "some"
@@ -419,7 +445,7 @@ CASES = {
     "Practitioner": [practitioner_name, practitioner_name_full_text, practitioner_name_contains,
                      practitioner_name_exact, practitioner_family, practitioner_given,
                      ids_of_some, last_updated_ge, last_updated_lt_and_gt,
-                     last_updated_eq_instant, last_updated_by_day],
+                     last_updated_eq_instant, last_updated_by_day, practitioner_identifier],
     "PractitionerRole": [role_practitioner, role_practitioner_plain_id,
                          role_practitioner_not_public, role_organization, role_location,
                          role_location_of_telehealth, role_service, role_role_plan_net,
@@ -434,7 +460,9 @@ CASES = {
     "Organization": [organization_name, organization_name_contains,
                      organization_name_with_wildcards, organization_name_underscore_is_literal,
                      organization_address_city, organization_address_zip, organization_type,
-                     organization_type_other, organization_partof, organization_id],
+                     organization_type_other, organization_partof, organization_id,
+                     organization_last_updated, organization_identifier,
+                     organization_identifier_clinic_id],
     "Location": [location_address, location_address_state_word, location_address_city,
                  location_address_city_exact, location_address_state,
                  location_address_postalcode, location_organization, location_type,
