@@ -1,11 +1,13 @@
 """Running a FHIR search: conditions, stable paging, includes, and the searchset Bundle.
 
 Paging is by key, not offset: results are in id order and the ``next`` link
-carries ``_cursor=<last id>.<moment>``, so a page starts right after the last id
+carries ``_cursor=<last id>.<moment>.<signature>``, so a page starts right after the last id
 seen, whatever was inserted, changed or deactivated meanwhile, and every page
 applies the visibility cut-off of the moment the first page was evaluated. A
 listing that matches throughout is returned exactly once; one that starts or
-stops matching while a client pages appears or not, but never twice.
+stops matching while a client pages appears or not, but never twice. The cursor is signed
+with the app's secret key and lives a day: the moment decides visibility, so a client
+cannot move it to see listings that are no longer public.
 """
 
 from __future__ import annotations
@@ -118,9 +120,11 @@ def _distance_extension(value: float, unit: str) -> list:
 
 
 def search_bundle(kind: Kind, pairs: list[tuple[str, str]], strict: bool,
-                  snapshot: Snapshot) -> dict:
-    """Run a search on ``kind`` with query ``pairs``; the searchset Bundle of one page."""
-    request = parse_search(pairs, lambda name: name in kind.params, strict)
+                  snapshot: Snapshot, secret: str) -> dict:
+    """Run a search on ``kind`` with query ``pairs``; the searchset Bundle of one page.
+    ``secret`` signs the paging positions of its links."""
+    request = parse_search(pairs, lambda name: name in kind.params, strict, secret,
+                           snapshot.now)
     if request.cursor is not None:
         snapshot = dataclasses.replace(snapshot, now=request.cursor.at)
     includes, revincludes = resolve_includes(kind, request)
@@ -184,12 +188,13 @@ def search_bundle(kind: Kind, pairs: list[tuple[str, str]], strict: bool,
 
     used = list(request.used)
     links = []
-    here = used + ([("_cursor", Cursor(after, snapshot.now).token())] if request.cursor else [])
+    here = used + ([("_cursor", Cursor(after, snapshot.now).token(secret))]
+                   if request.cursor else [])
     links.append(_link("self", snapshot, kind, here))
     links.append(_link("first", snapshot, kind, used))
     if more and page_ids:
-        links.append(_link("next", snapshot, kind,
-                           used + [("_cursor", Cursor(page_ids[-1], snapshot.now).token())]))
+        following = Cursor(page_ids[-1], snapshot.now).token(secret)
+        links.append(_link("next", snapshot, kind, used + [("_cursor", following)]))
     bundle = {"resourceType": "Bundle", "type": "searchset"}
     if total is not None:
         bundle["total"] = total

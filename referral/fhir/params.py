@@ -9,6 +9,8 @@ with no value is ignored; unknown parameters are ignored unless the client sends
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field
 
@@ -27,7 +29,10 @@ DISTANCE_UNITS = {"km": 1.0, "m": 0.001, "[mi_i]": 1.609344, "mi": 1.609344,
 NEAR_DEFAULT_KM = 50.0
 NEAR_MAX_KM = 500.0
 
-_CURSOR = re.compile(r"^(\d{1,18})\.(\d{1,20})$")
+_CURSOR = re.compile(r"^(\d{1,18})\.(\d{1,20})\.([0-9a-f]{16})$")
+#: How long a next link stays valid, and how far another node's clock may be ahead.
+CURSOR_LIFETIME = dt.timedelta(hours=24)
+CLOCK_SKEW = dt.timedelta(minutes=5)
 _DATE = re.compile(
     r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?"
@@ -55,17 +60,27 @@ class Occurrence:
                           modifier=self.chain_modifier)
 
 
+def _signature(secret: str, position: str) -> str:
+    return hmac.new(secret.encode(), f"fhir-cursor:{position}".encode(),
+                    hashlib.sha256).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Cursor:
-    """Where the next page starts: after listing/clinic id ``after``, evaluated at ``at``."""
+    """Where the next page starts: after listing/clinic id ``after``, evaluated at ``at``.
+
+    The token is signed with the app's secret key: the moment decides which listings are
+    still visible, so a client must not be able to move it (and see hidden listings).
+    """
 
     after: int
     at: dt.datetime
 
-    def token(self) -> str:
-        """The opaque ``_cursor`` value of the next link."""
+    def token(self, secret: str) -> str:
+        """The opaque, signed ``_cursor`` value of a paging link."""
         micros = int(self.at.timestamp()) * 1_000_000 + self.at.microsecond
-        return f"{self.after}.{micros}"
+        position = f"{self.after}.{micros}"
+        return f"{position}.{_signature(secret, position)}"
 
 
 @dataclass
@@ -135,10 +150,11 @@ def parse_count(value: str) -> int:
     return min(int(value), MAX_COUNT)
 
 
-def parse_cursor(value: str) -> Cursor:
-    """The ``_cursor`` of a next link (made by this server)."""
+def parse_cursor(value: str, secret: str, now: dt.datetime) -> Cursor:
+    """The ``_cursor`` of a paging link made by this server (signed, at most a day old)."""
     match = _CURSOR.match(value)
-    if not match:
+    if not match or not hmac.compare_digest(
+            match.group(3), _signature(secret, f"{match.group(1)}.{match.group(2)}")):
         raise FhirError(400, "_cursor is not a paging position made by this server; follow "
                              "the Bundle's next link as given.", expression="_cursor")
     micros = int(match.group(2))
@@ -147,6 +163,9 @@ def parse_cursor(value: str) -> Cursor:
             microsecond=micros % 1_000_000)
     except (OverflowError, OSError, ValueError):
         raise FhirError(400, "_cursor is out of range.", expression="_cursor") from None
+    if not now - CURSOR_LIFETIME <= at <= now + CLOCK_SKEW:
+        raise FhirError(400, "This paging link has expired; start the search again.",
+                        expression="_cursor")
     return Cursor(after=int(match.group(1)), at=at)
 
 
@@ -253,7 +272,8 @@ def parse_near(value: str) -> NearPoint:
     return NearPoint(latitude, longitude, radius_km, unit)
 
 
-def parse_search(pairs: list[tuple[str, str]], known, strict: bool) -> SearchRequest:
+def parse_search(pairs: list[tuple[str, str]], known, strict: bool, secret: str,
+                 now: dt.datetime) -> SearchRequest:
     """Read query ``pairs`` for a resource type whose parameter names satisfy ``known(name)``.
 
     Filters become ``Occurrence``s (checked against the resource type later);
@@ -267,7 +287,7 @@ def parse_search(pairs: list[tuple[str, str]], known, strict: bool) -> SearchReq
         if key == "_count":
             request.count = parse_count(raw)
         elif key == "_cursor":
-            request.cursor = parse_cursor(raw)
+            request.cursor = parse_cursor(raw, secret, now)
             continue  # the self and next links set their own cursor
         elif key == "_include":
             request.includes.append(raw)

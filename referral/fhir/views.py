@@ -71,7 +71,8 @@ def _search(resource_type: str, pairs: list[tuple[str, str]]):
     kind = KINDS.get(resource_type)
     if kind is None:
         raise FhirError(404, f"This server has no resource type {resource_type!r}.")
-    bundle = search_bundle(kind, pairs, strict, current_snapshot())
+    bundle = search_bundle(kind, pairs, strict, current_snapshot(),
+                           current_app.config["SECRET_KEY"])
     db.session.rollback()  # read-only: end the transaction (a snapshot on PostgreSQL)
     return fhir_response(bundle)
 

@@ -168,3 +168,26 @@ def test_head_answers_like_get_without_a_body(fhir, corpus):
         assert response.status_code == 200 and response.mimetype == "application/fhir+json"
         assert response.get_data() == b""
     assert fhir.client.head(f"/fhir/Practitioner/{corpus.edge['gone']}").status_code == 410
+
+
+def test_paging_cursors_cannot_be_forged_or_reused_forever(fhir, corpus):
+    import datetime as dt
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    from referral.fhir.params import Cursor
+
+    first = fhir.get("/fhir/Practitioner?_count=3")
+    following = dict(parse_qsl(urlsplit(next(
+        link["url"] for link in first["link"] if link["relation"] == "next")).query))
+    after, moment, signature = following["_cursor"].split(".")
+    fhir.get(f"/fhir/Practitioner?_count=3&_cursor={following['_cursor']}")
+    # moving the moment back a year would bring back listings hidden since: refused
+    earlier = str(int(moment) - 400 * 86_400 * 1_000_000)
+    fhir.get(f"/fhir/Practitioner?_count=3&_cursor={after}.{earlier}.{signature}", status=400)
+    fhir.get(f"/fhir/Practitioner?_count=3&_cursor={int(after) + 1}.{moment}.{signature}",
+             status=400)
+    secret = corpus.app.config["SECRET_KEY"]
+    stale = Cursor(int(after), dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2))
+    expired = fhir.get("/fhir/Practitioner?" + urlencode(
+        {"_count": 3, "_cursor": stale.token(secret)}), status=400)
+    assert "expired" in expired["issue"][0]["diagnostics"]
