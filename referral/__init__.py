@@ -45,10 +45,12 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Attach the API (and its OpenAPI document) and the web pages."""
     from .api import register_api
+    from .fhir import register_fhir
     from .web import register_web
 
     register_api(app)
     register_web(app)
+    register_fhir(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Read endpoints anyone may call from another origin.
 PUBLIC_READ = re.compile(
-    r"^/api/v1/(providers(/search|/\d+(/prescribers)?)?|match|vocabularies|openapi\.json)$")
+    r"^(/api/v1/(providers(/search|/\d+(/prescribers)?)?|match|vocabularies|openapi\.json)"
+    r"|/fhir(/.*)?)$")
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "

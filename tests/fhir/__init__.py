@@ -1,0 +1,1 @@
+"""Tests of the FHIR Plan-Net API (/fhir)."""
