@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from werkzeug.serving import make_server
 
 from referral.extensions import db
@@ -61,8 +61,10 @@ def build_corpus(app) -> Corpus:
     seed_directory(600, seed=5, now=now - DAY)
     # updated_at spread over weeks (the seed gives every row the same moment)
     ids = db.session.scalars(select(Provider.id).order_by(Provider.id)).all()
-    db.session.execute(update(Provider), [
-        {"id": i, "updated_at": now - dt.timedelta(hours=(i * 37) % 1500)} for i in ids])
+    table = Provider.__table__
+    db.session.execute(
+        update(table).where(table.c.id == bindparam("pid")).values(updated_at=bindparam("at")),
+        [{"pid": i, "at": now - dt.timedelta(hours=(i * 37) % 1500)} for i in ids])
     # keep every verification at least two days away from the stale and hidden cut-offs,
     # so a slow run cannot move a listing across one between a request and its check
     for days in (app.config["STALE_AFTER_DAYS"], app.config["HIDDEN_AFTER_DAYS"]):

@@ -206,17 +206,18 @@ class Writer(threading.Thread):
 
 
 @pytest.fixture
-def changing_directory(app, monkeypatch):
+def changing_directory(app):
     """1,100 generated listings on the test database, served over real HTTP (the JSON
     search index is not kept in step on each commit: the FHIR API does not use it)."""
+    from referral.services import search_service
     from seeds.load import seed_directory
 
-    monkeypatch.setitem(app.config, "SEARCH_SYNC_ON_COMMIT", False)
-    with app.app_context():
-        seed_directory(1100, seed=21)
-    server = LiveServer(app)
-    yield app, server
-    server.stop()
+    with search_service(app).deferred_sync():
+        with app.app_context():
+            seed_directory(1100, seed=21)
+        server = LiveServer(app)
+        yield app, server
+        server.stop()
 
 
 def test_paging_to_the_end_while_listings_change_has_no_repeats_or_gaps(changing_directory):
