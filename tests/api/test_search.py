@@ -314,13 +314,20 @@ def json_roundtrip(value):
 
 
 @pytest.mark.parametrize("text", [
-    "\x00", "\U0001f642", "a" * 200, "OR AND NOT", "*", "?", "'\"", "\u00df", "\u540d\u524d",
-    "name:smith", "((((", "-", "smith~2", "\u202e", "%", "o'brien o'connor",
+    "\U0001f642", "a" * 200, "OR AND NOT", "*", "?", "'\"", "\u00df", "\u540d\u524d",
+    "name:smith", "((((", "-", "smith~2", "%", "o'brien o'connor", "\u200b", "a\u200db",
 ])
 def test_odd_free_text_never_fails(directory, text):
     app, _ = directory
     response = app.test_client().get(URL, query_string={"q": text, "zip": "10001"})
     assert response.status_code == 200, response.json
+
+
+@pytest.mark.parametrize("text", ["\x00", "\u202e", "a\x1fb"])
+def test_free_text_with_controls_is_refused_by_the_cleaning_rule(directory, text):
+    app, _ = directory
+    response = app.test_client().get(URL, query_string={"q": text, "zip": "10001"})
+    assert set(assert_error_shape(response, 422)["errors"]["query"]) == {"q"}
 
 
 def test_search_is_documented(directory):
