@@ -50,7 +50,7 @@ STATUSES = ("requested", "accepted", "rejected", "cancelled", "expired", "schedu
 REQUESTABLE_STATUSES = tuple(dict.fromkeys(to for (_, to), who in TRANSITIONS.items()
                                            if who != SYSTEM))
 #: An opaque reference the sending clinic chooses for its patient: never a name.
-PATIENT_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+PATIENT_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}\Z"
 
 
 class Forbidden(DomainError):

@@ -275,6 +275,8 @@ class TextIndex:
         leaves = []
         seen = set()
         for leaf, _ in searcher.reader().leaf_readers():
+            if leaf.segment() is None:  # an empty index has a reader with no segment
+                continue
             segment_id = leaf.segment().segment_id()
             seen.add(segment_id)
             pids = self._pid_cache.get(segment_id)

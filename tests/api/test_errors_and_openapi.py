@@ -159,3 +159,8 @@ def test_every_error_response_in_the_document_has_the_error_schema(client):
     bulk = document["paths"]["/api/v1/providers/bulk"]["post"]["responses"]
     assert bulk["413"] and bulk["409"]
     assert bulk["422"]["content"]["application/json"]["schema"]["$ref"].endswith("BulkError")
+
+
+def test_a_text_search_of_an_empty_directory_answers_200(client):
+    answer = client.get("/api/v1/providers/search", query_string={"q": "zzqqzz"})
+    assert answer.status_code == 200 and answer.json["total"] == 0

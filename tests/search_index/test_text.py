@@ -65,3 +65,13 @@ def test_rebuild_switches_and_cleans_up(tmp_path):
 def test_helpers():
     assert words("Mary-Ann O'Brien") == ["mary", "ann", "o", "brien"]
     assert edit_distance("okafr", "okafor") == 1 and edit_distance("okafr", "omar") == 2
+
+
+def test_an_empty_index_answers_text_searches_and_suggestions(tmp_path):
+    from search_index.text import TextIndex
+
+    index = TextIndex(str(tmp_path / "empty"))
+    index.ensure()
+    ids, scores = index.search("zzqqzz")
+    assert len(ids) == 0 and len(scores) == 0
+    assert index.suggest("zzqqzz") is None
