@@ -132,7 +132,7 @@ def mail_settings(url: str, sender: str) -> dict:
     from urllib.parse import parse_qs, unquote, urlsplit
 
     if not url:
-        return {"MAIL_BACKEND": "referral.mailer.OutboxBackend", "MAIL_DEFAULT_SENDER": sender}
+        return {"MAIL_BACKEND": "referral.mailer.OutboxEmailBackend", "MAIL_DEFAULT_SENDER": sender}
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     starttls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes", "on")

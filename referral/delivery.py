@@ -149,7 +149,7 @@ class Worker:
                            f"<{job.message_id}.c{job.clinic_id}@referral>")
             return Outcome(True)
         except Exception as error:  # any failure of one attempt is retried later
-            return Outcome(False, error=type(error).__name__)
+            return Outcome(False, error=f"{type(error).__name__}: {error}"[:200])
 
     # -- results ---------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 Minimum necessary: an email says what happened (a new referral, accepted, a new
 message...), with the referral's number and a link to its page; never a patient
 field, never message text. With ``SMTP_URL`` the mail goes over SMTP; without it
-(development, the demo) it is kept in the local outbox (``OutboxBackend``), which
+(development, the demo) it is kept in the local outbox (``OutboxEmailBackend``), which
 the clinic pages show. The Message-ID is derived from the event and the clinic, so a
 retried email carries the same id and the outbox stores it once.
 """
@@ -66,7 +66,7 @@ def send_email(to: str | None, clinic_id: int, subject: str, body: str,
         connection.send_messages([message])
 
 
-class OutboxBackend(BaseEmailBackend):
+class OutboxEmailBackend(BaseEmailBackend):
     """A Flask-Mailman backend that keeps emails in the ``outbox_email`` table (once per
     Message-ID), for clinics to read on their pages when there is no SMTP server."""
 

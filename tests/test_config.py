@@ -148,7 +148,7 @@ def test_encryption_keys_and_smtp_url_are_checked_without_echoing_them(tmp_path,
             settings["MAIL_USE_SSL"]) == ("smtp", "mail.example", 587, "user", "p@ss", True,
                                           False)
     monkeypatch.delenv("SMTP_URL")
-    assert config.load_config(str(tmp_path))["MAIL_BACKEND"] == "referral.mailer.OutboxBackend"
+    assert config.load_config(str(tmp_path))["MAIL_BACKEND"] == "referral.mailer.OutboxEmailBackend"
 
 
 def test_a_bad_value_stops_create_app(monkeypatch):
