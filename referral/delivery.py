@@ -99,11 +99,15 @@ class Worker:
         now = utcnow()
         claimable = and_(table.c.status == "pending", table.c.next_attempt_at <= now,
                          or_(table.c.lease_until.is_(None), table.c.lease_until < now))
+        # A materialized CTE: PostgreSQL runs the locking SELECT once. (As an ``IN``
+        # subquery it may run again per row, and SKIP LOCKED then yields more rows than
+        # the LIMIT.)
         due = (select(table.c.id).where(claimable).order_by(table.c.next_attempt_at)
-               .limit(limit).with_for_update(skip_locked=True))
+               .limit(limit).with_for_update(skip_locked=True)
+               .cte("due").prefix_with("MATERIALIZED", dialect="postgresql"))
         with db.engine.begin() as connection:
             claimed = dict(connection.execute(
-                update(table).where(table.c.id.in_(due.scalar_subquery()), claimable)
+                update(table).where(table.c.id == due.c.id, claimable)
                 .values(lease_owner=self.name, lease_until=now + self.lease,
                         attempts=table.c.attempts + 1, last_attempt_at=now)
                 .returning(table.c.id, table.c.attempts)).all())

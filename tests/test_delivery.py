@@ -241,3 +241,19 @@ def test_events_are_written_with_the_change_or_not_at_all(app, client, parties):
     with app.app_context():
         assert [(e.type, e.data) for e in db.session.scalars(db.select(Event))] == [
             ("referral.created", {"referral_id": referral["id"], "status": "requested"})]
+
+
+def test_a_claim_takes_at_most_its_limit_and_a_second_worker_gets_the_others(
+        app, client, parties, receiver):
+    subscribe(client, parties["receiver"], receiver, "/many")
+    for number in range(12):
+        refer(client, parties, patient_ref=f"PT-{number}")
+    first, second = Worker(app, concurrency=4), Worker(app, concurrency=4)
+    with app.app_context():
+        taken = first.claim(5)
+        others = second.claim(100)
+        assert len(taken) == 5 and len(others) == 24 - 5
+        assert not {j.delivery_id for j in taken} & {j.delivery_id for j in others}
+        assert first.claim(5) == []  # everything is leased
+        leased = db.session.scalars(db.select(Delivery.lease_owner)).all()
+        assert sorted(leased) == sorted([first.name] * 5 + [second.name] * 19)
