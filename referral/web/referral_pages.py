@@ -192,7 +192,9 @@ def _therapist(therapist_id: int) -> Provider:
 def refer(therapist_id):
     """Step 1: the patient's state and needs, then the prescriber finder's ranked list."""
     therapist = _therapist(therapist_id)
-    params, raw, errors = load_form(request.args, PrescriberFinderQuerySchema())
+    params, raw, errors = None, {}, {}
+    if request.args:  # the first visit shows the empty form, without complaints
+        params, raw, errors = load_form(request.args, PrescriberFinderQuerySchema())
     answer = None
     if raw and params is not None:
         answer = prescriber_finder(therapist_id, {**params, "per_page": 20})
