@@ -91,7 +91,8 @@ def test_refer_accept_schedule_and_talk(browser, loop_site):  # noqa: F811
         b.get_by_label("Time zone").select_option("America/New_York")
         b.get_by_role("button", name="Schedule").click()
         b.get_by_role("heading", name="Scheduled").wait_for()
-        b.get_by_label("Message", exact=True).fill("First visit by video; please send the intake notes.")
+        b.get_by_label("Message", exact=True).fill(
+            "First visit by video; please send the intake notes.")
         b.get_by_role("button", name="Send message").click()
         b.get_by_text("First visit by video; please send the intake notes.").wait_for()
         shot(b, "6-referral-scheduled")
