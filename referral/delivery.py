@@ -29,7 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from flask import Flask
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from .crypto import encryptor
@@ -88,7 +88,8 @@ class Worker:
         self.base_url = config["PUBLIC_BASE_URL"]
         self.smtp = bool(config["SMTP_URL"])
         self.sender = Sender(config["WEBHOOK_TIMEOUT"],
-                             production=config["REFERRAL_ENV"] == "production")
+                             production=config["REFERRAL_ENV"] == "production",
+                             pool_size=self.concurrency)
         self.counts = {"delivered": 0, "retrying": 0, "failed": 0, "skipped": 0,
                        "cancelled": 0, "lost_lease": 0}
 
@@ -163,6 +164,10 @@ class Worker:
             return
         now = utcnow()
         with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # A result lost with the database server is only an attempt made again
+                # (same webhook-id): no need to wait for the disk on every commit.
+                connection.execute(text("SET LOCAL synchronous_commit = off"))
             for job, outcome in results:
                 values = {"lease_owner": None, "lease_until": None,
                           "last_status_code": outcome.status_code,
@@ -210,7 +215,9 @@ class Worker:
                 while not stop.is_set() or in_flight:
                     now = time.monotonic()
                     free = self.concurrency - len(in_flight)
-                    if not stop.is_set() and free > 0 and now >= next_poll:
+                    # claim in batches: when half the slots are free, or nothing is in flight
+                    batch = free >= max(1, self.concurrency // 2) or not in_flight
+                    if not stop.is_set() and free > 0 and now >= next_poll and batch:
                         jobs = self._claim_safely(free)
                         for job in jobs:
                             in_flight[executor.submit(self.attempt, job)] = job
@@ -219,6 +226,10 @@ class Worker:
                         timeout = self.poll if free <= 0 else max(0.0, next_poll - now)
                         done, _ = wait(list(in_flight), timeout=max(timeout, 0.001),
                                        return_when=FIRST_COMPLETED)
+                        if done and len(done) < len(in_flight):  # gather a few more
+                            more, _ = wait([f for f in in_flight if f not in done],
+                                           timeout=0.005, return_when=FIRST_COMPLETED)
+                            done |= more
                         self._record_safely([(in_flight.pop(f), f.result()) for f in done])
                     else:
                         stop.wait(max(0.0, next_poll - time.monotonic()))

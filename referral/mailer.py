@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import current_app
 from flask_mailman import EmailMessage
 from flask_mailman.backends.base import BaseEmailBackend
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from .events import LISTING_REMINDER, REFERRAL_CREATED, REFERRAL_MESSAGE, REFERRAL_STATUS_CHANGED
@@ -81,6 +82,8 @@ class OutboxEmailBackend(BaseEmailBackend):
                    "subject": message.subject, "body": message.body}
             try:
                 with db.engine.begin() as connection:
+                    if connection.dialect.name == "postgresql":  # a lost one is sent again
+                        connection.execute(text("SET LOCAL synchronous_commit = off"))
                     connection.execute(OutboxEmail.__table__.insert(), [row])
             except IntegrityError:
                 pass  # the same Message-ID stored before: a retried delivery

@@ -240,10 +240,10 @@ class Outcome:
 class Sender:
     """Posts signed payloads; keeps one connection pool per checked address (thread-safe)."""
 
-    def __init__(self, timeout: float, production: bool):
+    def __init__(self, timeout: float, production: bool, pool_size: int = 16):
         self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
-        self.total = timeout
         self.production = production
+        self.pool_size = pool_size
         self._pools: dict[tuple, urllib3.connectionpool.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
@@ -254,13 +254,13 @@ class Sender:
             if pool is None:
                 if target.scheme == "https":
                     pool = urllib3.HTTPSConnectionPool(
-                        target.address, target.port, maxsize=8, block=False,
+                        target.address, target.port, maxsize=self.pool_size, block=False,
                         timeout=self.timeout, retries=False, server_hostname=target.host,
                         assert_hostname=target.host, cert_reqs="CERT_REQUIRED")
                 else:
-                    pool = urllib3.HTTPConnectionPool(target.address, target.port, maxsize=8,
-                                                      block=False, timeout=self.timeout,
-                                                      retries=False)
+                    pool = urllib3.HTTPConnectionPool(target.address, target.port,
+                                                      maxsize=self.pool_size, block=False,
+                                                      timeout=self.timeout, retries=False)
                 self._pools[key] = pool
             return pool
 
