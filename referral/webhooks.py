@@ -54,7 +54,7 @@ def new_secret() -> str:
 def _addresses(host: str, port: int) -> list[ipaddress._BaseAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as error:
+    except (OSError, UnicodeError, ValueError) as error:  # unknown, malformed or too long
         raise UnsafeUrl(f"The host {host!r} cannot be resolved.") from error
     found = []
     for info in infos:
