@@ -101,30 +101,37 @@ class Receiver:
         self.port = self.connection.recv()
 
     def url(self, path: str) -> str:
+        """The URL of a path on the receiver."""
         return f"http://127.0.0.1:{self.port}{path}"
 
     def secret(self, path: str, secret: str) -> None:
+        """Verify posts to ``path`` with this secret."""
         self.connection.send(("secret", path, secret))
 
     def dump(self) -> tuple[dict, dict]:
+        """First arrivals by (endpoint, webhook-id), and the counts."""
         self.connection.send(("dump",))
         return self.connection.recv()
 
     def clear(self) -> None:
+        """Forget what arrived so far."""
         self.connection.send(("clear",))
 
     def close(self) -> None:
+        """Stop the receiver process."""
         self.connection.send(("stop",))
         self.process.join(timeout=10)
 
 
 def free_port() -> int:
+    """A free loopback port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def database_url() -> str:
+    """A fresh schema of its own on the benchmark PostgreSQL server."""
     from sqlalchemy import create_engine, text
 
     from config import normalize_database_url
@@ -139,12 +146,14 @@ def database_url() -> str:
 
 
 def environment(url: str, **extra) -> dict:
+    """The environment of a server or worker process on the benchmark database."""
     return {**os.environ, "DATABASE_URL": url, "RATE_LIMITS": "0",
             "REFERRAL_INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-delivery-"),
             "WORKER_POLL": "0.1", **extra}
 
 
 def start_workers(url: str, count: int, concurrency: int) -> list[subprocess.Popen]:
+    """Start ``count`` ``referral worker`` processes."""
     return [subprocess.Popen([sys.executable, "-m", "referral.cli", "worker",
                               "--concurrency", str(concurrency), "--report-every", "5"],
                              env=environment(url), start_new_session=True,
@@ -153,6 +162,7 @@ def start_workers(url: str, count: int, concurrency: int) -> list[subprocess.Pop
 
 
 def stop(processes) -> None:
+    """Stop processes with SIGTERM and wait for them."""
     for process in processes:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -161,6 +171,7 @@ def stop(processes) -> None:
 
 
 def pending(app) -> int:
+    """Webhook deliveries still pending."""
     from sqlalchemy import func, select
 
     from referral.extensions import db
@@ -175,6 +186,7 @@ def pending(app) -> int:
 
 
 def main() -> None:
+    """Run both phases and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)

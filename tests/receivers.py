@@ -35,13 +35,16 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            """Records each POST and answers as the receiver is told."""
+
             def do_POST(self):  # noqa: N802 - http.server's naming
+                """Read the body and hand it to the receiver."""
                 length = int(self.headers.get("Content-Length", 0))
                 data = self.rfile.read(length)
                 receiver._handle(self, data)
 
             def log_message(self, *args):
-                pass
+                """Quiet: the tests read ``received``."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -96,6 +99,8 @@ class SmtpSink:
         self.messages: list[email.message.Message] = []
 
         class Handler:
+            """Keeps every message the server accepts."""
+
             async def handle_DATA(self, server, session, envelope):  # noqa: N802
                 message = email.message_from_bytes(envelope.content)
                 message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
