@@ -257,3 +257,28 @@ def test_a_claim_takes_at_most_its_limit_and_a_second_worker_gets_the_others(
         assert first.claim(5) == []  # everything is leased
         leased = db.session.scalars(db.select(Delivery.lease_owner)).all()
         assert sorted(leased) == sorted([first.name] * 5 + [second.name] * 19)
+
+
+def test_an_in_process_worker_delivers_too(app, database, parties):
+    """IN_PROCESS_WORKER=1: the web process sends its own notifications (one-process set-ups)."""
+    import time
+
+    serving = make_app(database, IN_PROCESS_WORKER=True)
+    try:
+        client = serving.test_client()
+        response = client.post(URL, json={
+            "therapist_id": parties["therapist"]["id"],
+            "prescriber_id": parties["prescriber"]["id"], "patient_ref": "PT-inproc",
+            "patient_state": "MA", "contact_preference": "phone",
+            "consent_to_coordinate": True}, headers=bearer(parties["sender"]))
+        assert response.status_code == 201
+        deadline = time.monotonic() + 20
+        subjects = []
+        while not subjects and time.monotonic() < deadline:
+            with serving.app_context():
+                subjects = db.session.scalars(db.select(OutboxEmail.subject)).all()
+                db.session.remove()
+            time.sleep(0.1)
+        assert subjects == ["You have a new referral"]
+    finally:
+        serving.extensions["referral_worker_stop"].set()
