@@ -22,10 +22,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The demo runs the delivery worker (webhooks, emails) beside the server; without SMTP_URL the
+# emails go to the local outbox, shown at /clinic/outbox. The worker's log: instance/worker.log.
 demo: $(STAMP)
 	$(BIN)/referral init-db
 	$(BIN)/referral seed --count 5000 --seed 1 --if-empty
-	$(BIN)/referral run --host $(HOST) --port $(PORT)
+	@mkdir -p instance
+	$(BIN)/referral worker >> instance/worker.log 2>&1 & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  echo "Delivery worker $$worker started (log: instance/worker.log)"; \
+	  $(BIN)/referral run --host $(HOST) --port $(PORT)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
 browser:

@@ -29,3 +29,7 @@ MAX_QUERY_LENGTH = 200
 MAX_ID = 2_147_483_647
 #: Deepest nesting of arrays and objects a JSON request body may have (a listing needs 3).
 MAX_JSON_DEPTH = 32
+#: Most webhook endpoints one clinic keeps.
+MAX_WEBHOOKS_PER_CLINIC = 10
+#: Longest coordination message (and status-change note), in characters.
+MAX_MESSAGE_LENGTH = 4000

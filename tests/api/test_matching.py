@@ -195,9 +195,13 @@ def test_responsiveness_and_shared_history_feed_the_ranking(app, client, make_cl
     # a completed referral together ranks the pair higher, but no public answer names it
     before = next(p for p in pairs if p["prescriber"]["id"] == slow["id"])["score"]
     referral_id = _refer(client, therapy_token, therapist["id"], slow["id"], "S9")
-    for status in ("accepted", "scheduled", "completed"):
-        client.post(f"/api/v1/referrals/{referral_id}/status", json={"status": status},
-                    headers=bearer(slow_token))
+    # (issue 12: scheduling carries the appointment time)
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    for body in ({"status": "accepted"}, {"status": "scheduled", "appointment_at": tomorrow},
+                 {"status": "completed"}):
+        response = client.post(f"/api/v1/referrals/{referral_id}/status", json=body,
+                               headers=bearer(slow_token))
+        assert response.status_code == 200, response.json
     pairs = client.get(MATCH, query_string={"zip": "02115", "concern": "ocd"}).json["pairs"]
     slow_pair = next(p for p in pairs if p["prescriber"]["id"] == slow["id"])
     assert slow_pair["score"] > before
