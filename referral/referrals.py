@@ -316,13 +316,13 @@ def expire_referrals(now: dt.datetime | None = None) -> int:
             Referral.status == "requested", Referral.created_at < now - EXPIRE_AFTER)
             .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)).all()
-        for referral in due:
-            _apply(referral, "expired", None, None, now)
-            events.referral_event(referral, events.REFERRAL_STATUS_CHANGED, None,
-                                  previous_status="requested")
         try:
+            for referral in due:
+                _apply(referral, "expired", None, None, now)
+                events.referral_event(referral, events.REFERRAL_STATUS_CHANGED, None,
+                                      previous_status="requested")  # flushes
             db.session.commit()
-        except StaleDataError:
+        except StaleDataError:  # answered meanwhile: read the due referrals again
             db.session.rollback()
             continue
         return len(due)

@@ -93,10 +93,15 @@ def history(app, referral_id: int) -> tuple[str, list[str], int]:
     return found
 
 
+#: A reason of the right kind for the changes that need one.
+REASONS = {"rejected": "no_capacity", "cancelled": "patient_request"}
+
+
 def clinic_changes_status(clinic_id: int, referral_id: int, status: str):
     """The other writer: a clinic changing the referral's status through the operation."""
     def write():
-        change_status(db.session.get(Clinic, clinic_id), referral_id, status)
+        change_status(db.session.get(Clinic, clinic_id), referral_id, status,
+                      reason=REASONS.get(status))
     return write
 
 
@@ -114,7 +119,7 @@ def test_a_status_change_after_another_was_saved_is_refused(app, sent, mine, the
                                                              referral_id, theirs[1])), \
                 pytest.raises(StaleDataError):
             change_status(db.session.get(Clinic, clinic_of[mine[0]]), referral_id, mine[1],
-                          reason="no_capacity")
+                          reason=REASONS.get(mine[1]))
         db.session.rollback()
         db.session.remove()
     assert history(app, referral_id) == (theirs[1], ["requested", theirs[1]], 2)
