@@ -161,6 +161,13 @@ def start_workers(url: str, count: int, concurrency: int) -> list[subprocess.Pop
             for _ in range(count)]
 
 
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """CPU time (user + system) a running process has used so far (Linux /proc)."""
+    with open(f"/proc/{process.pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(processes) -> None:
     """Stop processes with SIGTERM and wait for them."""
     for process in processes:
@@ -235,6 +242,7 @@ def main() -> None:
     deadline = started + 600
     while pending(app) and time.time() < deadline:
         time.sleep(0.2)
+    worker_cpu = sum(cpu_seconds(worker) for worker in workers)
     stop(workers)
     first_arrival, counts = receiver.dump()
     arrivals = sorted(first_arrival.values())
@@ -242,7 +250,9 @@ def main() -> None:
     throughput = len(arrivals) / span if span else float("nan")
     print(f"phase 1: {len(arrivals)} delivered (endpoint, webhook-id) in {span:.1f} s "
           f"= {throughput:.0f} deliveries/s with {args.workers} workers; "
-          f"{counts['arrivals']} arrivals, {counts['bad']} bad signatures", flush=True)
+          f"{counts['arrivals']} arrivals, {counts['bad']} bad signatures; the workers used "
+          f"{worker_cpu:.1f} CPU-seconds = {len(arrivals) / worker_cpu:.0f} deliveries per "
+          f"CPU-second; load average {os.getloadavg()[0]:.1f}", flush=True)
 
     # Phase 2: referral creation and first-attempt latency under load
     port = free_port()
