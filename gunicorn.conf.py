@@ -10,9 +10,17 @@ in-memory default each worker would allow the whole limit, so start-up is refuse
 
 Access logs carry method, path and status only: no query strings (patients' search
 words) and no bodies (referral data is never logged).
+
+Answers say ``Server: referral``: no server name or version to fingerprint. gunicorn
+writes the header itself from ``gunicorn.http.wsgi.SERVER`` (bound when that module
+is imported), so the name is replaced there; workers are forked from this process.
 """
 
 import os
+
+import gunicorn.http.wsgi
+
+gunicorn.http.wsgi.SERVER = "referral"
 
 bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -30,10 +30,11 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, CSRF protection, request protections, geocoder and search index."""
-    from . import database, security, services
+    from . import database, hygiene, security, services
     from .extensions import csrf
     from .search_sync import install_outbox_once
 
+    hygiene.init_app(app)
     database.init_app(app)
     csrf.init_app(app)
     security.init_app(app)

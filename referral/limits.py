@@ -27,3 +27,5 @@ MAX_URL_BYTES = 4094
 MAX_QUERY_LENGTH = 200
 #: Database ids are 32-bit on every backend.
 MAX_ID = 2_147_483_647
+#: Deepest nesting of arrays and objects a JSON request body may have (a listing needs 3).
+MAX_JSON_DEPTH = 32

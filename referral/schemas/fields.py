@@ -3,6 +3,31 @@ NPIs, taxonomy codes, ZIP codes and phone numbers.
 
 Each field turns accepted spellings into one canonical value and answers a bad
 value with a message a person can act on.
+
+The one cleaning rule for text (``clean_text``), applied by every free-text input
+field: ``CleanString`` (names, bio, address, token labels, the search ``q``),
+``Email`` and ``Url``. Per class of character:
+
+- **Refused** (422 with the code point named): control characters (category Cc,
+  NUL included: PostgreSQL cannot store it) other than the whitespace controls
+  below; lone surrogates (Cs: no UTF-8 encoding exists, so no database or page
+  can hold them); bidi controls (U+061C, U+200E/U+200F, U+202A-U+202E,
+  U+2066-U+2069), which can make a name or a link read differently from what it
+  is. These are refused rather than stripped because they never belong in a
+  listing: a value that carries them was produced by a bug or an attack, and
+  silently changing it would hide both.
+- **Stripped**: invisible characters that copy-and-paste brings in and that
+  change nothing a person sees: zero-width space U+200B, word joiner U+2060,
+  byte-order mark U+FEFF and Mongolian vowel separator U+180E (no longer a
+  space since Unicode 6.3). ``Ann`` + U+200B + ``Marie`` becomes ``AnnMarie``.
+- **Kept**: zero-width joiner and non-joiner (U+200D, U+200C): Persian, Hindi,
+  Malayalam and other scripts, and emoji sequences, need them to spell words.
+- **Whitespace**: tab, line feed, vertical tab, form feed, carriage return and
+  every Unicode space are collapsed to one space and trimmed, as before (a bio
+  pasted with line breaks reads as one paragraph).
+
+The result of ``clean_text`` contains no refused or stripped character, and
+cleaning it again changes nothing.
 """
 
 from __future__ import annotations
@@ -19,27 +44,50 @@ from ..npi import is_valid_npi
 from ..taxonomy import TAXONOMY_CODE_RE
 from ..vocab import VOCABULARIES
 
+#: Controls that are whitespace: collapsed to one space like any other space.
+WHITESPACE_CONTROLS = frozenset("\t\n\v\f\r")
+#: Bidirectional formatting controls (Unicode property Bidi_Control): refused.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+#: Invisible characters that change nothing a reader sees: stripped.
+STRIPPED = frozenset("\u200b\u2060\ufeff\u180e")
+_STRIP_TABLE = dict.fromkeys(map(ord, STRIPPED))
+
+
+def refused_character(value: str) -> str | None:
+    """The first character the cleaning rule refuses in ``value``, or None."""
+    for ch in value:
+        if ch in BIDI_CONTROLS:
+            return ch
+        if unicodedata.category(ch) in ("Cc", "Cs") and ch not in WHITESPACE_CONTROLS:
+            return ch
+    return None
+
 
 def clean_text(value: str) -> str:
-    """Trim and collapse inner whitespace (apostrophes and case are kept)."""
-    return re.sub(r"\s+", " ", value).strip()
+    """The one cleaning rule (module docstring): refuse controls, lone surrogates and bidi
+    controls (``ValidationError``), strip invisible characters, collapse whitespace."""
+    found = refused_character(value)
+    if found is not None:
+        kind = ("a text-direction control" if found in BIDI_CONTROLS
+                else "a lone surrogate" if unicodedata.category(found) == "Cs"
+                else "a control character")
+        raise ValidationError(f"Must not contain {kind} (U+{ord(found):04X}).")
+    return re.sub(r"\s+", " ", value.translate(_STRIP_TABLE)).strip()
 
 
-_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+class _Cleaned:
+    """Mixin for string fields: the cleaning rule before validation. A blank value stays
+    ``""`` with ``allow_blank=True``, becomes None when the field allows None, and is
+    refused otherwise."""
 
-
-class CleanString(fields.String):
-    """A string trimmed with inner whitespace collapsed; blank becomes None when allowed.
-
-    Control characters (NUL included, which PostgreSQL cannot store) and bidi
-    overrides (which can disguise a name) are refused.
-    """
+    def __init__(self, *args, allow_blank: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.allow_blank = allow_blank
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = clean_text(super()._deserialize(value, attr, data, **kwargs))
-        if any(unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS for ch in text):
-            raise ValidationError("Must not contain control characters.")
-        if not text:
+        if not text and not self.allow_blank:
             if self.allow_none:
                 return None
             raise ValidationError("Must not be blank.")
@@ -48,6 +96,19 @@ class CleanString(fields.String):
     def _validate(self, value):
         if value is not None:  # a blank that became None has nothing left to check
             super()._validate(value)
+
+
+class CleanString(_Cleaned, fields.String):
+    """Free text under the cleaning rule: trimmed, inner whitespace collapsed, invisible
+    characters stripped, controls and bidi controls refused (blank: see ``_Cleaned``)."""
+
+
+class Email(_Cleaned, fields.Email):
+    """An email address under the cleaning rule, then checked as an address."""
+
+
+class Url(_Cleaned, fields.URL):
+    """A URL under the cleaning rule, then checked as a URL."""
 
 
 class WholeNumber(fields.Integer):

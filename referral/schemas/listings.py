@@ -37,12 +37,14 @@ from ..limits import MAX_BIO, MAX_FEE, MAX_WAIT_DAYS
 from .fields import (
     ID_RANGE,
     CleanString,
+    Email,
     FiniteFloat,
     Npi,
     Phone,
     TaxonomyCode,
     Term,
     Terms,
+    Url,
     WholeNumber,
     Zip,
 )
@@ -102,10 +104,10 @@ class ListingSchema(Schema):
     longitude = FiniteFloat(allow_none=True, validate=validate.Range(-180, 180),
                             metadata=_about("Longitude", form=False))
     phone = Phone(allow_none=True, metadata=_about("Phone"))
-    email = fields.Email(allow_none=True, validate=validate.Length(max=254),
-                         metadata=_about("Email"))
-    website = fields.URL(allow_none=True, schemes={"http", "https"},
-                         validate=validate.Length(max=500), metadata=_about("Website"))
+    email = Email(allow_none=True, validate=validate.Length(max=254),
+                  metadata=_about("Email"))
+    website = Url(allow_none=True, schemes={"http", "https"},
+                  validate=validate.Length(max=500), metadata=_about("Website"))
     fee_min = WholeNumber(allow_none=True, validate=validate.Range(0, MAX_FEE),
                           metadata=_about("Lowest fee ($)", "USD per session."))
     fee_max = WholeNumber(allow_none=True, validate=validate.Range(0, MAX_FEE),

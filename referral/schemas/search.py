@@ -13,7 +13,7 @@ from ..limits import (
     MAX_SEARCH_RESULTS,
     MIN_RADIUS_MILES,
 )
-from .fields import FiniteFloat, Term, WholeNumber, Zip
+from .fields import CleanString, FiniteFloat, Term, WholeNumber, Zip
 from .listings import ProviderSchema
 from .paging import PageInfoSchema, page_field, per_page_field
 
@@ -81,7 +81,7 @@ def deepest(results: int, message: str):
 class SearchQuerySchema(PatientLocationSchema):
     """Parameters of a patient search (all optional, combinable)."""
 
-    q = fields.String(validate=validate.Length(max=MAX_QUERY_LENGTH), metadata={
+    q = CleanString(allow_blank=True, validate=validate.Length(max=MAX_QUERY_LENGTH), metadata={
         "description": "Free text: names, clinic, bio and known terms (concerns, "
                        "modalities, languages, insurance); typo-tolerant."})
     role = Term("role")

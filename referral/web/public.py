@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from urllib.parse import urlencode
+
+from flask import Blueprint, render_template, request, url_for
 
 from ..crisis import signals_crisis
 from ..listings import public_provider
@@ -30,7 +32,27 @@ def search():
     crisis = signals_crisis(raw.get("q")) if raw else False
     status = 422 if errors else 200
     return render_template("search.html", raw=raw, errors=errors, answer=answer,
-                           crisis=crisis, params=params or {}), status
+                           crisis=crisis, params=params or {},
+                           pages=pager_links(raw, answer)), status
+
+
+def pager_links(values: dict, answer: dict | None) -> dict:
+    """``{"previous", "next"}`` links of a results page (None when there is none).
+
+    Built from the form's values only (``load_form`` keeps the schema's fields), never
+    from the raw query string: parameters ``url_for`` reserves (``_external``,
+    ``_anchor``, ``_method``, ``_scheme``) or needs (``endpoint``) would change the
+    links or fail.
+    """
+    if not answer:
+        return {"previous": None, "next": None}
+    page = answer["page"]
+
+    def link(number: int) -> str:
+        return url_for("web.search") + "?" + urlencode({**values, "page": number}, doseq=True)
+
+    return {"previous": link(page - 1) if page > 1 else None,
+            "next": link(page + 1) if page * answer["per_page"] < answer["total"] else None}
 
 
 @bp.get("/providers/<int(min=1, max=2147483647):provider_id>")
