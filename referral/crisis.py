@@ -28,9 +28,9 @@ _PATTERNS = (
     r"no\s+point\s+(?:in\s+)?(?:living|going\s+on)", r"not\s+worth\s+living",
     r"never\s+wake\s+up", r"want\s+it\s+(?:all\s+)?to\s+(?:end|stop)",
     # self-harm
-    r"self[\s\-]*(?:harm|injur)\w*", r"(?:hurt|harm|cut|burn)(?:ing)?\s+myself",
+    r"self[\s\-]*(?:harm|injur)\w*", r"(?:hurt(?:ing)?|harm(?:ing)?|cut(?:ting)?|burn(?:ing)?)\s+myself",
     # overdose
-    r"overdos\w*", r"\bod(?:'?d|ed)?\b", r"too\s+many\s+pills",
+    r"overdos\w*", r"\bod(?:'d|ed)?\b", r"too\s+many\s+pills",
     # harm to others
     r"(?:kill|hurt|harm|shoot|stab)(?:ing)?\s+(?:someone|somebody|people|him|her|them|"
     r"my\s+(?:wife|husband|partner|mom|mother|dad|father|kids?|boss|family))",

@@ -53,7 +53,8 @@ _AMBIGUOUS = {"act", "ba", "pe", "mi", "pa", "np", "am", "so", "he", "hi", "it",
               "vi", "zh", "gu", "bn", "ur", "hy", "km", "man", "male", "female"}
 #: Approach codes that are ordinary words unless written in capitals (``ACT``, ``MI``).
 _CAPITAL_CODES = {"act": "ACT", "mi": "MI", "pe": "PE", "ba": "BA"}
-_MAX_PHRASE = 4
+#: The longest phrase read, in words ("medication for opioid use disorder").
+_MAX_PHRASE = 6
 FILLER = "filler"
 
 
