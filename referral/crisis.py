@@ -28,7 +28,8 @@ _PATTERNS = (
     r"no\s+point\s+(?:in\s+)?(?:living|going\s+on)", r"not\s+worth\s+living",
     r"never\s+wake\s+up", r"want\s+it\s+(?:all\s+)?to\s+(?:end|stop)",
     # self-harm
-    r"self[\s\-]*(?:harm|injur)\w*", r"(?:hurt(?:ing)?|harm(?:ing)?|cut(?:ting)?|burn(?:ing)?)\s+myself",
+    r"self[\s\-]*(?:harm|injur)\w*",
+    r"(?:hurt(?:ing)?|harm(?:ing)?|cut(?:ting)?|burn(?:ing)?)\s+myself",
     # overdose
     r"overdos\w*", r"\bod(?:'d|ed)?\b", r"too\s+many\s+pills",
     # harm to others

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from referral.search import PHRASES, QUERY_FIELDS, FILLER, read_phrase_file, understand_query
+from referral.search import FILLER, PHRASES, QUERY_FIELDS, read_phrase_file, understand_query
 from referral.vocab import VOCABULARIES
 
 QUERIES = Path(__file__).parent / "data" / "queries.csv"
