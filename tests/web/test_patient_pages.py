@@ -156,3 +156,47 @@ def test_match_opens_on_an_empty_form(client):
 def test_error_pages_carry_the_988_notice(client):
     response = client.get("/providers/999999")
     assert response.status_code == 404 and "Call or text 988" in text(response)
+
+
+def test_match_form_has_state_approach_prescriber_type_and_fee_per_visit(client):
+    page = text(client.get("/match"))
+    for control in ('id="state"', 'id="modality"', 'id="prescriber_type"', 'id="max_fee"',
+                    'id="max_combined_fee"'):
+        assert control in page
+    assert client.get("/match?state=MA&telehealth=true").status_code == 200
+
+
+def test_page_titles_say_what_the_page_shows(client, make_clinic, create):
+    _, token = make_clinic()
+    create(token, last_name="Titled")
+    assert "<title>Find a therapist or prescriber</title>" in text(client.get("/"))
+    assert re.search(r"<title>1 provider found for “titled” - ",
+                     text(client.get("/?q=titled")))
+    assert "<title>Please check the search - " in text(client.get("/?zip=abc"))
+
+
+def _luminance(hex_color: str) -> float:
+    channels = [int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_focus_ring_contrast_and_a_skip_link_that_shows_on_focus(client):
+    css = text(client.get("/static/site.css"))
+    ring = re.search(r":focus[^{]*\{\s*outline: 3px solid (#[0-9a-f]{6})", css)[1]
+    for background in ("#ffffff", "#f3f6f9"):
+        lighter, darker = sorted((_luminance(ring), _luminance(background)), reverse=True)
+        assert (lighter + 0.05) / (darker + 0.05) >= 3
+    assert re.search(r"\.skip:focus \{ left: \.5rem; \}", css)
+    assert '<a class="skip" href="#content">' in text(client.get("/"))
+
+
+def test_clinic_edit_links_name_their_listing(app, client, make_clinic, create):
+    _, token = make_clinic()
+    create(token, first_name="Ann", last_name="One")
+    create(token, first_name="Bo", last_name="Two")
+    client.post("/clinic/sign-in", data={"token": token,
+                                         "csrf_token": csrf(client, "/clinic/sign-in")})
+    page = text(client.get("/clinic"))
+    names = re.findall(r'>Edit<span class="sr-only"> ([^<]+)</span></a>', page)
+    assert sorted(names) == ["Ann One", "Bo Two"]
