@@ -68,7 +68,7 @@ def _close_practices(apart: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _highest_fee(side: Candidates) -> np.ndarray:
     """Each candidate's highest listed fee (its only fee when it lists one; -1 for none)."""
-    return np.where(side.fee_max >= 0, side.fee_max, side.fee_min)
+    return np.maximum(side.fee_min, side.fee_max)
 
 
 def _in_radius(side: Candidates, radius: float) -> np.ndarray:
@@ -212,10 +212,8 @@ def _diverse_top(score: np.ndarray, limit: int) -> list[tuple[int, int]]:
 def _pair_reasons(therapist: dict, prescriber: dict, criteria: Criteria, required, concerns,
                   same_clinic: bool, shared: int, apart: float, close: bool,
                   params: dict) -> list[str]:
+    # Shared referral history ranks a pair but is never named (it is about patients).
     reasons = ["Both coordinate care and are taking new patients"]
-    if shared:
-        reasons.append(f"They have worked together before ({shared} referral"
-                       f"{'' if shared == 1 else 's'} completed)")
     offered = [m for m in therapist["modalities"] if m in required]
     names = ", ".join(modality_name(m) for m in offered)
     if offered and concerns:

@@ -259,8 +259,8 @@ def reasons_for(listing: dict, criteria: Criteria, distance: float | None, match
         reasons.append(f"Telehealth, licensed in {criteria.state}")
     fees = fee_range(listing["fee_min"], listing["fee_max"])
     if criteria.max_fee is not None and fees:
-        within = (listing["fee_max"] if listing["fee_max"] is not None
-                  else listing["fee_min"]) <= criteria.max_fee
+        within = max(fee for fee in (listing["fee_min"], listing["fee_max"])
+                     if fee is not None) <= criteria.max_fee
         reasons.append(f"Fees {fees}, " + (f"all within your {money(criteria.max_fee)}" if within
                        else f"sliding scale from {money(listing['fee_min'])} "
                             f"(your limit {money(criteria.max_fee)})"))

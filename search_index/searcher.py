@@ -88,7 +88,7 @@ def fits_budget(fee_min: np.ndarray, fee_max: np.ndarray, sliding: np.ndarray, b
     fees is also shown sliding-scale listings whose lowest fee is within it, since the scale
     is what brings the fee down. Listings without fees never fit a budget."""
     listed = fee_min >= 0
-    highest = np.where(fee_max >= 0, fee_max, fee_min)
+    highest = np.maximum(fee_min, fee_max)  # fee_max is -1 when not listed
     fits = listed & (highest <= budget)
     if sliding_wanted:
         fits |= listed & sliding & (fee_min <= budget)

@@ -74,7 +74,7 @@ CASES = [
     {"zip": "10001", "concern": "ocd"},
     {"zip": "10001", "concern": "ptsd", "insurance": "aetna", "age_group": "adult"},
     {"state": "CA", "telehealth": "true", "concern": ["depression", "anxiety"],
-     "max_combined_fee": "330"},
+     "max_combined_fee": "500"},  # both whole fee ranges must fit (issue 15)
     {"zip": "60601", "radius_miles": "100", "modality": "CBT", "max_fee": "250",
      "prescriber_type": "psychiatric_np"},
     {"zip": "77002", "in_person": "true", "radius_miles": "150", "concern": "bipolar"},
