@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+# axe-core (npm) for the accessibility audits of the browser tests; ignored by git.
+AXE := .axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix .axe axe-core@4
+
+venv: $(STAMP) $(AXE)
 
 # The demo runs the delivery worker (webhooks, emails) beside the server; without SMTP_URL the
 # emails go to the local outbox, shown at /clinic/outbox. The worker's log: instance/worker.log.
@@ -39,11 +44,11 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-test: $(STAMP) browser
+test: $(STAMP) $(AXE) browser
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The same suite on PostgreSQL (TEST_DATABASE_URL defaults to the local server).
-test-postgres: $(STAMP) browser
+test-postgres: $(STAMP) $(AXE) browser
 	CHROMIUM=$(CHROMIUM) TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -60,7 +60,7 @@ def bench_app(count: int, database: str = "sqlite"):
         "RATE_LIMITS": False,
     })
     with app.app_context():
-        upgrade()
+        upgrade(revision="heads")
         have = db.session.scalar(select(func.count()).select_from(Provider))
         if have < count:
             started = time.perf_counter()

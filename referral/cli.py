@@ -38,7 +38,7 @@ def _domain_errors_as_click(operation, *args, **kwargs):
 @with_appcontext
 def init_db_command():
     """Create or migrate the database to the latest schema (safe to repeat)."""
-    upgrade()
+    upgrade(revision="heads")  # every branch of the migrations
     click.echo("Database is at the latest schema.")
 
 

@@ -64,9 +64,9 @@ def listing_problems(values: dict) -> dict[str, list[str]]:
     fee_min, fee_max = values.get("fee_min"), values.get("fee_max")
     if (fee_min is None) != (fee_max is None):
         add("fee_max" if fee_max is None else "fee_min",
-            "Give both fee_min and fee_max, or neither.")
+            "Give both the lowest and the highest fee, or neither.")
     elif fee_min is not None and fee_min > fee_max:
-        add("fee_min", "fee_min must not be more than fee_max.")
+        add("fee_min", "The lowest fee must not be more than the highest fee.")
 
     if (values.get("latitude") is None) != (values.get("longitude") is None):
         add("latitude", "Give both latitude and longitude, or neither.")

@@ -26,7 +26,8 @@ from .models import Provider, utcnow
 from .referrals import Responsiveness, completed_together, responsiveness
 from .search import Understood, build_criteria, placement
 from .search_service import Candidates, SearchService
-from .vocab import CONCERN_LABELS, CONCERN_MODALITIES, PAYERS
+from .vocab import CONCERN_LABELS, CONCERN_MODALITIES, PAYERS, modality_name
+from .wording import pair_fee_text
 
 #: Candidates kept per side before pairing (pairs scored: at most its square).
 CANDIDATES = 60
@@ -63,6 +64,11 @@ def _close_practices(apart: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bonus = np.where(close, w.close_practices * (1 - np.nan_to_num(apart) / w.close_practice_miles),
                      0.0)
     return close, bonus
+
+
+def _highest_fee(side: Candidates) -> np.ndarray:
+    """Each candidate's highest listed fee (its only fee when it lists one; -1 for none)."""
+    return np.maximum(side.fee_min, side.fee_max)
 
 
 def _in_radius(side: Candidates, radius: float) -> np.ndarray:
@@ -133,7 +139,8 @@ def match_pairs(service: SearchService, session, params: dict,
     close &= t_in[:, None] & p_in[None, :]
     score += np.where(close, bonus, 0.0)
     if params.get("max_combined_fee") is not None:
-        t_fee, p_fee = therapists.fee_min, prescribers.fee_min
+        # The same rule as one listing's budget: both whole ranges together within it.
+        t_fee, p_fee = _highest_fee(therapists), _highest_fee(prescribers)
         combined = t_fee[:, None].astype(np.int64) + p_fee[None, :].astype(np.int64)
         allowed = (t_fee[:, None] >= 0) & (p_fee[None, :] >= 0) & \
             (combined <= params["max_combined_fee"])
@@ -205,13 +212,15 @@ def _diverse_top(score: np.ndarray, limit: int) -> list[tuple[int, int]]:
 def _pair_reasons(therapist: dict, prescriber: dict, criteria: Criteria, required, concerns,
                   same_clinic: bool, shared: int, apart: float, close: bool,
                   params: dict) -> list[str]:
-    reasons = ["Both coordinate care with each other and are taking new patients"]
+    # Shared referral history ranks a pair but is never named (it is about patients).
+    reasons = ["Both coordinate care and are taking new patients"]
     offered = [m for m in therapist["modalities"] if m in required]
+    names = ", ".join(modality_name(m) for m in offered)
     if offered and concerns:
-        reasons.append(f"Therapist offers {', '.join(offered)}, suited to "
+        reasons.append(f"Therapist offers {names}, suited to "
                        + ", ".join(CONCERN_LABELS[c] for c in concerns))
     elif offered:
-        reasons.append(f"Therapist offers {', '.join(offered)}")
+        reasons.append(f"Therapist offers {names}")
     reasons.append(_how_seen("Therapist", therapist["reach"], therapist["distance_miles"],
                              criteria.state))
     reasons.append(_how_seen("Prescriber", prescriber["reach"], prescriber["distance_miles"],
@@ -232,10 +241,9 @@ def _pair_reasons(therapist: dict, prescriber: dict, criteria: Criteria, require
               if p in therapist["insurance"] and p in prescriber["insurance"]]
     if payers:
         reasons.append(f"Both accept {', '.join(payers)}")
-    if params.get("max_combined_fee") is not None or criteria.max_fee is not None:
-        reasons.append(f"Fees from ${therapist['fee_min']} (therapist) + "
-                       f"${prescriber['fee_min']} (prescriber) = "
-                       f"${therapist['fee_min'] + prescriber['fee_min']}")
+    fees = pair_fee_text(therapist, prescriber)
+    if fees and (params.get("max_combined_fee") is not None or criteria.max_fee is not None):
+        reasons.append(fees)
     return reasons
 
 

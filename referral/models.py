@@ -143,6 +143,7 @@ class Provider(db.Model):
     concerns: Mapped[list] = mapped_column(JSONValue, default=list)
     age_groups: Mapped[list] = mapped_column(JSONValue, default=list)
     languages: Mapped[list] = mapped_column(JSONValue, default=list)
+    specialties: Mapped[list] = mapped_column(JSONValue, default=list)
     gender: Mapped[str | None] = mapped_column(String(60))
     bio: Mapped[str | None] = mapped_column(Text)
     telehealth: Mapped[bool] = mapped_column(default=False)

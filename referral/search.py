@@ -10,11 +10,14 @@ in the in-memory table (``search_index``).
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
 import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from search_index.reach import reach
 from search_index.searcher import Criteria
@@ -25,100 +28,149 @@ from .geo import distance_miles, lookup_zip, nearest_place
 from .limits import DEFAULT_PER_PAGE, DEFAULT_RADIUS_MILES
 from .models import Provider, utcnow
 from .search_service import SearchService
-from .vocab import CONCERN_LABELS, CONCERN_MODALITIES, LANGUAGES, PAYERS, VOCABULARIES, fold
+from .vocab import (
+    CONCERN_LABELS,
+    CONCERN_MODALITIES,
+    LANGUAGES,
+    PAYERS,
+    SPECIALTIES,
+    VOCABULARIES,
+    fold,
+    gender_category,
+    modality_name,
+    term_label,
+)
+from .wording import fee_range, money
 
-#: Query words that name vocabulary values beyond the vocabularies' own spellings.
-QUERY_SYNONYMS: dict[str, tuple[str, str]] = {
-    "therapy": ("role", "therapist"), "counseling": ("role", "therapist"),
-    "medication": ("role", "prescriber"), "meds": ("role", "prescriber"),
-    "psychiatry": ("provider_type", "psychiatrist"), "mindfulness": ("modality", "MBCT"),
-    "exposure": ("modality", "ERP"), "couples": ("modality", "FAMILY"),
-    "marriage": ("modality", "FAMILY"), "depressed": ("concern", "depression"),
-    "anxious": ("concern", "anxiety"), "panicattacks": ("concern", "panic"),
-    "sleep": ("concern", "insomnia"), "alcohol": ("concern", "substance_use"),
-    "drugs": ("concern", "substance_use"), "bereavement": ("concern", "grief"),
-    "teenager": ("age_group", "adolescent"), "teenagers": ("age_group", "adolescent"),
-    "child": ("age_group", "child"), "elderly": ("age_group", "older_adult"),
-}
+#: The phrase table: how patients write, and what it means (see the file's header).
+PHRASE_FILE = Path(__file__).parent / "data" / "phrases.csv"
+#: Vocabularies free text can name.
+QUERY_FIELDS = ("concern", "modality", "language", "provider_type", "role", "insurance",
+                "age_group", "specialty", "gender")
 #: Short spellings that are ordinary words or codes of other things in free text.
 _AMBIGUOUS = {"act", "ba", "pe", "mi", "pa", "np", "am", "so", "he", "hi", "it", "el", "en",
               "es", "fa", "pt", "uk", "ne", "pl", "de", "fr", "ar", "ko", "ru", "ja", "tl",
               "vi", "zh", "gu", "bn", "ur", "hy", "km", "man", "male", "female"}
-#: Words of natural-language queries that say nothing about whom to find.
-QUERY_STOP_WORDS = frozenset([
-    "a", "about", "also", "am", "an", "and", "any", "are", "around", "as", "at", "be", "best",
-    "by", "can", "could", "do", "does", "find", "for", "from", "get", "good", "have", "help",
-    "i", "i'm", "im", "in", "is", "it", "looking", "me", "my", "myself", "near", "nearby",
-    "need", "of", "on", "or", "please", "provider", "providers", "really", "see", "seeing",
-    "some", "someone", "somebody", "talk", "that", "the", "this", "to", "us", "very", "want",
-    "we", "who", "will", "with", "would", "you", "your"
-])
-_QUERY_FIELDS = ("concern", "modality", "language", "provider_type", "role", "insurance",
-                 "age_group")
-_MAX_PHRASE = 4
+#: Approach codes that are ordinary words unless written in capitals (``ACT``, ``MI``).
+_CAPITAL_CODES = {"act": "ACT", "mi": "MI", "pe": "PE", "ba": "BA"}
+#: The longest phrase read, in words ("medication for opioid use disorder").
+_MAX_PHRASE = 6
+FILLER = "filler"
 
 
-def _phrase_table() -> dict[str, tuple[str, str]]:
-    table: dict[str, tuple[str, str]] = {}
-    for name in _QUERY_FIELDS:
+def read_phrase_file(path: Path = PHRASE_FILE) -> list[tuple[str, str, str]]:
+    """``(phrase, field, value)`` rows of the phrase table (comment lines skipped)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        return [(row["phrase"], row["field"], row["value"] or "") for row in rows]
+
+
+def _phrase_table() -> dict[str, tuple[tuple[str, str], ...]]:
+    """Folded phrase -> the ``(field, value)`` terms it means (``()`` for filler)."""
+    table: dict[str, tuple[tuple[str, str], ...]] = {}
+    for name in QUERY_FIELDS:
+        if name == "gender":
+            continue  # "man", "male" are read through the phrase file only
         for spelling, value in VOCABULARIES[name].aliases.items():
             if spelling not in _AMBIGUOUS and len(spelling) > 2:
-                table.setdefault(spelling, (name, value))
+                table.setdefault(spelling, ((name, value),))
     for code in LANGUAGES:  # language codes are too short and ambiguous in free text
         if len(code) <= 3 and code != "asl":
             table.pop(code, None)
-    table["asl"] = ("language", "ase")
-    for spelling, target in QUERY_SYNONYMS.items():
-        table[fold(spelling)] = target
+    table["asl"] = (("language", "ase"),)
+    from_file: dict[str, list[tuple[str, str]]] = {}
+    for phrase, name, value in read_phrase_file():
+        key = fold(" ".join(words(phrase)))
+        terms = from_file.setdefault(key, [])
+        if name != FILLER:
+            value = VOCABULARIES[name].lookup(value)
+            terms.append((name, value))
+    for key, terms in from_file.items():
+        table[key] = tuple(terms)
     return table
 
 
 PHRASES = _phrase_table()
+#: Words of natural-language queries that say nothing about whom to find.
+QUERY_STOP_WORDS = frozenset(key for key, terms in PHRASES.items() if not terms)
+
+
+def _phrase(key: str) -> tuple[tuple[str, str], ...] | None:
+    """The terms of a folded phrase, also without a plural or possessive ``s``."""
+    found = PHRASES.get(key)
+    if found is None and len(key) > 3 and key.endswith("s"):
+        found = PHRASES.get(key[:-1])
+    return found
 
 
 @dataclass
 class Understood:
-    """What free text was read as: vocabulary values, and the words left for whoosh."""
+    """What free text was read as: vocabulary values, and the words left for whoosh.
+
+    ``sources`` gives, per ``(field, value)``, the words of the query that said it (so
+    the page can show it and offer to remove it); ``tokens`` are the query's words."""
 
     terms: dict[str, list[str]] = field(default_factory=dict)
     text_words: list[str] = field(default_factory=list)
     corrections: dict[str, str] = field(default_factory=dict)
+    sources: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    tokens: list[str] = field(default_factory=list)
+
+    def without(self, name: str, value: str) -> str:
+        """The query's words without those that said ``(name, value)``."""
+        drop = set(self.sources.get((name, value), ()))
+        return " ".join(t for i, t in enumerate(self.tokens) if i not in drop)
+
+
+def _prepare(text: str) -> str:
+    """Curly apostrophes straightened, possessive ``'s`` / ``s'`` dropped."""
+    text = text.replace("\u2019", "'")
+    return re.sub(r"(?<=\w)'s?\b", "", text)
 
 
 def understand_query(text: str | None, is_known_word=lambda word: False) -> Understood:
-    """Read vocabulary out of free text (longest phrases first, typo-tolerant)."""
+    """Read vocabulary out of free text (longest phrases first, plurals, possessives and
+    typos tolerated); filler words are dropped, other words are left for text search."""
     understood = Understood()
-    raw = (text or "").split()
-    tokens = words(text or "")
+    prepared = _prepare(text or "")
+    raw = prepared.split()
+    tokens = words(prepared)
+    understood.tokens = tokens
     upper = {w.casefold() for w in raw if w.isupper()}
+    filler: list[str] = []
     index = 0
     while index < len(tokens):
         for size in range(min(_MAX_PHRASE, len(tokens) - index), 0, -1):
             key = fold("".join(tokens[index:index + size]))
-            found = PHRASES.get(key)
-            if found is None and size == 1 and key == "act" and "act" in upper:
-                found = ("modality", "ACT")
+            found = _phrase(key)
+            if size == 1 and key in _CAPITAL_CODES and key in upper:
+                found = (("modality", _CAPITAL_CODES[key]),)
             if found is None and size == 1 and len(key) >= 5 and not is_known_word(key):
                 close = difflib.get_close_matches(key, PHRASES, n=1, cutoff=0.85)
                 if close:
                     found = PHRASES[close[0]]
                     understood.corrections[tokens[index]] = close[0]
             if found is not None:
-                name, value = found
-                values = understood.terms.setdefault(name, [])
-                if value not in values:
-                    values.append(value)
+                if not found:
+                    filler.extend(tokens[index:index + size])
+                for name, value in found:
+                    values = understood.terms.setdefault(name, [])
+                    if value not in values:
+                        values.append(value)
+                    understood.sources.setdefault((name, value), []).extend(
+                        range(index, index + size))
                 index += size
                 break
         else:
             understood.text_words.append(tokens[index])
             index += 1
-    meaningful = [w for w in understood.text_words
-                  if w not in QUERY_STOP_WORDS and not signals_crisis(w)]
+    meaningful = [w for w in understood.text_words if not signals_crisis(w)]
     if signals_crisis(text):  # what matters is the crisis notice, then whoever can help
         meaningful = [w for w in meaningful if is_known_word(w)]
     if meaningful or understood.terms or signals_crisis(text):
         understood.text_words = meaningful
+    else:  # only filler: search it as words (it may be a name: "Will", "Hope")
+        understood.text_words = filler
     return understood
 
 
@@ -162,7 +214,8 @@ def build_criteria(params: dict, understood: Understood, now: dt.datetime,
                           terms.get("age_group")),
         languages=_merge([params["language"]] if params.get("language") else [],
                          terms.get("language")),
-        genders=(params["gender"],) if params.get("gender") else (),
+        genders=_merge([params["gender"]] if params.get("gender") else [], terms.get("gender")),
+        specialties=_merge(params.get("specialty"), terms.get("specialty")),
         insurance=_merge(params.get("insurance"), terms.get("insurance")),
         point=point, radius_miles=params.get("radius_miles", DEFAULT_RADIUS_MILES), state=state,
         telehealth=telehealth is True or (telehealth is None and in_person is not True),
@@ -186,20 +239,31 @@ def reasons_for(listing: dict, criteria: Criteria, distance: float | None, match
     if text_matched and understood.text_words:
         reasons.append(f"Matches \u201c{' '.join(understood.text_words)}\u201d")
     concern_names = [CONCERN_LABELS[c] for c in criteria.concerns]
+    offered = ", ".join(modality_name(m) for m in matched)
     if matched and criteria.suited_modalities:
-        reasons.append(f"Offers {', '.join(matched)}, suited to {', '.join(concern_names)}")
+        reasons.append(f"Offers {offered}, suited to {', '.join(concern_names)}")
     elif matched:
-        reasons.append(f"Offers {', '.join(matched)}")
+        reasons.append(f"Offers {offered}")
     treated = [CONCERN_LABELS[c] for c in criteria.concerns if c in listing["concerns"]]
     if treated:
         reasons.append(f"Treats {', '.join(treated)}")
+    for specialty in criteria.specialties:
+        if specialty in (listing.get("specialties") or ()):
+            reasons.append(SPECIALTIES[specialty])
+    if criteria.genders and gender_category(listing.get("gender")) in criteria.genders:
+        reasons.append(f"Gender: {listing['gender']}")
     if distance is not None:
         reasons.append(f"In person, {distance:.1f} miles away")
     if (criteria.state and criteria.telehealth and listing["telehealth"]
             and criteria.state in listing["licensed_states"]):
         reasons.append(f"Telehealth, licensed in {criteria.state}")
-    if criteria.max_fee is not None and listing["fee_min"] is not None:
-        reasons.append(f"Fees from ${listing['fee_min']} (your limit ${criteria.max_fee})")
+    fees = fee_range(listing["fee_min"], listing["fee_max"])
+    if criteria.max_fee is not None and fees:
+        within = max(fee for fee in (listing["fee_min"], listing["fee_max"])
+                     if fee is not None) <= criteria.max_fee
+        reasons.append(f"Fees {fees}, " + (f"all within your {money(criteria.max_fee)}" if within
+                       else f"sliding scale from {money(listing['fee_min'])} "
+                            f"(your limit {money(criteria.max_fee)})"))
     if criteria.sliding_scale and listing["sliding_scale"]:
         reasons.append("Sliding-scale fees")
     paid = [PAYERS[p][0] for p in criteria.insurance if p in listing["insurance"]]
@@ -236,23 +300,51 @@ def search_providers(service: SearchService, session, params: dict,
                      stale_after_days: int = 90, hidden_after_days: int = 365) -> dict:
     """Search listings for a patient; ``params`` are validated search parameters.
 
-    Returns ``{crisis?, items, total, page, per_page, facets, did_you_mean, interpreted}``.
-    Each item is the listing as ``dump_listing`` renders it, with ``distance_miles``
-    (geodesic, geopy), ``reasons``, ``matched_modalities``, ``reach`` and ``stale``.
-    Rendered listings are cached per process and reused only while their version
-    matches the index, so they are as current as the change log.
+    Returns ``{crisis?, items, total, page, per_page, facets, did_you_mean, interpreted,
+    relaxations}``. Each item is the listing as ``dump_listing`` renders it, with
+    ``distance_miles`` (geodesic, geopy), ``reasons``, ``matched_modalities``, ``reach``
+    and ``stale``. Rendered listings are cached per process and reused only while their
+    version matches the index, so they are as current as the change log.
+
+    Words left over after reading the vocabulary narrow the results only when some result
+    has them; when none has and the query also said something understood, they only rank
+    (``interpreted.unmatched``). A page past the last goes to the last page. With no
+    results, ``relaxations`` say which single change would give results, and how many;
+    ``did_you_mean`` is offered only when it returns results.
     """
     now = now or utcnow()
     q = params.get("q")
     # Structured-only searches never wait on the text index.
     text_ready = service.refresh(session, text=bool(q))
     understood = understand_query(q, service.knows_word if q else (lambda word: False))
-    criteria, location = build_criteria(params, understood, now, stale_after_days,
-                                        hidden_after_days)
-    hits = service.find(session, criteria, " ".join(understood.text_words) or None)
-    did_you_mean = None
-    if q and hits.total == 0 and not signals_crisis(q):
-        did_you_mean = _suggestion(service, understood, q)
+    freshness = {"stale_after_days": stale_after_days, "hidden_after_days": hidden_after_days}
+    criteria, location = build_criteria(params, understood, now, **freshness)
+    text = " ".join(understood.text_words) or None
+    hits = service.find(session, criteria, text)
+    unmatched: list[str] = []
+    if text and hits.total == 0 and understood.terms:
+        text, unmatched = None, list(understood.text_words)
+        hits = service.find(session, criteria, None)
+    per_page = params.get("per_page", DEFAULT_PER_PAGE)
+    last_page = max(1, -(-hits.total // per_page))
+    page = params.get("page", 1)
+    if hits.total and page > last_page:
+        page = last_page
+        criteria = dataclasses.replace(criteria, offset=(page - 1) * per_page)
+        hits = service.find(session, criteria, text)
+    crisis = signals_crisis(q)
+    did_you_mean, relaxations = None, []
+    if hits.total == 0:
+        def count(changed: dict) -> int:
+            found = understand_query(changed.get("q"), service.knows_word)
+            changed_criteria, _ = build_criteria(changed, found, now, **freshness)
+            words_left = " ".join(found.text_words) or None
+            return service.find(session, changed_criteria, words_left, facets=False).total
+        if q and not crisis:
+            did_you_mean = next((text for text in _suggestions(service, understood, q)
+                                 if count({**params, "q": text})), None)
+        relaxations = [{**option, "total": total} for option in relaxations_for(params, understood)
+                       if (total := count(option["params"]))][:MAX_RELAXATIONS]
     ids = hits.ids
     listings = service.listings(session, ids, hits.versions, dump_listing)
     wanted = set(criteria.modalities) | set(criteria.suited_modalities)
@@ -273,31 +365,122 @@ def search_providers(service: SearchService, session, params: dict,
             "matched_modalities": matched, "reach": ways, "stale": bool(stale),
         })
     answer = {
-        "items": items, "total": hits.total, "page": params.get("page", 1),
-        "per_page": params.get("per_page", 20), "facets": hits.facets,
-        "did_you_mean": did_you_mean,
+        "items": items, "total": hits.total, "page": page, "per_page": per_page,
+        "facets": hits.facets, "did_you_mean": did_you_mean,
         "interpreted": {"terms": understood.terms, "text": " ".join(understood.text_words),
-                        "location": location, "index_current": text_ready},
+                        "unmatched": unmatched, "location": location,
+                        "index_current": text_ready,
+                        "chips": chips(params, understood)},
+        "relaxations": [{"label": r["label"], "total": r["total"], "change": r["change"]}
+                        for r in relaxations],
     }
-    if signals_crisis(q):
+    if crisis:
         answer = {"crisis": crisis_notice(), **answer}
     return answer
 
 
-def _suggestion(service: SearchService, understood: Understood, q: str) -> str | None:
+#: At most this many relaxations are offered when nothing matched.
+MAX_RELAXATIONS = 5
+#: Search parameters a patient chooses from a vocabulary, with the field they name.
+_TERM_PARAMS = {"language": "language", "gender": "gender", "age_group": "age_group",
+                "role": "role", "provider_type": "provider_type", "concern": "concern",
+                "modality": "modality", "specialty": "specialty", "insurance": "insurance"}
+_WIDER = (50, 100, 250)
+
+
+def chips(params: dict, understood: Understood) -> list[dict]:
+    """What the search was understood to ask for, each removable: ``{field, value, label,
+    change}`` where ``change`` is the form change that removes it (``None`` = remove)."""
+    found = []
+    for name, values in understood.terms.items():
+        for value in values:
+            change = {"q": understood.without(name, value) or None}
+            if name in _TERM_PARAMS and value in _as_list(params.get(name)):
+                change[name] = _without(params, name, value)
+            found.append({"field": name, "value": value, "label": term_label(name, value),
+                          "change": change})
+    for name in _TERM_PARAMS:
+        for value in _as_list(params.get(name)):
+            if value not in understood.terms.get(name, ()):
+                found.append({"field": name, "value": value, "label": term_label(name, value),
+                              "change": {name: _without(params, name, value)}})
+    return found
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _without(params: dict, name: str, value: str):
+    rest = [v for v in _as_list(params.get(name)) if v != value]
+    return rest if isinstance(params.get(name), list | tuple) and rest else None
+
+
+def relaxations_for(params: dict, understood: Understood) -> list[dict]:
+    """Single changes that loosen a search, most useful first: ``{label, change, params}``
+    (``change`` as form values, ``None`` meaning remove; ``params`` the changed search)."""
+    options: list[tuple[str, dict]] = []
+    if params.get("q") and understood.text_words and not understood.terms:
+        options.append((f"Search without \u201c{' '.join(understood.text_words)}\u201d",
+                        {"q": None}))
+    located = params.get("zip") or params.get("lat") is not None
+    radius = params.get("radius_miles", DEFAULT_RADIUS_MILES)
+    if located and params.get("in_person") is not False and radius < _WIDER[-1]:
+        wider = next(r for r in _WIDER if r > radius)
+        options.append((f"Widen to {wider} miles", {"radius_miles": wider}))
+    only_in_person = params.get("telehealth") is False or (
+        params.get("in_person") and not params.get("telehealth"))
+    if only_in_person and (located or params.get("state")):
+        options.append(("Include telehealth", {"telehealth": None, "in_person": None}))
+    if params.get("telehealth") and not params.get("in_person") and located:
+        options.append(("Include in-person visits", {"telehealth": None, "in_person": None}))
+    if params.get("max_fee") is not None and not params.get("sliding_scale"):
+        options.append(("Include sliding-scale fees", {"sliding_scale": True}))
+    for label, name in (("Any insurance", "insurance"), ("Any fee", "max_fee"),
+                        ("Not only sliding scale", "sliding_scale"),
+                        ("Not only coordinated care", "accepts_coordinated_care")):
+        if params.get(name):
+            options.append((label, {name: None}))
+    for chip in chips(params, understood):
+        options.append((f"Without \u201c{chip['label']}\u201d", chip["change"]))
+    if params.get("accepting_new_patients", True):
+        options.append(("Include providers not taking new patients",
+                        {"accepting_new_patients": False}))
+    relaxed = []
+    for label, change in options:
+        changed = {**params, **change}
+        changed = {key: value for key, value in changed.items() if value is not None}
+        changed.setdefault("radius_miles", DEFAULT_RADIUS_MILES)
+        changed["page"] = 1
+        relaxed.append({"label": label, "change": change, "params": changed})
+    return relaxed
+
+
+def _suggestions(service: SearchService, understood: Understood, q: str) -> list[str]:
+    """Corrected queries to try, best first: every word corrected, then also without the
+    words that are neither listed nor correctable (``Okafr qqqq`` -> ``Okafor``)."""
     corrected = " ".join(understood.text_words)
     suggestion = service.suggest(corrected) if corrected else None
     vocabulary_fix = {word: fix for word, fix in understood.corrections.items()}
     if not suggestion and not vocabulary_fix:
-        return None
+        return []
     text = q
-    if suggestion:
-        for old, new in zip(understood.text_words, suggestion.split(), strict=False):
-            if old != new:
-                text = _replace_word(text, old, new)
+    new_words = suggestion.split() if suggestion else []
+    for old, new in zip(understood.text_words, new_words, strict=False):
+        if old != new:
+            text = _replace_word(text, old, new)
     for old, new in vocabulary_fix.items():
         text = _replace_word(text, old, new)
-    return text if text.casefold() != q.casefold() else None
+    found = [text]
+    unknown = [new for new in new_words if not service.knows_word(new)]
+    if unknown and len(unknown) < len(new_words):
+        trimmed = text
+        for word in unknown:
+            trimmed = re.sub(rf"(?i)\s*\b{re.escape(word)}\b", "", trimmed, count=1).strip()
+        found.append(trimmed)
+    return [t for t in found if t and t.casefold() != q.casefold()]
 
 
 def _replace_word(text: str, old: str, new: str) -> str:

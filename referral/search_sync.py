@@ -38,6 +38,7 @@ from .vocab import (
     PAYERS,
     PROVIDER_TYPES,
     ROLES,
+    SPECIALTIES,
     STATES,
     gender_category,
 )
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 
 VOCABULARIES = {
     "modalities": tuple(MODALITIES), "concerns": CONCERNS, "age_groups": AGE_GROUPS,
-    "languages": tuple(LANGUAGES), "insurance": tuple(PAYERS), "licensed_states": tuple(STATES),
+    "languages": tuple(LANGUAGES), "specialties": tuple(SPECIALTIES), "insurance": tuple(PAYERS),
+    "licensed_states": tuple(STATES),
     "role": ROLES, "provider_type": tuple(PROVIDER_TYPES),
     "gender": GENDERS, "state": tuple(STATES),
 }
@@ -171,7 +173,8 @@ def _epoch(value: dt.datetime | None) -> float | None:
 TABLE_COLUMNS = (
     Provider.id, Provider.role, Provider.provider_type, Provider.gender, Provider.state,
     Provider.modalities, Provider.concerns, Provider.age_groups, Provider.languages,
-    Provider.insurance, Provider.licensed_states, Provider.telehealth, Provider.in_person,
+    Provider.insurance, Provider.licensed_states, Provider.specialties,
+    Provider.telehealth, Provider.in_person,
     Provider.sliding_scale, Provider.accepting_new_patients, Provider.accepts_coordinated_care,
     Provider.active, Provider.latitude, Provider.longitude, Provider.fee_min, Provider.fee_max,
     Provider.wait_days, Provider.last_verified_at, Provider.clinic_id, Provider.updated_at,

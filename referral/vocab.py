@@ -62,6 +62,17 @@ CONCERN_LABELS = {
 
 AGE_GROUPS = ("child", "adolescent", "adult", "older_adult")
 
+#: Services and populations a listing can declare (what a real directory records beyond
+#: approaches and concerns), with the words a patient sees.
+SPECIALTIES: dict[str, str] = {
+    "mat": "Medication for opioid use disorder (e.g. buprenorphine / Suboxone)",
+    "lgbtq_affirming": "LGBTQ+ affirming",
+    "veterans": "Works with veterans and military families",
+    "perinatal": "Pregnancy and postpartum (perinatal) mental health",
+    "couples": "Couples counseling",
+    "eating_disorders": "Eating disorders",
+}
+
 #: Gender categories a patient can filter by; listings describe themselves in free text.
 GENDERS = ("female", "male", "non-binary")
 _GENDER_WORDS = {
@@ -99,6 +110,17 @@ PROVIDER_TYPES: dict[str, str] = {
     "physician_assistant": "prescriber",
     "addiction_medicine": "prescriber",
     "prescribing_psychologist": "prescriber",
+}
+
+#: Provider types in plain words.
+PROVIDER_TYPE_LABELS = {
+    "psychologist": "Psychologist", "clinical_social_worker": "Clinical social worker",
+    "counselor": "Counselor", "marriage_family_therapist": "Marriage and family therapist",
+    "psychoanalyst": "Psychoanalyst", "behavior_analyst": "Behavior analyst",
+    "psychiatrist": "Psychiatrist", "psychiatric_np": "Psychiatric nurse practitioner",
+    "nurse_practitioner": "Nurse practitioner", "primary_care": "Primary-care doctor",
+    "physician_assistant": "Physician assistant", "addiction_medicine": "Addiction medicine",
+    "prescribing_psychologist": "Prescribing psychologist",
 }
 
 #: Languages by ISO 639 code, with the English name (also accepted as input).
@@ -157,6 +179,36 @@ def fold(value: str) -> str:
     return re.sub(r"[\s_\-./&]+", "", value).casefold()
 
 
+def modality_name(code: str) -> str:
+    """An approach's name in plain words, from its note (``PSYCHODYNAMIC`` ->
+    ``Psychodynamic therapy``; ``EMDR`` -> ``Eye movement ... reprocessing (EMDR)``):
+    the code is added only when the name does not already say it."""
+    name = MODALITIES[code].split(":", 1)[0]
+    return name if fold(code) in fold(name) else f"{name} ({code})"
+
+
+def modality_note(code: str) -> str:
+    """What an approach is for, in a few plain words (the part of its note after the name)."""
+    note = MODALITIES[code].split(":", 1)[1].strip()
+    return note[:1].upper() + note[1:]
+
+
+def term_label(name: str, value: str) -> str:
+    """A vocabulary value in the words a patient reads (``("language", "es")`` ->
+    ``Spanish``; ``("role", "prescriber")`` -> ``Prescribers``)."""
+    labels = {
+        "language": LANGUAGES, "concern": CONCERN_LABELS, "specialty": SPECIALTIES,
+        "insurance": {slug: display for slug, (display, _) in PAYERS.items()},
+        "role": {"therapist": "Therapists", "prescriber": "Prescribers"},
+        "gender": {"female": "Women", "male": "Men", "non-binary": "Non-binary providers"},
+        "state": STATES, "provider_type": PROVIDER_TYPE_LABELS,
+    }
+    if name == "modality":
+        return modality_name(value)
+    label = labels.get(name, {}).get(value) or value.replace("_", " ")
+    return label[:1].upper() + label[1:]
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """A controlled vocabulary: canonical values in order, plus accepted spellings."""
@@ -205,6 +257,11 @@ VOCABULARIES: dict[str, Vocabulary] = {
          "bipolar disorder": "bipolar", "borderline personality disorder": "bpd",
          "substance": "substance_use", "addiction": "substance_use", "sleep": "insomnia",
          "panic disorder": "panic", "relationship": "relationships"}),
+    "specialty": Vocabulary.build(
+        "specialty", SPECIALTIES,
+        {"medication for opioid use disorder": "mat", "moud": "mat",
+         "lgbtq": "lgbtq_affirming", "lgbtq+": "lgbtq_affirming", "veteran": "veterans",
+         "eating disorder": "eating_disorders"}),
     "age_group": Vocabulary.build(
         "age_group", AGE_GROUPS,
         {"children": "child", "kids": "child", "teen": "adolescent", "teens": "adolescent",

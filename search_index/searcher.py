@@ -31,6 +31,7 @@ class Criteria:
     suited_modalities: tuple = ()
     age_groups: tuple = ()
     languages: tuple = ()
+    specialties: tuple = ()
     genders: tuple = ()
     insurance: tuple = ()
     point: tuple[float, float] | None = None
@@ -80,6 +81,20 @@ def _coded_in(table: ProviderTable, name: str, values) -> np.ndarray:
     return np.isin(column, np.array(codes, dtype=column.dtype))
 
 
+def fits_budget(fee_min: np.ndarray, fee_max: np.ndarray, sliding: np.ndarray, budget: int,
+                sliding_wanted: bool) -> np.ndarray:
+    """The one budget rule: a listing fits when its **whole** fee range is within the budget
+    (its highest fee, or its only fee, is at most it). A patient who asks for sliding-scale
+    fees is also shown sliding-scale listings whose lowest fee is within it, since the scale
+    is what brings the fee down. Listings without fees never fit a budget."""
+    listed = fee_min >= 0
+    highest = np.maximum(fee_min, fee_max)  # fee_max is -1 when not listed
+    fits = listed & (highest <= budget)
+    if sliding_wanted:
+        fits |= listed & sliding & (fee_min <= budget)
+    return fits
+
+
 def structured_mask(table: ProviderTable, c: Criteria) -> tuple[np.ndarray, np.ndarray]:
     """``(mask, distances)``: rows satisfying every structured filter, and their
     distances in miles from ``c.point`` (NaN where not computed)."""
@@ -100,7 +115,8 @@ def structured_mask(table: ProviderTable, c: Criteria) -> tuple[np.ndarray, np.n
     if c.genders:
         mask &= _coded_in(table, "gender", c.genders)
     for name, values in (("modalities", c.modalities), ("age_groups", c.age_groups),
-                         ("languages", c.languages), ("insurance", c.insurance)):
+                         ("languages", c.languages), ("insurance", c.insurance),
+                         ("specialties", c.specialties)):
         if values:
             mask &= any_bits(table, name, values)
     if c.concerns:
@@ -109,8 +125,8 @@ def structured_mask(table: ProviderTable, c: Criteria) -> tuple[np.ndarray, np.n
             treats |= any_bits(table, "modalities", c.suited_modalities)
         mask &= treats
     if c.max_fee is not None:
-        fees = col("fee_min")
-        mask &= (fees >= 0) & (fees <= c.max_fee)
+        mask &= fits_budget(col("fee_min"), col("fee_max"), col("sliding_scale"), c.max_fee,
+                            c.sliding_scale)
     if c.sliding_scale:
         mask &= col("sliding_scale")
 

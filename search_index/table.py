@@ -21,7 +21,7 @@ import numpy as np
 
 #: Multi-valued attributes, stored as bitsets over their vocabulary.
 MULTI_FIELDS = ("modalities", "concerns", "age_groups", "languages", "insurance",
-                "licensed_states")
+                "licensed_states", "specialties")
 #: Single-valued coded attributes (vocabulary index; -1 when absent).
 CODED_FIELDS = ("role", "provider_type", "gender", "state")
 #: Plain columns and their numpy types / missing values.

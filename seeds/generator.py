@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from referral.geo import zip_table
 from referral.npi import make_npi
 from referral.taxonomy import PRESCRIBER_CODES, THERAPIST_CODES
-from referral.vocab import CONCERN_MODALITIES, MODALITIES, PAYERS, STATES
+from referral.vocab import CONCERN_MODALITIES, MODALITIES, PAYERS, SPECIALTIES, STATES
 
 FIRST_NAMES = [
     "Aaliyah", "Aaron", "Abigail", "Adrian", "Aisha", "Alejandro", "Alex", "Alicia", "Amara",
@@ -186,6 +186,21 @@ def _verified_days_ago(rng: random.Random) -> int:
     return rng.randint(365, 720)
 
 
+#: Share of listings declaring each specialty (MAT only among prescribers who treat
+#: substance use); drawn from a separate stream so the other fields stay as they were.
+SPECIALTY_SHARES = {"lgbtq_affirming": 0.30, "veterans": 0.12, "perinatal": 0.08,
+                    "couples": 0.15, "eating_disorders": 0.06}
+
+
+def _specialties(seed: int, index: int, prescriber: bool, concerns: list[str]) -> list[str]:
+    rng = random.Random(seed * 7_919 + index * 31 + 5)
+    chosen = {name for name, share in SPECIALTY_SHARES.items()
+              if rng.random() < share and not (prescriber and name == "couples")}
+    if prescriber and "substance_use" in concerns and rng.random() < 0.6:
+        chosen.add("mat")
+    return [name for name in SPECIALTIES if name in chosen]
+
+
 def generate_provider(seed: int, index: int, clinics: list[DemoClinic],
                       now: dt.datetime) -> tuple[int, dict]:
     """The ``index``-th provider: ``(clinic index, listing values)``, deterministic."""
@@ -249,7 +264,9 @@ def generate_provider(seed: int, index: int, clinics: list[DemoClinic],
         "role": "prescriber" if prescriber else "therapist", "provider_type": provider_type,
         "taxonomy_codes": [rng.choice(TAXONOMY[provider_type])],
         "modalities": modalities, "concerns": [c for c in CONCERN_MODALITIES if c in concerns],
-        "age_groups": age_groups, "languages": languages, "gender": gender, "bio": bio,
+        "age_groups": age_groups, "languages": languages,
+        "specialties": _specialties(seed, index, prescriber, concerns), "gender": gender,
+        "bio": bio,
         "telehealth": telehealth, "in_person": in_person, "licensed_states": licensed_states,
         "address_line1": clinic.address_line1, "address_line2": None, "city": clinic.city,
         "state": clinic.state, "zip": clinic.zip, "latitude": clinic.latitude,

@@ -73,7 +73,7 @@ def app(database):
     """The app, with the database migrated once per run."""
     app = make_app(database)
     with app.app_context():
-        upgrade()
+        upgrade(revision="heads")
     return app
 
 
@@ -195,7 +195,7 @@ def directory():
     with fresh_database() as database:
         app = make_app(database)
         with app.app_context():
-            upgrade()
+            upgrade(revision="heads")
             seed_directory(1500, seed=11)
             with db.engine.connect() as connection:
                 search_service(app).sync(connection, allow_rebuild=True)

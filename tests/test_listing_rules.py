@@ -30,7 +30,7 @@ def test_every_declared_field_is_a_provider_column_and_an_output_field():
 def test_derived_sets_follow_the_declaration():
     declared = ListingSchema().fields
     assert LIST_FIELDS == ("taxonomy_codes", "modalities", "concerns", "age_groups", "languages",
-                           "licensed_states", "insurance")
+                           "specialties", "licensed_states", "insurance")
     checkboxes = {f["name"] for f in FORM_FIELDS if f["widget"] == "checkbox"}
     assert checkboxes == {name for name, f in declared.items() if type(f).__name__ == "Boolean"}
     assert LISTING_FIELDS[0] == "npi" and len(LISTING_FIELDS) == len(declared)

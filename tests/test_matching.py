@@ -62,3 +62,27 @@ def test_no_provider_in_more_than_two_pairs(app, rendered):
             counts[pair[side]["id"]] = counts.get(pair[side]["id"], 0) + 1
     # All six combinations qualify; two pairs per provider leave room for four.
     assert len(answer["pairs"]) == 4 and max(counts.values()) == 2
+
+
+def test_pair_reasons_are_true_of_unrelated_clinics_and_fees_are_ranges(app, rendered):
+    """Issue 15: pairs at unrelated clinics do not "coordinate care with each other", and
+    fees are the ranges of both, not the sum of the lowest fees."""
+    common = {"zip": "02115", "accepts_coordinated_care": True, "sliding_scale": False}
+    therapist = rendered(clinic=(1, "Harbor"), last_name="Tee", fee_min=35, fee_max=185,
+                         modalities=["PSYCHODYNAMIC"], concerns=["grief"], **common)
+    prescriber = rendered(clinic=(2, "Cove"), last_name="Pee", provider_type="psychiatrist",
+                          taxonomy_codes=["2084P0800X"], modalities=[], fee_min=60, fee_max=200,
+                          **common)
+    service = InMemorySearchService([therapist, prescriber])
+    with app.app_context():
+        answer = match_pairs(service, db.session, load(
+            {"zip": "02115", "concern": ["grief"], "max_combined_fee": "385"}), dump_listing=None)
+        tight = match_pairs(service, db.session, load(
+            {"zip": "02115", "concern": ["grief"], "max_combined_fee": "384"}), dump_listing=None)
+    reasons = answer["pairs"][0]["reasons"]
+    assert reasons[0] == "Both coordinate care and are taking new patients"
+    assert not any("each other" in reason for reason in reasons)
+    assert "Fees together $95\u2013$385 (therapist $35\u2013$185, prescriber $60\u2013$200)" \
+        in reasons
+    assert any(reason.startswith("Therapist offers Psychodynamic therapy") for reason in reasons)
+    assert tight["pairs"] == []  # $95 of lowest fees fits $384, the ranges do not

@@ -94,3 +94,91 @@ def test_criteria_from_a_zip_take_its_state_and_default_radius():
     assert criteria.state == "MA" and location["state"] == "MA"
     assert criteria.radius_miles == DEFAULT_RADIUS_MILES
     assert criteria.telehealth and criteria.in_person
+
+
+# -- issue 15: how people write, no dead ends, honest facts -------------------------------
+
+
+@pytest.mark.parametrize("query, terms", [
+    ("spanish speaking EMDR therapist for trauma",
+     {"language": ["es"], "modality": ["EMDR"], "role": ["therapist"], "concern": ["trauma"]}),
+    ("spanish-speaking therapist", {"language": ["es"], "role": ["therapist"]}),
+    ("therapist who speaks spanish", {"role": ["therapist"], "language": ["es"]}),
+    ("female therapist", {"gender": ["female"], "role": ["therapist"]}),
+    ("LGBTQ affirming", {"specialty": ["lgbtq_affirming"]}),
+    ("suboxone", {"specialty": ["mat"]}),
+])
+def test_ordinary_wording_is_understood_and_finds_providers(rendered, query, terms):
+    understood = understand_query(query)
+    assert understood.terms == terms and understood.text_words == []
+    fits = rendered(last_name="Fits", languages=["en", "es"], modalities=["EMDR"],
+                    concerns=["trauma"], gender="woman", specialties=["lgbtq_affirming", "mat"]
+                    if "suboxone" not in query else ["mat"])
+    if "suboxone" in query:
+        fits = rendered(last_name="Fits", provider_type="psychiatrist",
+                        taxonomy_codes=["2084P0800X"], modalities=[], specialties=["mat"])
+    other = rendered(last_name="Other", languages=["en"], modalities=["CBT"], gender="man",
+                     concerns=["depression"])
+    answer = find(InMemorySearchService([fits, other]), q=query)
+    assert ids(answer) == [fits["id"]]
+
+
+def test_leftover_words_only_rank_when_the_query_said_something_understood(rendered):
+    spanish = rendered(last_name="Diaz", languages=["es"], bio="Works with families.")
+    answer = find(InMemorySearchService([spanish]), q="spanish therapist compassionate")
+    assert ids(answer) == [spanish["id"]]
+    assert answer["interpreted"]["unmatched"] == ["compassionate"]
+
+
+def test_crisis_wording_for_passive_ideation_brings_the_notice(rendered):
+    answer = find(InMemorySearchService([rendered()]), q="i dont want to be here anymore")
+    assert next(iter(answer)) == "crisis"
+
+
+def test_no_results_suggest_relaxations_with_their_counts(rendered):
+    far = rendered(last_name="Farr", zip="01201", address_line1="1 Main St", telehealth=False,
+                   insurance=["cigna"], fee_min=100, fee_max=100, sliding_scale=False)
+    service = InMemorySearchService([far])
+    answer = find(service, zip="02115", in_person="true", insurance=["aetna"])
+    assert answer["total"] == 0
+    offered = {r["label"]: r["total"] for r in answer["relaxations"]}
+    # Pittsfield is ~115 miles from Boston: 250 miles and no insurance filter find it, but
+    # each alone does not; so nothing is offered that leads nowhere.
+    assert all(total > 0 for total in offered.values())
+    wider = find(service, zip="02115", in_person="true", radius_miles="250")
+    assert wider["total"] == 1
+    answer = find(service, zip="02115", in_person="true", radius_miles="250",
+                  insurance=["aetna"])
+    assert {r["label"]: r["total"] for r in answer["relaxations"]} == {
+        "Any insurance": 1, "Without \u201cAetna\u201d": 1}
+    change = next(r["change"] for r in answer["relaxations"] if r["label"] == "Any insurance")
+    assert change == {"insurance": None}
+
+
+def test_a_page_past_the_last_shows_the_last_page(rendered):
+    service = InMemorySearchService([rendered(last_name=f"P{i}") for i in range(5)])
+    answer = find(service, per_page="2", page="999")
+    assert answer["page"] == 3 and len(answer["items"]) == 1 and answer["total"] == 5
+
+
+def test_a_budget_fits_only_the_whole_fee_range(rendered):
+    wide = rendered(last_name="Wide", fee_min=40, fee_max=220, sliding_scale=False)
+    wide_sliding = rendered(last_name="Slide", fee_min=40, fee_max=220, sliding_scale=True)
+    within = rendered(last_name="Within", fee_min=80, fee_max=120, sliding_scale=False)
+    service = InMemorySearchService([wide, wide_sliding, within])
+    assert set(ids(find(service, max_fee="120"))) == {within["id"]}
+    assert set(ids(find(service, max_fee="120", sliding_scale="true"))) == {wide_sliding["id"]}
+    item = find(service, max_fee="120")["items"][0]
+    assert "Fees $80\u2013$120, all within your $120" in item["reasons"]
+
+
+def test_reasons_name_approaches_not_codes(rendered):
+    listing = rendered(modalities=["PSYCHODYNAMIC", "MI"], concerns=["grief"])
+    answer = find(InMemorySearchService([listing]), concern=["grief"])
+    assert "Offers Psychodynamic therapy, suited to grief" in answer["items"][0]["reasons"]
+
+
+def test_chips_say_what_was_understood_and_how_to_remove_it():
+    understood = understand_query("spanish speaking EMDR therapist for trauma")
+    assert understood.without("language", "es") == "emdr therapist for trauma"
+    assert understood.without("concern", "trauma") == "spanish speaking emdr therapist for"

@@ -279,7 +279,7 @@ def test_a_locked_sqlite_database_answers_503_within_five_seconds(tmp_path):
     path = tmp_path / "locked.sqlite3"
     node = make_app((f"sqlite:///{path}", {}), TESTING=False)
     with node.app_context():
-        upgrade()
+        upgrade(revision="heads")
     from referral.auth import issue_token
     from referral.extensions import db
     from referral.models import Clinic

@@ -81,6 +81,9 @@ class ListingSchema(Schema):
     concerns = Terms("concern", metadata=_about("Concerns treated"))
     age_groups = Terms("age_group", metadata=_about("Age groups"))
     languages = Terms("language", metadata=_about("Languages"))
+    specialties = Terms("specialty", metadata=_about(
+        "Services and specialties",
+        "E.g. mat (medication for opioid use disorder), lgbtq_affirming, veterans."))
     gender = CleanString(allow_none=True, validate=validate.Length(max=60),
                          metadata=_about("Gender (self-described, optional)",
                                          "Optional, self-described."))

@@ -27,7 +27,8 @@ class MatchQuerySchema(PatientLocationSchema):
     prescriber_type = Term("provider_type", validate=validate.OneOf(PRESCRIBER_TYPES),
                            metadata={"enum": list(PRESCRIBER_TYPES)})
     max_combined_fee = WholeNumber(validate=validate.Range(0, 2 * MAX_FEE), metadata={
-        "description": "Therapist's plus prescriber's fee_min is at most this."})
+        "description": "Both whole fee ranges together are within this (the therapist's "
+                       "plus the prescriber's highest fee is at most this)."})
     limit = fields.Integer(load_default=10, validate=validate.Range(1, MAX_PAIRS))
 
 

@@ -41,7 +41,9 @@ class PatientLocationSchema(Schema):
     in_person = fields.Boolean(metadata={"description": "true: in person within the radius."})
     insurance = fields.List(Term("insurance"), metadata={"description": "Repeatable; any of."})
     max_fee = WholeNumber(validate=validate.Range(0, MAX_FEE), metadata={
-        "description": "The provider's lowest fee is at most this."})
+        "description": "The provider's whole fee range is within this (its highest fee is at "
+                       "most this); with sliding_scale, a sliding-scale listing whose lowest "
+                       "fee is within it also fits."})
     language = Term("language")
     age_group = Term("age_group")
     include_stale = fields.Boolean(load_default=False, metadata={
@@ -91,6 +93,8 @@ class SearchQuerySchema(PatientLocationSchema):
         "description": "Repeatable. Providers who treat it or offer a suited modality; "
                        "suited modalities rank first when no modality is given."})
     gender = Term("gender")
+    specialty = fields.List(Term("specialty"), metadata={
+        "description": "Repeatable; any of (e.g. mat, lgbtq_affirming, veterans)."})
     sliding_scale = fields.Boolean()
     accepting_new_patients = fields.Boolean(load_default=True)
     accepts_coordinated_care = fields.Boolean()
@@ -148,6 +152,25 @@ class LocationSchema(Schema):
     lon = fields.Float()
 
 
+class ChipSchema(Schema):
+    """One thing the search was understood to ask for, and how to remove it."""
+
+    field = fields.String(metadata={"description": "The parameter or vocabulary, e.g. language."})
+    value = fields.String()
+    label = fields.String(metadata={"description": "In plain words, e.g. Spanish."})
+    change = fields.Dict(metadata={
+        "description": "The parameters to change to remove it (null: leave the parameter out)."})
+
+
+class RelaxationSchema(Schema):
+    """A single change that would give results when there are none."""
+
+    label = fields.String(metadata={"description": "In plain words, e.g. Widen to 50 miles."})
+    total = fields.Integer(metadata={"description": "How many results the change gives."})
+    change = fields.Dict(metadata={
+        "description": "The parameters to change (null: leave the parameter out)."})
+
+
 class InterpretedSchema(Schema):
     """How the query was read: vocabulary found in the free text, the words left for
     text search, the location, and whether the text index was current."""
@@ -155,6 +178,10 @@ class InterpretedSchema(Schema):
     terms = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
                         metadata={"description": "Vocabulary values read from q, by field."})
     text = fields.String(metadata={"description": "The words searched as text."})
+    unmatched = fields.List(fields.String(), metadata={
+        "description": "Words no result has; they were left out rather than give no results."})
+    chips = fields.List(fields.Nested(ChipSchema), metadata={
+        "description": "What the search asked for (from q and from the parameters)."})
     location = fields.Nested(LocationSchema)
     index_current = fields.Boolean(allow_none=True, metadata={
         "description": "Whether the text index had every change (null: no text search)."})
@@ -166,5 +193,8 @@ class SearchAnswerSchema(PageInfoSchema):
     crisis = fields.Nested(CrisisSchema)
     items = fields.List(fields.Nested(SearchItemSchema))
     facets = fields.Nested(FacetsSchema)
-    did_you_mean = fields.String(allow_none=True)
+    did_you_mean = fields.String(allow_none=True, metadata={
+        "description": "A corrected q, offered only when it has results."})
     interpreted = fields.Nested(InterpretedSchema)
+    relaxations = fields.List(fields.Nested(RelaxationSchema), metadata={
+        "description": "With no results: single changes that give results, with counts."})

@@ -8,6 +8,7 @@ works without JavaScript.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from flask import Flask, current_app
 from marshmallow import ValidationError
@@ -17,13 +18,19 @@ from ..schemas.listings import listing_label
 from ..vocab import (
     AGE_GROUPS,
     CONCERN_LABELS,
+    GENDERS,
     LANGUAGES,
     MODALITIES,
     PAYERS,
     PROVIDER_TYPES,
+    SPECIALTIES,
     STATES,
     VOCABULARIES,
+    modality_name,
+    modality_note,
+    term_label,
 )
+from ..wording import fee_text, reach_badges
 
 
 def form_values(args, schema) -> dict:
@@ -45,13 +52,63 @@ def form_values(args, schema) -> dict:
 
 
 def load_form(args, schema) -> tuple[dict | None, dict, dict]:
-    """``(loaded or None, raw values, field errors)`` of a form against a schema."""
+    """``(loaded or None, raw values, field errors in plain words)`` of a form."""
     raw = form_values(args, schema)
     try:
         return schema.load(raw), raw, {}
     except ValidationError as error:
         messages = error.messages if isinstance(error.messages, dict) else {"_": error.messages}
-        return None, raw, messages
+        return None, raw, plain_errors(messages, raw)
+
+
+#: Form fields of the patient pages in plain words (listing fields: ``listing_label``).
+FIELD_LABELS = {
+    "q": "Search words", "zip": "ZIP code", "radius_miles": "Distance", "concern": "Concern",
+    "modality": "Approach", "insurance": "Insurance", "language": "Language",
+    "age_group": "Age group", "gender": "Provider's gender", "role": "Therapist or prescriber",
+    "specialty": "Service or specialty", "max_fee": "Most you can pay per session",
+    "max_combined_fee": "Most you can pay for both visits", "sort": "Sort", "page": "Page",
+    "state": "State", "telehealth": "Telehealth", "in_person": "In person",
+    "prescriber_type": "Prescriber type", "per_page": "Results per page",
+}
+_UNKNOWN = re.compile(r"^Unknown (\w+) '(.*)'; use one of")
+
+
+def _sentence(label: str, message: str, value=None) -> str:
+    unknown = _UNKNOWN.match(message)
+    if unknown:
+        return f"{label}: \u201c{unknown.group(2)}\u201d is not one of the choices."
+    if value is not None:
+        return f"{label}: \u201c{value}\u201d: {message}"
+    return f"{label}: {message}"
+
+
+def plain_errors(messages: dict, raw: dict) -> dict[str, list[str]]:
+    """Field errors as sentences a patient or clinic can act on: the field's name in plain
+    words, and for a list field the value that was wrong (never its position)."""
+    plain: dict[str, list[str]] = {}
+    for name, found in messages.items():
+        label = FIELD_LABELS.get(name) or listing_label(name)
+        if isinstance(found, dict):  # a list field: {position: [messages]}
+            values = raw.get(name)
+            values = values if isinstance(values, list) else [values]
+            sentences = []
+            for position, inner in found.items():
+                value = values[position] if isinstance(position, int) and \
+                    position < len(values) else None
+                sentences += [_sentence(label, text, value) for text in _texts(inner)]
+            plain[name] = sentences
+        else:
+            plain[name] = [_sentence(label, text) for text in _texts(found)]
+    return plain
+
+
+def _texts(found) -> list[str]:
+    if isinstance(found, str):
+        return [found]
+    if isinstance(found, dict):
+        return [text for inner in found.values() for text in _texts(inner)]
+    return [text for inner in found for text in _texts(inner)]
 
 
 def days_ago(value: str | None) -> int | None:
@@ -69,11 +126,27 @@ def humanize(value: str) -> str:
 
 def term_options(vocabulary: str) -> list[tuple[str, str]]:
     """``(value, label)`` of each value of a vocabulary, for a form's choices."""
-    labels = {"modality": {m: m for m in MODALITIES}, "concern": CONCERN_LABELS,
+    labels = {"modality": {m: modality_name(m) for m in MODALITIES}, "concern": CONCERN_LABELS,
               "language": LANGUAGES, "insurance": {k: v[0] for k, v in PAYERS.items()},
-              "state": STATES}.get(vocabulary, {})
+              "state": STATES, "specialty": SPECIALTIES}.get(vocabulary, {})
     return [(value, labels.get(value) or humanize(value))
             for value in VOCABULARIES[vocabulary].canonical]
+
+
+def form_change(values: dict, change: dict) -> dict:
+    """Form values with a change applied (``None`` removes a field; ``True`` -> ``"true"``);
+    paging starts over. Links built with it come from validated form values only."""
+    changed = {key: value for key, value in values.items() if key != "page"}
+    for key, value in change.items():
+        if value is None:
+            changed.pop(key, None)
+        elif isinstance(value, bool):
+            changed[key] = "true" if value else "false"
+        elif isinstance(value, list | tuple):
+            changed[key] = [str(item) for item in value]
+        else:
+            changed[key] = str(value)
+    return changed
 
 
 def register_web(app: Flask) -> None:
@@ -86,6 +159,12 @@ def register_web(app: Flask) -> None:
     app.jinja_env.filters["days_ago"] = days_ago
     app.jinja_env.filters["humanize"] = humanize
     app.jinja_env.globals["term_options"] = term_options
+    app.jinja_env.globals["reach_badges"] = reach_badges
+    app.jinja_env.globals["term_label"] = term_label
+    app.jinja_env.globals["form_change"] = form_change
+    app.jinja_env.filters["fee_text"] = fee_text
+    app.jinja_env.filters["modality_name"] = modality_name
+    app.jinja_env.filters["modality_note"] = modality_note
     app.jinja_env.filters["field_label"] = listing_label
     app.jinja_env.filters["zip_pairs"] = lambda values: [(v, v) for v in values]
     app.jinja_env.filters["zip_pairs_humanized"] = lambda values: [(v, humanize(v))
@@ -97,6 +176,7 @@ def register_web(app: Flask) -> None:
             "crisis_message": CRISIS_MESSAGE,
             "MODALITIES": MODALITIES, "CONCERNS": CONCERN_LABELS, "AGE_GROUPS": AGE_GROUPS,
             "LANGUAGES": LANGUAGES, "PAYERS": {k: v[0] for k, v in PAYERS.items()},
-            "PROVIDER_TYPES": PROVIDER_TYPES, "STATES": STATES,
+            "PROVIDER_TYPES": PROVIDER_TYPES, "STATES": STATES, "SPECIALTIES": SPECIALTIES,
+            "GENDERS": GENDERS,
             "stale_after_days": current_app.config["STALE_AFTER_DAYS"],
         }

@@ -31,6 +31,7 @@ from ..errors import Invalid
 from ..schemas.listings import FORM_FIELDS, LIST_FIELDS, ListingPatchSchema, ProviderSchema
 from ..security import auth_failures_exhausted, record_auth_failure
 from ..services import geocoder
+from . import plain_errors
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
 
@@ -142,9 +143,9 @@ def edit(provider_id):
             flash("Saved.")
             return redirect(url_for("clinic.home"))
         except ValidationError as error:
-            errors = error.messages
+            errors = plain_errors(error.messages, changes)
         except Invalid as error:
-            errors = error.errors
+            errors = plain_errors(error.errors, changes)
     return render_template("clinic/edit.html", p=values, errors=errors, form_fields=FORM_FIELDS,
                            provider_id=provider_id), 422 if errors else 200
 

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, render_template, request, url_for
 
 from ..crisis import signals_crisis
+from ..limits import MAX_SEARCH_RESULTS
 from ..listings import public_provider
 from ..queries import pairs, patient_search, prescriber_finder
 from ..schemas.listings import listing_dump
@@ -26,14 +27,27 @@ _match_schema = MatchQuerySchema()
 def search():
     """The search form and, once a field is filled, the results."""
     params, raw, errors = load_form(request.args, _search_schema)
+    deep = raw.get("page", "").isdigit() and int(raw["page"]) > 1
+    if set(errors) == {"page"} and deep:  # past the deepest page: the last (search clamps)
+        args = request.args.copy()
+        args.pop("page")
+        params, raw, errors = load_form(args, _search_schema)
+        if params is not None:
+            params["page"] = MAX_SEARCH_RESULTS // params["per_page"]
     answer = None
     if params is not None and raw:
         answer = patient_search(params)
     crisis = signals_crisis(raw.get("q")) if raw else False
     status = 422 if errors else 200
     return render_template("search.html", raw=raw, errors=errors, answer=answer,
-                           crisis=crisis, params=params or {},
+                           crisis=crisis, params=params or {}, shown_errors=SHOWN_ERRORS,
                            pages=pager_links(raw, answer)), status
+
+
+#: Errors the search form shows next to their own field (the others above the button).
+SHOWN_ERRORS = ("q", "zip", "radius_miles", "telehealth", "state", "in_person", "max_fee",
+                "sort", "role", "concern", "modality", "specialty", "insurance", "language",
+                "gender", "age_group")
 
 
 def pager_links(values: dict, answer: dict | None) -> dict:
@@ -72,6 +86,8 @@ def provider(provider_id):
 def match():
     """The needs form and therapist + prescriber pairs with their reasons."""
     params, raw, errors = load_form(request.args, _match_schema)
+    if not raw:  # a first visit: the empty form, nothing to complain about yet
+        params, errors = None, {}
     answer = None
     if params is not None and raw:
         answer = pairs(params)

@@ -44,7 +44,9 @@ def check_pair(therapist, prescriber, params, now):
         assert now - provider.last_verified_at <= 365 * DAY
         assert can_see(provider, point, state, radius, params), provider.id
         if "max_fee" in params:
-            assert provider.fee_min is not None and provider.fee_min <= int(params["max_fee"])
+            # the whole fee range within the budget (search's rule)
+            assert provider.fee_min is not None and \
+                max(provider.fee_min, provider.fee_max or 0) <= int(params["max_fee"])
         if "insurance" in params:
             assert params["insurance"] in provider.insurance
         if "language" in params:
@@ -62,14 +64,17 @@ def check_pair(therapist, prescriber, params, now):
     if "prescriber_type" in params:
         assert prescriber.provider_type == params["prescriber_type"]
     if "max_combined_fee" in params:
-        assert therapist.fee_min + prescriber.fee_min <= int(params["max_combined_fee"])
+        # both whole ranges together within the budget
+        assert (max(therapist.fee_min, therapist.fee_max or 0)
+                + max(prescriber.fee_min, prescriber.fee_max or 0)
+                <= int(params["max_combined_fee"]))
 
 
 CASES = [
     {"zip": "10001", "concern": "ocd"},
     {"zip": "10001", "concern": "ptsd", "insurance": "aetna", "age_group": "adult"},
     {"state": "CA", "telehealth": "true", "concern": ["depression", "anxiety"],
-     "max_combined_fee": "330"},
+     "max_combined_fee": "500"},  # both whole fee ranges must fit (issue 15)
     {"zip": "60601", "radius_miles": "100", "modality": "CBT", "max_fee": "250",
      "prescriber_type": "psychiatric_np"},
     {"zip": "77002", "in_person": "true", "radius_miles": "150", "concern": "bipolar"},

@@ -77,7 +77,7 @@ def _errors(response):
     ({"zip": "00000"}, "zip", "not a known US ZIP"),
     ({"zip": "2115"}, "zip", "5 digits"),
     ({"zip": "10001"}, "zip", "is in NY, not MA"),
-    ({"fee_min": 200, "fee_max": 100}, "fee_min", "not be more than fee_max"),
+    ({"fee_min": 200, "fee_max": 100}, "fee_min", "not be more than the highest fee"),
     ({"fee_max": 2500}, "fee_max", "2000"),
     ({"fee_min": -5}, "fee_min", "0"),
     ({"fee_min": 100.5}, "fee_min", "integer"),

@@ -76,7 +76,16 @@ def oracle(providers, params, now):
         insurance = as_list(params.get("insurance"))
         if insurance and not set(insurance) & set(p.insurance):
             continue
-        if "max_fee" in params and (p.fee_min is None or p.fee_min > int(params["max_fee"])):
+        if "max_fee" in params:
+            # The whole fee range within the budget; asking for a sliding scale, its floor.
+            budget, highest = int(params["max_fee"]), max(
+                fee for fee in (p.fee_min, p.fee_max, -1) if fee is not None)
+            floor_fits = (params.get("sliding_scale") == "true" and p.sliding_scale
+                          and p.fee_min is not None and p.fee_min <= budget)
+            if p.fee_min is None or not (highest <= budget or floor_fits):
+                continue
+        specialties = as_list(params.get("specialty"))
+        if specialties and not set(specialties) & set(p.specialties):
             continue
         if params.get("sliding_scale") == "true" and not p.sliding_scale:
             continue
@@ -136,6 +145,9 @@ CASES = [
     {"state": "FL"},
     {"zip": "02115", "telehealth": "true", "in_person": "true", "radius_miles": "250"},
     {"zip": "77002", "telehealth": "false"},
+    {"specialty": ["mat", "veterans"], "state": "CA"},
+    {"zip": "10001", "max_fee": "180", "sliding_scale": "true", "radius_miles": "100"},
+    {"state": "NY", "max_fee": "150"},
 ]
 
 
@@ -172,12 +184,14 @@ def test_fee_and_radius_limits_are_inclusive(directory):
     client = app.test_client()
     now = dt.datetime.now(dt.UTC)
     target = next(p for p in providers if p.active and p.accepting_new_patients and p.in_person
-                  and p.fee_min and now - p.last_verified_at < 300 * DAY)
+                  and p.fee_min and p.fee_max > p.fee_min and not p.sliding_scale
+                  and now - p.last_verified_at < 300 * DAY)
     ids = {item["id"] for item in all_results(client, {
-        "max_fee": str(target.fee_min), "state": target.state})[0]}
+        "max_fee": str(target.fee_max), "state": target.state})[0]}
     assert target.id in ids
+    # Only the lowest fee within the budget is not enough (the budget rule is the whole range).
     ids = {item["id"] for item in all_results(client, {
-        "max_fee": str(target.fee_min - 1), "state": target.state})[0]}
+        "max_fee": str(target.fee_max - 1), "state": target.state})[0]}
     assert target.id not in ids
 
 
@@ -246,6 +260,8 @@ def test_free_text_names_typos_and_did_you_mean(directory):
     nothing = client.get(URL, query_string={"q": f"{typo} qqqqqqq"}).json
     assert nothing["total"] == 0 and nothing["did_you_mean"]
     assert target.last_name.lower() in nothing["did_you_mean"].lower()
+    followed = client.get(URL, query_string={"q": nothing["did_you_mean"]}).json
+    assert followed["total"] > 0  # "did you mean" never leads to nothing
 
 
 def test_free_text_vocabulary_acts_as_filters(directory):
@@ -286,6 +302,7 @@ def test_crisis_text_brings_the_988_notice_first(directory, text, crisis):
     {"telehealth": "false", "in_person": "false", "zip": "10001"},
     {"modality": "reiki"}, {"zip": "00000"}, {"max_fee": "-1"}, {"lat": "nan", "lon": "1"},
     {"q": "x" * 201}, {"page": "200", "per_page": "100"}, {"gender": "robot"},
+    {"q": "\x00"}, {"q": "\u202e"},  # refused by request hygiene, for a named reason
 ])
 def test_bad_parameters_are_422(directory, query):
     app, _ = directory

@@ -13,6 +13,7 @@ from search_index.table import ProviderTable
 VOCAB = {"modalities": ("CBT", "DBT", "EMDR"), "concerns": ("depression", "ocd"),
          "age_groups": ("child", "adult"), "languages": ("en", "es"),
          "insurance": ("aetna", "bcbs"), "licensed_states": ("MA", "NY", "CA"),
+         "specialties": ("mat", "veterans"),
          "role": ("therapist", "prescriber"), "provider_type": ("counselor", "psychiatrist"),
          "gender": ("female", "male", "non-binary"), "state": ("MA", "NY", "CA")}
 NOW = 1_800_000_000.0

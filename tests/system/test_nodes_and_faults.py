@@ -186,7 +186,7 @@ def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path):
     with fresh_database() as own:
         app = make_app(own, INDEX_DIR=str(tmp_path / "index"))
         with app.app_context():
-            upgrade()
+            upgrade(revision="heads")
             seed_directory(12000, seed=4)
             state = search_service(app).state
             with db.engine.connect() as connection:

@@ -172,3 +172,50 @@ def test_clinic_uploads_fixes_and_verifies(site, page, tmp_path, listing):
     page.get_by_text("is marked as current").wait_for()
     assert page.get_by_role("button", name=f"Still current: {site['stale_name']}").count() == 0
     shot(page, "5-verified")
+
+
+AXE = os.path.join(os.path.dirname(__file__), "..", "..", ".axe", "node_modules", "axe-core",
+                   "axe.min.js")
+#: Every kind of page and state a patient or clinic sees (the clinic pages after sign-in).
+AUDITED = {
+    "search-empty": "/", "search-results": "/?zip=10001&concern=anxiety",
+    "search-no-results": "/?q=Zzyzxqq&zip=10001&in_person=true&insurance=aetna",
+    "search-crisis": "/?q=I+want+to+kill+myself&zip=10001", "search-form-error": "/?zip=abc",
+    "provider": "/providers/{provider_id}", "match-empty": "/match",
+    "match-results": "/match?zip=10001&concern=ocd", "match-error": "/match?zip=abc",
+    "not-found": "/providers/99999999", "clinic-sign-in": "/clinic/sign-in",
+    "clinic-home": "/clinic", "clinic-upload": "/clinic/upload",
+    "clinic-edit": "/clinic/providers/{clinic_provider_id}/edit",
+}
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_no_serious_accessibility_violations_on_any_page(site, browser, width):
+    """axe-core (npm, installed by make venv / make test into .axe) in Chromium on every
+    page and state at phone and desktop widths: no serious or critical violation."""
+    assert os.path.exists(AXE), "axe-core is missing: run 'make venv' (npm install into .axe)"
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    with site["app"].app_context():
+        ids = {"provider_id": db.session.scalars(db.select(Provider.id).where(
+                   Provider.active.is_(True))).first(),
+               "clinic_provider_id": db.session.scalars(db.select(Provider.id).join(
+                   Clinic).where(Clinic.name == "Browser Test Clinic")).first()}
+    page.goto(site["url"] + "/clinic/sign-in")
+    page.get_by_label("Clinic token").fill(site["token"])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Browser Test Clinic").wait_for()
+    found = {}
+    for name, path in AUDITED.items():
+        page.goto(site["url"] + path.format(**ids))
+        page.add_script_tag(path=AXE)
+        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+        serious = [f"{v['id']}: {v['help']} ({len(v['nodes'])}x, e.g. "
+                   f"{v['nodes'][0]['target']})" for v in result["violations"]
+                   if v["impact"] in ("serious", "critical")]
+        if serious:
+            found[name] = serious
+        shot(page, f"axe-{width}-{name}")
+    context.close()
+    assert found == {}

@@ -1,0 +1,62 @@
+"""Facts about a listing in plain words, as cards, reasons and pairs show them.
+
+One place for the wording of fees (an honest range, never only the lowest fee)
+and of how a provider can see the patient, so the search page, the provider page
+and the pairs never disagree.
+"""
+
+from __future__ import annotations
+
+
+def money(amount: int) -> str:
+    """``1200`` -> ``$1,200``."""
+    return f"${amount:,}"
+
+
+def fee_range(fee_min: int | None, fee_max: int | None) -> str | None:
+    """``$40-$220`` (or ``$90`` when both ends are the same); None when no fee is listed."""
+    if fee_min is None and fee_max is None:
+        return None
+    low = fee_min if fee_min is not None else fee_max
+    high = fee_max if fee_max is not None else fee_min
+    return money(low) if low == high else f"{money(low)}\u2013{money(high)}"
+
+
+def fee_text(listing: dict) -> str:
+    """A listing's fees as a card says them: ``Fees $40-$220 per session; sliding scale``."""
+    fees = fee_range(listing.get("fee_min"), listing.get("fee_max"))
+    text = f"Fees {fees} per session" if fees else "Fees not listed"
+    return text + ("; sliding scale" if listing.get("sliding_scale") else "")
+
+
+def pair_fee_text(therapist: dict, prescriber: dict) -> str | None:
+    """What a first visit to each of a pair costs together, as a range:
+    ``Fees together $95-$385 (therapist $35-$185, prescriber $60-$200)``."""
+    sides = [(s.get("fee_min"), s.get("fee_max")) for s in (therapist, prescriber)]
+    if any(low is None and high is None for low, high in sides):
+        return None
+    lows = [low if low is not None else high for low, high in sides]
+    highs = [high if high is not None else low for low, high in sides]
+    return (f"Fees together {fee_range(sum(lows), sum(highs))} "
+            f"(therapist {fee_range(*sides[0])}, prescriber {fee_range(*sides[1])})")
+
+
+def reach_badges(listing: dict, state: str | None) -> list[str]:
+    """How a provider in search results can see this patient, as badges: ``In person`` only
+    when within the patient's radius (or state), ``Telehealth (licensed in NY)`` when
+    licensed in the patient's state. Without a patient location: what the listing offers."""
+    if "reach" not in listing or (state is None and not listing["reach"]):
+        offered = []
+        if listing.get("in_person"):
+            where = ", ".join(filter(None, (listing.get("city"), listing.get("state"))))
+            offered.append(f"In person ({where})" if where else "In person")
+        if listing.get("telehealth"):
+            licensed = ", ".join(listing.get("licensed_states") or ())
+            offered.append(f"Telehealth (licensed in {licensed})" if licensed else "Telehealth")
+        return offered
+    badges = []
+    if "in_person" in listing["reach"]:
+        badges.append("In person")
+    if "telehealth" in listing["reach"]:
+        badges.append(f"Telehealth (licensed in {state})")
+    return badges
