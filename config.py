@@ -54,6 +54,31 @@ Environment variables:
   (default ``10 per minute``); past it every authentication from that address answers 429.
 - ``RATELIMIT_KEY_PREFIX`` (str): prefix of the counters' keys in the shared storage
   (default ``referral``), so several services can share one Redis.
+
+Notifications and the coordination thread (issue 12):
+
+- ``ENCRYPTION_KEYS`` (str): comma-separated Fernet keys (``referral new-key`` makes one);
+  the first encrypts, all decrypt (rotation: put a new key first, run
+  ``referral rotate-keys``, then drop the old one). Production refuses to start without
+  one; development derives one from ``SECRET_KEY``.
+- ``SMTP_URL`` (str): where email goes, ``smtp://user:password@host:587?starttls=true`` or
+  ``smtps://host:465``; empty (default): emails are kept in the local outbox, which the
+  clinic pages show (development and the demo).
+- ``MAIL_FROM`` (str): the sender address of notification emails
+  (default ``referrals@localhost``).
+- ``PUBLIC_BASE_URL`` (str): the site's address, for links in emails
+  (default ``http://127.0.0.1:5000``).
+- ``WEBHOOK_TIMEOUT`` (float): seconds for one webhook request (default 5).
+- ``WEBHOOK_RETRY_BASE`` (float): seconds before the first retry; each retry waits twice
+  as long, at most ``WEBHOOK_RETRY_MAX`` (float, default 6 hours) (default 5).
+- ``WEBHOOK_MAX_ATTEMPTS`` (int): attempts before a delivery is given up (default 17, which
+  spans more than 24 hours with the default delays).
+- ``WORKER_CONCURRENCY`` (int): deliveries in flight per worker (default 16).
+- ``WORKER_POLL`` (float): seconds between looks for due deliveries (default 0.25).
+- ``WORKER_LEASE`` (float): seconds a claimed delivery stays with its worker (default 60);
+  a worker that dies loses its claims after this and another worker retries them.
+- ``IN_PROCESS_WORKER`` (bool, default off): run a delivery worker thread inside the web
+  process (single-process set-ups; ``make demo`` runs ``referral worker`` beside it).
 """
 
 from __future__ import annotations
@@ -61,6 +86,7 @@ from __future__ import annotations
 import os
 
 import limits
+from cryptography.fernet import Fernet
 from environs import Env, EnvValidationError
 from marshmallow import ValidationError
 from marshmallow.validate import Length, OneOf, Range
@@ -88,6 +114,46 @@ def rate_limit(value: str) -> None:
         limits.parse_many(value)
     except ValueError as error:
         raise ValidationError("Not a rate limit such as '120 per minute'.") from error
+
+
+def fernet_keys(value: str) -> None:
+    """Validate comma-separated Fernet keys (raises ``ValidationError``, never showing them)."""
+    for key in (part.strip() for part in value.split(",")):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError) as error:
+            raise ValidationError("Each key must be a Fernet key (32 url-safe base64 bytes; "
+                                  "make one with 'referral new-key').") from error
+
+
+def smtp_url(value: str) -> None:
+    """Validate an SMTP URL: ``smtp://`` or ``smtps://`` with a host."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValidationError("An SMTP URL such as smtp://user:password@host:587?starttls=true.")
+    try:
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError as error:
+        raise ValidationError("The SMTP URL's port is not a number.") from error
+
+
+def mail_settings(url: str, sender: str) -> dict:
+    """Flask-Mailman settings for ``SMTP_URL`` (empty: the local outbox backend)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    if not url:
+        return {"MAIL_BACKEND": "referral.mailer.OutboxEmailBackend", "MAIL_DEFAULT_SENDER": sender}
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    starttls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes", "on")
+    return {"MAIL_BACKEND": "smtp", "MAIL_SERVER": parts.hostname,
+            "MAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),
+            "MAIL_USERNAME": unquote(parts.username) if parts.username else None,
+            "MAIL_PASSWORD": unquote(parts.password) if parts.password else None,
+            "MAIL_USE_SSL": parts.scheme == "smtps", "MAIL_USE_TLS": starttls,
+            "MAIL_TIMEOUT": 10, "MAIL_DEFAULT_SENDER": sender}
 
 
 def load_config(instance_path: str) -> dict:
@@ -124,6 +190,23 @@ def load_config(instance_path: str) -> dict:
         "RATELIMIT_AUTH_FAILURES": env.str("RATELIMIT_AUTH_FAILURES", "10 per minute",
                                            validate=rate_limit),
         "RATELIMIT_KEY_PREFIX": env.str("RATELIMIT_KEY_PREFIX", "referral"),
+        # Notifications, the coordination thread and the delivery worker (issue 12)
+        "ENCRYPTION_KEYS": env.str("ENCRYPTION_KEYS", "", validate=lambda v: not v or
+                                   fernet_keys(v) is None),
+        "SMTP_URL": env.str("SMTP_URL", "", validate=lambda v: not v or smtp_url(v) is None),
+        "MAIL_FROM": env.str("MAIL_FROM", "referrals@localhost", validate=Length(min=3)),
+        "PUBLIC_BASE_URL": env.str("PUBLIC_BASE_URL", "http://127.0.0.1:5000",
+                                   validate=Length(min=8)),
+        "WEBHOOK_TIMEOUT": env.float("WEBHOOK_TIMEOUT", 5.0, validate=Range(min=0.1, max=30)),
+        "WEBHOOK_RETRY_BASE": env.float("WEBHOOK_RETRY_BASE", 5.0, validate=Range(min=0.01)),
+        "WEBHOOK_RETRY_MAX": env.float("WEBHOOK_RETRY_MAX", 6 * 3600.0,
+                                       validate=Range(min=0.01)),
+        "WEBHOOK_MAX_ATTEMPTS": env.int("WEBHOOK_MAX_ATTEMPTS", 17, validate=count),
+        "WORKER_CONCURRENCY": env.int("WORKER_CONCURRENCY", 16,
+                                      validate=Range(min=1, max=256)),
+        "WORKER_POLL": env.float("WORKER_POLL", 0.25, validate=Range(min=0.01, max=60)),
+        "WORKER_LEASE": env.float("WORKER_LEASE", 60.0, validate=Range(min=1)),
+        "IN_PROCESS_WORKER": env.bool("IN_PROCESS_WORKER", False),
     }
     try:
         env.seal()
@@ -133,7 +216,9 @@ def load_config(instance_path: str) -> dict:
             for name, messages in error.error_messages.items())) from error
     if referral_env == "production":
         missing = [name for name, value in (("SECRET_KEY", secret_key),
-                                            ("DATABASE_URL", database_url)) if not value]
+                                            ("DATABASE_URL", database_url),
+                                            ("ENCRYPTION_KEYS", settings["ENCRYPTION_KEYS"]))
+                   if not value]
         if missing:
             raise ConfigError(
                 "REFERRAL_ENV=production needs these environment variables: " + ", ".join(missing))
@@ -158,4 +243,6 @@ def load_config(instance_path: str) -> dict:
         "SESSION_COOKIE_SECURE": referral_env == "production",
         "WTF_CSRF_TIME_LIMIT": None,
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Flask-Mailman, from SMTP_URL (empty: the local outbox)
+        **mail_settings(settings["SMTP_URL"], settings["MAIL_FROM"]),
     }

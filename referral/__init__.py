@@ -30,8 +30,8 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, CSRF protection, request protections, geocoder and search index."""
-    from . import database, security, services
-    from .extensions import csrf
+    from . import crypto, database, security, services
+    from .extensions import csrf, mail
     from .search_sync import install_outbox_once
 
     database.init_app(app)
@@ -39,6 +39,12 @@ def register_extensions(app: Flask) -> None:
     security.init_app(app)
     services.init_app(app)
     install_outbox_once()
+    crypto.init_app(app)  # coordination messages and webhook secrets, encrypted at rest
+    mail.init_app(app)  # notification emails (SMTP_URL, or the local outbox)
+    if app.config["IN_PROCESS_WORKER"]:
+        from .delivery import start_in_process_worker
+
+        app.extensions["referral_worker_stop"] = start_in_process_worker(app)
 
 
 def register_blueprints(app: Flask) -> None:

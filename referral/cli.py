@@ -282,11 +282,66 @@ def expire_referrals_command():
     click.echo(f"{expire_referrals()} referrals expired.")
 
 
+@click.command("worker")
+@click.option("--concurrency", type=click.IntRange(1, 256),
+              help="Deliveries in flight at once (default WORKER_CONCURRENCY).")
+@click.option("--report-every", default=10.0, show_default=True, type=click.FloatRange(0.5),
+              help="Seconds between progress lines in the log.")
+@with_appcontext
+def worker_command(concurrency, report_every):
+    """Deliver notifications (webhooks, emails) until stopped (Ctrl-C or SIGTERM).
+
+    Several workers may run on several nodes against one PostgreSQL database; each
+    attempt is made by one of them. Progress goes to the log (standard error).
+    """
+    import logging
+    import signal
+    import threading
+
+    from .delivery import Worker
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for name in ("SIGTERM", "SIGINT"):
+        signal.signal(getattr(signal, name), lambda *_: stop.set())
+    Worker(current_app._get_current_object(), concurrency=concurrency).run(
+        stop, report_every=report_every)
+
+
+@click.command("new-key")
+def new_key_command():
+    """Print a new encryption key for ENCRYPTION_KEYS (put it first to rotate)."""
+    from .crypto import new_key
+
+    click.echo(new_key())
+
+
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys_command():
+    """Re-encrypt every message and webhook secret with the first ENCRYPTION_KEYS key."""
+    from .messages import rotate_keys
+
+    click.echo(f"{rotate_keys()} values re-encrypted with the first key; older keys may "
+               "now be removed from ENCRYPTION_KEYS.")
+
+
+@click.command("remind-stale")
+@with_appcontext
+def remind_stale_command():
+    """Write a reminder event (webhook, email) to each clinic with stale listings."""
+    from .events import remind_stale
+
+    click.echo(f"Reminded {remind_stale(current_app.config['STALE_AFTER_DAYS'])} clinics.")
+
+
 def register_cli(app: Flask) -> None:
     """Add the project's commands to the app's CLI."""
     for command in (init_db_command, clinic_group, seed_command, reindex_command,
                     check_index_command, expire_referrals_command, import_nppes_command,
-                    import_npi_json_command):
+                    import_npi_json_command, worker_command, new_key_command,
+                    rotate_keys_command, remind_stale_command):
         app.cli.add_command(command)
 
 

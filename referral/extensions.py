@@ -7,6 +7,7 @@ this one without an import cycle.
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_mailman import Mail
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -35,3 +36,4 @@ migrate = Migrate()
 api = Api()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
+mail = Mail()  # notification emails (referral.mailer)

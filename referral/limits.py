@@ -27,3 +27,7 @@ MAX_URL_BYTES = 4094
 MAX_QUERY_LENGTH = 200
 #: Database ids are 32-bit on every backend.
 MAX_ID = 2_147_483_647
+#: Most webhook endpoints one clinic keeps.
+MAX_WEBHOOKS_PER_CLINIC = 10
+#: Longest coordination message (and status-change note), in characters.
+MAX_MESSAGE_LENGTH = 4000

@@ -232,6 +232,9 @@ class Referral(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     responded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The coordinated-care loop (migration 0006): the booked time and the outcome code
+    appointment_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(40))
 
     therapist: Mapped[Provider] = relationship(foreign_keys=[therapist_id])
     prescriber: Mapped[Provider] = relationship(foreign_keys=[prescriber_id])
@@ -252,6 +255,146 @@ class ReferralEvent(db.Model):
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
     reason: Mapped[str | None] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    appointment_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(40))
 
     referral: Mapped[Referral] = relationship(back_populates="events")
 
+
+
+# ---------------------------------------------------------------------------
+# The coordinated-care loop: one open referral per patient and prescriber, the
+# coordination thread, what each clinic has seen, and notifications (migration 0006)
+
+#: Statuses in which a referral is still open (one per sender, patient_ref, prescriber).
+OPEN_STATUSES = ("requested", "accepted", "scheduled", "no_show")
+
+Index("uq_referral_open", Referral.sender_clinic_id, Referral.patient_ref,
+      Referral.prescriber_id, unique=True,
+      sqlite_where=Referral.status.in_(OPEN_STATUSES),
+      postgresql_where=Referral.status.in_(OPEN_STATUSES))
+
+
+class ReferralMessage(db.Model):
+    """One message of a referral's coordination thread, encrypted at rest (Fernet).
+
+    Only the two clinics of the referral read it; its text is never logged and never
+    sent in a notification (``referral.messages``).
+    """
+
+    __tablename__ = "referral_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"),
+                                             index=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReferralView(db.Model):
+    """When a clinic last opened a referral (for the inbox's new and unread markers)."""
+
+    __tablename__ = "referral_view"
+
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEndpoint(db.Model):
+    """A clinic's webhook: where to post which event types, signed with a secret.
+
+    The secret is encrypted at rest (Fernet) and shown once, when created.
+    """
+
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"),
+                                           index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list] = mapped_column(JSONValue, default=list)
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Event(db.Model):
+    """The notification outbox: one row per referral creation, status change, message and
+    listing reminder, written in the same transaction as the change.
+
+    ``data`` holds ids and statuses only, never patient fields or message text;
+    ``public_id`` is the webhook-id (the receivers' idempotency key).
+    """
+
+    __tablename__ = "event"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(40))
+    referral_id: Mapped[int | None] = mapped_column(
+        ForeignKey("referral.id", ondelete="CASCADE"), index=True)
+    actor_clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
+    data: Mapped[dict] = mapped_column(JSONValue, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Delivery(db.Model):
+    """One notification of one event to one webhook endpoint or one clinic's email: a
+    queue item the delivery workers claim (lease), try, and retry with backoff."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        CheckConstraint("channel IN ('webhook', 'email')", name="channel"),
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+        Index("ix_delivery_endpoint", "endpoint_id", "id"),
+        Index("uq_delivery_event_target", "event_id", "channel", "clinic_id", "endpoint_id",
+              unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("event.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(10))
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_endpoint.id", ondelete="CASCADE"))
+    #: pending (waiting or in flight), delivered, failed (gave up), skipped, cancelled
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    #: The start of the receiver's answer, at most 1 KB.
+    last_response: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    event: Mapped[Event] = relationship()
+    endpoint: Mapped[WebhookEndpoint | None] = relationship()
+
+
+class OutboxEmail(db.Model):
+    """An email kept in the local outbox instead of sent (no ``SMTP_URL``: development and
+    the demo); the clinic pages show a clinic its own."""
+
+    __tablename__ = "outbox_email"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"),
+                                                  index=True)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    to_address: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

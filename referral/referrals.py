@@ -1,12 +1,19 @@
 """Closed-loop referrals from therapists to prescribers, as plain functions.
 
 A referral goes ``requested`` -> ``accepted`` | ``rejected`` (with a reason) |
-``cancelled``; ``accepted`` -> ``scheduled`` -> ``completed``; an unanswered
-``requested`` becomes ``expired`` after 14 days. Only the receiving prescriber's
-clinic accepts, rejects, schedules and completes; only the sending clinic
-cancels. Every change is kept with who and when. A referral is visible only to
-the two clinics; its fields are never logged. Prescribers' responsiveness
-(median hours to answer, share accepted) is computed from this history.
+``cancelled``; ``accepted`` -> ``scheduled`` (with the appointment time, which may be
+changed) -> ``completed`` (with an outcome code, optional) | ``no_show`` (and from
+there scheduled again); the sending clinic may cancel (with a reason) until the
+referral is completed; an unanswered ``requested`` becomes ``expired`` after 14 days.
+Only the receiving prescriber's clinic accepts, rejects, schedules, completes and
+marks a no-show; only the sending clinic cancels. A free-text note may come with any
+change: it goes to the referral's coordination thread (encrypted). One referral per
+sending clinic, patient reference and prescriber may be open at a time. Once
+accepted, each clinic sees the other's name and contact details. Every change is kept
+with who and when, and writes a notification event in the same transaction
+(``referral.events``). A referral is visible only to the two clinics; its fields are
+never logged. Prescribers' responsiveness (median hours to answer, share accepted) is
+computed from this history.
 """
 
 from __future__ import annotations
@@ -16,19 +23,37 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy.exc import IntegrityError
 
 from search_index.reach import Patient, reach
 
+from . import events
 from .errors import Conflict, DomainError, Invalid, NotFound
 from .extensions import db
-from .models import Clinic, Provider, Referral, ReferralEvent, utcnow
+from .models import (
+    OPEN_STATUSES,
+    Clinic,
+    Provider,
+    Referral,
+    ReferralEvent,
+    ReferralMessage,
+    ReferralView,
+    utcnow,
+)
 
 EXPIRE_AFTER = dt.timedelta(days=14)
 URGENCIES = ("routine", "soon", "urgent")
 CONTACT_PREFERENCES = ("phone", "email", "portal", "mail")
 REJECTION_REASONS = ("not_accepting", "outside_scope", "insurance_not_accepted",
                      "not_licensed_in_state", "no_capacity", "patient_unreachable", "other")
+CANCELLATION_REASONS = ("patient_request", "care_found_elsewhere", "no_longer_needed",
+                        "sent_in_error", "duplicate", "other")
+#: Every reason code a status change may carry (which ones fit depends on the status).
+REASONS = tuple(dict.fromkeys(REJECTION_REASONS + CANCELLATION_REASONS))
+#: Outcome codes a completed referral may carry.
+OUTCOMES = ("evaluation_completed", "medication_started", "medication_adjusted",
+            "no_medication_needed", "referred_elsewhere", "patient_declined", "other")
 
 SENDER, RECEIVER, SYSTEM = "sender", "receiver", "system"
 #: (from, to) -> who may make that change.
@@ -38,10 +63,16 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("requested", "cancelled"): SENDER,
     ("requested", "expired"): SYSTEM,
     ("accepted", "scheduled"): RECEIVER,
+    ("accepted", "cancelled"): SENDER,
+    ("scheduled", "scheduled"): RECEIVER,  # a new appointment time
     ("scheduled", "completed"): RECEIVER,
+    ("scheduled", "no_show"): RECEIVER,
+    ("scheduled", "cancelled"): SENDER,
+    ("no_show", "scheduled"): RECEIVER,
+    ("no_show", "cancelled"): SENDER,
 }
 STATUSES = ("requested", "accepted", "rejected", "cancelled", "expired", "scheduled",
-            "completed")
+            "completed", "no_show")
 #: The statuses a clinic can ask for (``requested`` is where a referral starts; the system
 #: expires).
 REQUESTABLE_STATUSES = tuple(dict.fromkeys(to for (_, to), who in TRANSITIONS.items()
@@ -109,6 +140,7 @@ def create_referral(clinic: Clinic, values: dict) -> Referral:
             "person there nor by telehealth with a licence there."]
     if problems:
         raise Invalid("This prescriber cannot take this referral.", problems)
+    _refuse_second_open(clinic.id, values["patient_ref"], prescriber.id)
     referral = Referral(
         therapist_id=therapist.id, prescriber_id=prescriber.id, sender_clinic_id=clinic.id,
         receiver_clinic_id=prescriber.clinic_id, patient_ref=values["patient_ref"],
@@ -118,8 +150,38 @@ def create_referral(clinic: Clinic, values: dict) -> Referral:
     db.session.add(referral)
     db.session.add(ReferralEvent(referral=referral, from_status=None, to_status="requested",
                                  clinic_id=clinic.id))
+    try:
+        db.session.flush()
+    except IntegrityError:  # another request opened the same referral a moment ago
+        db.session.rollback()
+        _refuse_second_open(clinic.id, values["patient_ref"], prescriber.id)
+        raise
+    message = _note(referral, clinic.id, values.get("note"))
+    events.referral_event(referral, events.REFERRAL_CREATED, clinic.id,
+                          **({"message_id": message.id} if message else {}))
     db.session.commit()
     return referral
+
+
+def _refuse_second_open(sender_clinic_id: int, patient_ref: str, prescriber_id: int) -> None:
+    """Conflict, naming the open referral, when this patient already has one open with
+    this prescriber from this clinic."""
+    open_id = db.session.scalar(select(Referral.id).where(
+        Referral.sender_clinic_id == sender_clinic_id, Referral.patient_ref == patient_ref,
+        Referral.prescriber_id == prescriber_id, Referral.status.in_(OPEN_STATUSES)))
+    if open_id is not None:
+        raise Conflict(f"Referral {open_id} for this patient and prescriber is still open; "
+                       "update it or cancel it before sending another.",
+                       {"open_referral_id": open_id})
+
+
+def _note(referral: Referral, clinic_id: int, note: str | None) -> ReferralMessage | None:
+    """Add a note to the referral's thread (encrypted), in the current transaction."""
+    if not note:
+        return None
+    from .messages import add_message
+
+    return add_message(referral, clinic_id, note)
 
 
 def _can_see(prescriber: Provider, state: str) -> bool:
@@ -131,11 +193,15 @@ def _can_see(prescriber: Provider, state: str) -> bool:
 
 
 def change_status(clinic: Clinic, referral_id: int, wanted: str,
-                  reason: str | None = None) -> Referral:
+                  reason: str | None = None, *, note: str | None = None,
+                  appointment_at: dt.datetime | None = None,
+                  outcome: str | None = None) -> Referral:
     """Move a referral to ``wanted`` on behalf of ``clinic``.
 
     Not a party: not found. Wrong side: forbidden. Not allowed from the current
-    status: conflict. A rejection needs a reason.
+    status: conflict. A rejection and a cancellation need a reason of their own kind;
+    ``scheduled`` needs a future ``appointment_at``; ``completed`` may carry an
+    ``outcome``. A ``note`` goes to the coordination thread.
     """
     referral = visible_referral(clinic, referral_id)
     side = _side(referral, clinic)
@@ -146,23 +212,71 @@ def change_status(clinic: Clinic, referral_id: int, wanted: str,
     if who != side:
         party = "receiving prescriber's" if who == RECEIVER else "sending"
         raise Forbidden(f"Only the {party} clinic can make a referral {wanted}.")
-    if wanted == "rejected" and not reason:
-        raise Invalid("Say why the referral is rejected.", {"reason": ["Required to reject."]})
-    _apply(referral, wanted, clinic.id, reason if wanted == "rejected" else None)
+    reason = _check_details(wanted, reason, appointment_at, outcome)
+    previous = referral.status
+    _apply(referral, wanted, clinic.id, reason, appointment_at=appointment_at, outcome=outcome)
+    message = _note(referral, clinic.id, note)
+    events.referral_event(referral, events.REFERRAL_STATUS_CHANGED, clinic.id,
+                          previous_status=previous,
+                          **({"message_id": message.id} if message else {}))
     db.session.commit()
     return referral
 
 
+def _check_details(wanted: str, reason: str | None, appointment_at: dt.datetime | None,
+                   outcome: str | None) -> str | None:
+    """The reason to keep for this change; 422 for details that do not fit it."""
+    problems: dict[str, list[str]] = {}
+    kept = None
+    if wanted == "rejected":
+        if not reason:
+            problems["reason"] = ["Required to reject."]
+        elif reason not in REJECTION_REASONS:
+            problems["reason"] = ["A rejection reason is one of: "
+                                  + ", ".join(REJECTION_REASONS) + "."]
+        kept = reason
+    elif wanted == "cancelled":
+        if not reason:
+            problems["reason"] = ["Required to cancel."]
+        elif reason not in CANCELLATION_REASONS:
+            problems["reason"] = ["A cancellation reason is one of: "
+                                  + ", ".join(CANCELLATION_REASONS) + "."]
+        kept = reason
+    if wanted == "scheduled":
+        if appointment_at is None:
+            problems["appointment_at"] = ["Required to schedule: when the appointment is."]
+        elif appointment_at <= utcnow():
+            problems["appointment_at"] = ["Must be in the future."]
+    elif appointment_at is not None:
+        problems["appointment_at"] = ["Only for scheduled."]
+    if outcome is not None and wanted != "completed":
+        problems["outcome"] = ["Only for completed."]
+    elif outcome is not None and outcome not in OUTCOMES:
+        problems["outcome"] = ["One of: " + ", ".join(OUTCOMES) + "."]
+    if problems:
+        what = {"rejected": "reject", "cancelled": "cancel", "scheduled": "schedule"}
+        raise Invalid(f"The details do not fit this change to {wanted}"
+                      + (f" (say why you {what[wanted]})." if wanted in ("rejected", "cancelled")
+                         and "reason" in problems else "."), problems)
+    return kept
+
+
 def _apply(referral: Referral, wanted: str, clinic_id: int | None, reason: str | None,
-           now: dt.datetime | None = None) -> None:
+           now: dt.datetime | None = None, *, appointment_at: dt.datetime | None = None,
+           outcome: str | None = None) -> None:
     now = now or utcnow()
     db.session.add(ReferralEvent(referral=referral, from_status=referral.status,
-                                 to_status=wanted, clinic_id=clinic_id, reason=reason, at=now))
+                                 to_status=wanted, clinic_id=clinic_id, reason=reason, at=now,
+                                 appointment_at=appointment_at, outcome=outcome))
     if referral.status == "requested" and wanted in ("accepted", "rejected"):
         referral.responded_at = now
     referral.status = wanted
     if reason:
         referral.reason = reason
+    if appointment_at is not None:
+        referral.appointment_at = appointment_at
+    if outcome is not None:
+        referral.outcome = outcome
 
 
 def expire_referrals(now: dt.datetime | None = None) -> int:
@@ -173,6 +287,8 @@ def expire_referrals(now: dt.datetime | None = None) -> int:
         .with_for_update(skip_locked=True)).all()
     for referral in due:
         _apply(referral, "expired", None, None, now)
+        events.referral_event(referral, events.REFERRAL_STATUS_CHANGED, None,
+                              previous_status="requested")
     db.session.commit()
     return len(due)
 
@@ -185,6 +301,88 @@ def clinic_referrals(clinic: Clinic, box: str, page: int, per_page: int) -> dict
     query = select(Referral).where(column == clinic.id).order_by(Referral.created_at.desc(),
                                                                   Referral.id.desc())
     return paginate(query, page, per_page)
+
+
+def counterpart(referral: Referral, clinic: Clinic) -> Clinic | None:
+    """The other clinic of the referral, once the referral has been accepted (None before)."""
+    if not any(event.to_status == "accepted" for event in referral.events):
+        return None
+    other = (referral.receiver_clinic_id if _side(referral, clinic) == SENDER
+             else referral.sender_clinic_id)
+    return db.session.get(Clinic, other)
+
+
+class PartyView:
+    """A referral as one of its clinics sees it: every field of the referral, plus
+    ``counterpart`` (the other clinic, once accepted) and ``side``."""
+
+    def __init__(self, referral: Referral, clinic: Clinic):
+        self._referral = referral
+        self.side = _side(referral, clinic)
+        self.counterpart = counterpart(referral, clinic)
+
+    def __getattr__(self, name):
+        return getattr(self._referral, name)
+
+
+def party_view(clinic: Clinic, referral_id: int) -> PartyView:
+    """A referral the clinic is a party to, as it sees it (anyone else: not found)."""
+    return PartyView(visible_referral(clinic, referral_id), clinic)
+
+
+def mark_seen(clinic: Clinic, referral: Referral) -> None:
+    """Remember that the clinic has opened the referral now (for new and unread markers)."""
+    view = db.session.get(ReferralView, (referral.id, clinic.id))
+    if view is None:
+        db.session.add(ReferralView(referral_id=referral.id, clinic_id=clinic.id))
+    else:
+        view.seen_at = utcnow()
+    try:
+        db.session.commit()
+    except IntegrityError:  # opened in two tabs at once: seen either way
+        db.session.rollback()
+
+
+def unread_referrals(clinic: Clinic, referral_ids: list[int] | None = None) -> dict[int, str]:
+    """``{referral_id: "new" | "unread"}`` of the clinic's referrals with activity by the
+    other clinic (or the system) it has not seen: ``new`` for a received referral never
+    opened, ``unread`` for later changes and messages. ``referral_ids`` limits the look."""
+    mine = select(Referral.id).where(or_(Referral.sender_clinic_id == clinic.id,
+                                         Referral.receiver_clinic_id == clinic.id))
+    if referral_ids is not None:
+        mine = mine.where(Referral.id.in_(referral_ids))
+    mine = mine.scalar_subquery()
+    activity = union_all(
+        select(ReferralEvent.referral_id.label("referral_id"), ReferralEvent.at.label("at"))
+        .where(ReferralEvent.referral_id.in_(mine),
+               or_(ReferralEvent.clinic_id.is_(None), ReferralEvent.clinic_id != clinic.id)),
+        select(ReferralMessage.referral_id.label("referral_id"),
+               ReferralMessage.created_at.label("at"))
+        .where(ReferralMessage.referral_id.in_(mine), ReferralMessage.clinic_id != clinic.id),
+    ).subquery()
+    last = (select(activity.c.referral_id, func.max(activity.c.at).label("last"))
+            .group_by(activity.c.referral_id).subquery())
+    rows = db.session.execute(
+        select(Referral.id, Referral.receiver_clinic_id, last.c.last, ReferralView.seen_at)
+        .join(last, last.c.referral_id == Referral.id)
+        .outerjoin(ReferralView, and_(ReferralView.referral_id == Referral.id,
+                                      ReferralView.clinic_id == clinic.id)))
+    marks = {}
+    for referral_id, receiver, last_at, seen_at in rows:
+        last_at = last_at if isinstance(last_at, dt.datetime) else _as_time(last_at)
+        if seen_at is None:
+            marks[referral_id] = "new" if receiver == clinic.id else "unread"
+        elif last_at is not None and last_at > seen_at:
+            marks[referral_id] = "unread"
+    return marks
+
+
+def _as_time(value) -> dt.datetime | None:
+    """A timestamp read through a union (SQLite gives text, without a zone)."""
+    if value is None:
+        return None
+    parsed = dt.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 # ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 import config
@@ -123,8 +124,31 @@ def test_production_refuses_to_start_without_secret_key_and_database(tmp_path, m
     with pytest.raises(config.ConfigError, match="DATABASE_URL"):
         config.load_config(str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", "postgresql://user@db.internal/directory")
+    # issue 12: messages are encrypted at rest, so production also needs a key
+    with pytest.raises(config.ConfigError, match="ENCRYPTION_KEYS"):
+        config.load_config(str(tmp_path))
+    monkeypatch.setenv("ENCRYPTION_KEYS", Fernet.generate_key().decode())
     settings = config.load_config(str(tmp_path))
     assert settings["SECRET_KEY"] == "s3cret" and settings["SESSION_COOKIE_SECURE"] is True
+
+
+def test_encryption_keys_and_smtp_url_are_checked_without_echoing_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENCRYPTION_KEYS", "not-a-fernet-key-hunter2")
+    monkeypatch.setenv("SMTP_URL", "http://mail.example:25")
+    with pytest.raises(config.ConfigError) as refused:
+        config.load_config(str(tmp_path))
+    assert "ENCRYPTION_KEYS" in str(refused.value) and "SMTP_URL" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("ENCRYPTION_KEYS", f"{first}, {second}")
+    monkeypatch.setenv("SMTP_URL", "smtp://user:p%40ss@mail.example:587?starttls=true")
+    settings = config.load_config(str(tmp_path))
+    assert (settings["MAIL_BACKEND"], settings["MAIL_SERVER"], settings["MAIL_PORT"],
+            settings["MAIL_USERNAME"], settings["MAIL_PASSWORD"], settings["MAIL_USE_TLS"],
+            settings["MAIL_USE_SSL"]) == ("smtp", "mail.example", 587, "user", "p@ss", True,
+                                          False)
+    monkeypatch.delenv("SMTP_URL")
+    assert config.load_config(str(tmp_path))["MAIL_BACKEND"] == "referral.mailer.OutboxEmailBackend"
 
 
 def test_a_bad_value_stops_create_app(monkeypatch):

@@ -16,14 +16,19 @@ from referral.referrals import (
 
 
 def test_transitions_are_exactly_the_documented_ones():
+    # issue 12: the sender cancels until completed; the receiver reschedules and marks a
+    # no-show (after which it may schedule again)
     expected = {("requested", "accepted"): RECEIVER, ("requested", "rejected"): RECEIVER,
                 ("requested", "cancelled"): SENDER, ("requested", "expired"): SYSTEM,
-                ("accepted", "scheduled"): RECEIVER, ("scheduled", "completed"): RECEIVER}
+                ("accepted", "scheduled"): RECEIVER, ("accepted", "cancelled"): SENDER,
+                ("scheduled", "scheduled"): RECEIVER, ("scheduled", "completed"): RECEIVER,
+                ("scheduled", "no_show"): RECEIVER, ("scheduled", "cancelled"): SENDER,
+                ("no_show", "scheduled"): RECEIVER, ("no_show", "cancelled"): SENDER}
     for current in STATUSES:
         for wanted in STATUSES:
             assert allowed_transition(current, wanted) == expected.get((current, wanted))
     assert set(REQUESTABLE_STATUSES) == {"accepted", "rejected", "cancelled", "scheduled",
-                                         "completed"}
+                                         "completed", "no_show"}
 
 
 def prescriber(**values):

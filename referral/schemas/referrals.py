@@ -5,15 +5,24 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from ..limits import MAX_MESSAGE_LENGTH
 from ..referrals import (
+    CANCELLATION_REASONS,
     CONTACT_PREFERENCES,
+    OUTCOMES,
     PATIENT_REF_PATTERN,
+    REASONS,
     REJECTION_REASONS,
     REQUESTABLE_STATUSES,
     URGENCIES,
 )
-from .fields import ID_RANGE, Term
+from .fields import ID_RANGE, CleanString, Term
 from .paging import PageInfoSchema, PageQuerySchema
+
+
+def note_field(**metadata) -> CleanString:
+    """Free text for the coordination thread (cleaned like every text field; 4,000 at most)."""
+    return CleanString(validate=validate.Length(max=MAX_MESSAGE_LENGTH), metadata=metadata)
 
 
 class ReferralCreateSchema(Schema):
@@ -35,6 +44,8 @@ class ReferralCreateSchema(Schema):
                                        validate=validate.OneOf(CONTACT_PREFERENCES))
     consent_to_coordinate = fields.Boolean(required=True, metadata={
         "description": "Must be true: the patient's recorded consent to coordinate care."})
+    note = note_field(description="Optional: the first message of the coordination thread "
+                                  "(encrypted, seen only by the two clinics).")
 
 
 class ReferralStatusSchema(Schema):
@@ -44,8 +55,16 @@ class ReferralStatusSchema(Schema):
         unknown = RAISE
 
     status = fields.String(required=True, validate=validate.OneOf(REQUESTABLE_STATUSES))
-    reason = fields.String(validate=validate.OneOf(REJECTION_REASONS),
-                           metadata={"description": "Required to reject."})
+    reason = fields.String(validate=validate.OneOf(REASONS), metadata={
+        "description": "Required to reject (" + ", ".join(REJECTION_REASONS) + ") and to "
+                       "cancel (" + ", ".join(CANCELLATION_REASONS) + ")."})
+    appointment_at = fields.AwareDateTime(metadata={
+        "description": "Required to schedule (and to change the time): a future time with "
+                       "its UTC offset."})
+    outcome = fields.String(validate=validate.OneOf(OUTCOMES), metadata={
+        "description": "Optional when completing."})
+    note = note_field(description="Optional free text beside the change; it goes to the "
+                                  "coordination thread.")
 
 
 class ReferralEventSchema(Schema):
@@ -55,7 +74,18 @@ class ReferralEventSchema(Schema):
     to_status = fields.String()
     clinic_id = fields.Integer(allow_none=True)
     reason = fields.String(allow_none=True)
+    appointment_at = fields.DateTime(allow_none=True)
+    outcome = fields.String(allow_none=True)
     at = fields.DateTime()
+
+
+class CounterpartSchema(Schema):
+    """The other clinic of a referral, shown to each side once the referral is accepted."""
+
+    id = fields.Integer()
+    name = fields.String()
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
 
 
 class ReferralSchema(Schema):
@@ -77,6 +107,10 @@ class ReferralSchema(Schema):
     created_at = fields.DateTime()
     responded_at = fields.DateTime(allow_none=True)
     updated_at = fields.DateTime()
+    appointment_at = fields.DateTime(allow_none=True)
+    outcome = fields.String(allow_none=True)
+    counterpart = fields.Nested(CounterpartSchema, allow_none=True, metadata={
+        "description": "The other clinic (name, contact), once the referral is accepted."})
     history = fields.List(fields.Nested(ReferralEventSchema), attribute="events")
 
 
@@ -90,3 +124,29 @@ class ReferralPageSchema(PageInfoSchema):
     """One page of referrals."""
 
     items = fields.List(fields.Nested(ReferralSchema))
+
+
+class MessageCreateSchema(Schema):
+    """A message to the other clinic of a referral."""
+
+    class Meta:
+        unknown = RAISE
+
+    text = CleanString(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE_LENGTH),
+                       metadata={"description": "Up to 4,000 characters; encrypted at rest."})
+
+
+class MessageSchema(Schema):
+    """One message of a referral's coordination thread."""
+
+    id = fields.Integer()
+    referral_id = fields.Integer()
+    author_clinic_id = fields.Integer()
+    text = fields.String()
+    created_at = fields.DateTime()
+
+
+class MessageListSchema(Schema):
+    """A referral's thread, oldest first."""
+
+    items = fields.List(fields.Nested(MessageSchema))
