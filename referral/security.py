@@ -6,7 +6,8 @@ storage) when ``RATELIMIT_STORAGE_URI`` is set, so several processes and nodes
 share the counters (gunicorn refuses to start several workers on in-memory
 counters: ``gunicorn.conf.py``). Public searches, pages and API alike, share one
 budget per client address; writes are limited per clinic token (or address when
-there is none); failed authentications (sign-in page, bearer tokens) per address.
+there is none); failed authentications (sign-in page, bearer tokens) per address, and
+failed password sign-ins per account as well.
 """
 
 from __future__ import annotations
@@ -85,6 +86,28 @@ def record_auth_failure() -> None:
     """Count a failed sign-in or a bad token against this client address."""
     if not limits_off():
         limit, *key = _auth_failures()
+        limiter.limiter.hit(limit, *key)
+
+
+def _account_failures(email: str) -> tuple:
+    limit = limits.parse(current_app.config["RATELIMIT_ACCOUNT_FAILURES"])
+    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    return limit, current_app.config["RATELIMIT_KEY_PREFIX"], "account-failures", account
+
+
+def account_failures_exhausted(email: str) -> bool:
+    """Whether sign-ins to this account (by email) have failed too often lately, from any
+    address: a password guessed from many addresses is stopped too."""
+    if limits_off():
+        return False
+    limit, *key = _account_failures(email)
+    return not limiter.limiter.test(limit, *key)
+
+
+def record_account_failure(email: str) -> None:
+    """Count a failed sign-in (bad password or code) against this account."""
+    if not limits_off():
+        limit, *key = _account_failures(email)
         limiter.limiter.hit(limit, *key)
 
 

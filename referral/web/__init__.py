@@ -78,10 +78,11 @@ def term_options(vocabulary: str) -> list[tuple[str, str]]:
 
 def register_web(app: Flask) -> None:
     """Attach the pages, their template helpers and the site's static files."""
-    from . import clinic, public
+    from . import clinic, operator, public
 
     app.register_blueprint(public.bp)
     app.register_blueprint(clinic.bp)
+    app.register_blueprint(operator.bp)
     app.jinja_env.filters["days_ago"] = days_ago
     app.jinja_env.filters["humanize"] = humanize
     app.jinja_env.globals["term_options"] = term_options

@@ -1,5 +1,7 @@
-"""Clinic pages: sign in with the clinic token, see listings (stale first), attest them,
-upload a CSV (row errors shown, nothing written), edit a listing.
+"""Clinic pages: sign up, confirm the email, sign in with email and password (and the TOTP
+second factor when on) or with a clinic token, reset a password by an emailed link; see
+listings (stale first), attest them, upload a CSV (row errors shown, nothing written),
+edit a listing; admins manage their people and API tokens.
 
 The signed, HTTP-only session cookie holds only the key of a server-side session
 (``ClinicSession``): signing out ends it for good (a copied cookie no longer works),
@@ -10,9 +12,11 @@ CSRF token (Flask-WTF).
 from __future__ import annotations
 
 import functools
+import time
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     g,
@@ -24,48 +28,142 @@ from flask import (
 )
 from marshmallow import ValidationError
 
-from .. import listings
+from .. import accounts, clinics, listings
+from ..actors import Actor, set_actor
 from ..auth import end_session, session_for, start_session, token_for
 from ..bulk import upload_listings
-from ..errors import Invalid
+from ..errors import DomainError, Gone, Invalid
+from ..extensions import db
+from ..models import User
+from ..schemas.fields import Phone as PhoneField
 from ..schemas.listings import FORM_FIELDS, LIST_FIELDS, ListingPatchSchema, ProviderSchema
-from ..security import auth_failures_exhausted, record_auth_failure
+from ..security import (
+    account_failures_exhausted,
+    auth_failures_exhausted,
+    record_account_failure,
+    record_auth_failure,
+)
 from ..services import geocoder
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
+#: How long the second step of a sign-in (the TOTP code) may wait after the password.
+SECOND_FACTOR_SECONDS = 300
+SIGN_UP_FIELDS = ("clinic_name", "organization_npi", "phone", "email")
 
 
 def signed_in(view):
-    """Run the view for a signed-in clinic (``g.clinic``); otherwise go to sign-in."""
+    """Run the view for a signed-in clinic (``g.clinic``, ``g.user``: None for a token
+    sign-in); otherwise go to sign-in. An operator goes to the operator pages."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         live = session_for(session.get("key"))
         if live is None:
-            session.clear()
+            session.pop("key", None)  # a pending second factor stays
             return redirect(url_for("clinic.sign_in"))
-        g.clinic = live.clinic
+        if live.clinic is None:
+            return redirect(url_for("operator.home"))
+        g.clinic, g.user = live.clinic, live.user
+        set_actor(Actor(channel="page", user_id=live.user_id, token_id=live.token_id))
         return view(*args, **kwargs)
 
     return wrapper
 
 
+def admin_only(view):
+    """Only a clinic admin (or a token sign-in, which an admin issued) may run the view;
+    staff get 403."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if g.user is not None and g.user.role != "admin":
+            abort(403, description="Only your clinic's admins can do this.")
+        return view(*args, **kwargs)
+
+    return signed_in(wrapper)
+
+
+def _too_many(email: str | None = None) -> str | None:
+    if auth_failures_exhausted():
+        return "Too many failed sign-ins from your address. Please wait a minute and try again."
+    if email and account_failures_exhausted(email):
+        return ("Too many failed sign-ins to this account. Please wait and try again later, "
+                "or reset your password.")
+    return None
+
+
+def _failed(email: str | None = None) -> None:
+    record_auth_failure()
+    if email:
+        record_account_failure(email)
+
+
+def _begin(user=None, token=None):
+    session.clear()
+    session["key"] = start_session(token, current_app.config["CLINIC_SESSION_HOURS"], user)
+    if user is not None and user.role == "operator":
+        return redirect(url_for("operator.home"))
+    return redirect(url_for("clinic.home"))
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
-    """Sign in with a clinic API token."""
+    """Sign in with email and password (then the second factor, when it is on), or with a
+    clinic API token (integrations and the demo)."""
     error, status = None, 200
-    if request.method == "POST":
-        if auth_failures_exhausted():
-            error, status = ("Too many failed sign-ins from your address. "
-                             "Please wait a minute and try again."), 429
-        elif (token := token_for(request.form.get("token", "").strip())) is None:
-            record_auth_failure()
+    form = request.form
+    if request.method == "POST" and "token" in form:
+        if (error := _too_many()) is not None:
+            status = 429
+        elif (token := token_for(form.get("token", "").strip())) is None:
+            _failed()
             error, status = "That token is not valid or has been revoked.", 401
         else:
-            session.clear()
-            session["key"] = start_session(token, current_app.config["CLINIC_SESSION_HOURS"])
-            return redirect(url_for("clinic.home"))
+            return _begin(token=token)
+    elif request.method == "POST":
+        email = form.get("email", "").strip().lower()[:254]
+        if (error := _too_many(email)) is not None:
+            status = 429
+        else:
+            user = accounts.user_by_email(email)
+            if not accounts.password_matches(user, form.get("password", "")) \
+                    or user.disabled_at is not None:
+                _failed(email)
+                error, status = "The email or password is not right.", 401
+            elif user.email_confirmed_at is None:
+                error, status = ("Confirm your email address first: open the link we emailed "
+                                 "you (ask for a password reset to get a new one)."), 403
+            elif user.totp_ciphertext:
+                db.session.commit()  # a rehashed password
+                session.clear()
+                session["pending_user"] = user.id
+                session["pending_until"] = time.time() + SECOND_FACTOR_SECONDS
+                return redirect(url_for("clinic.second_factor"))
+            else:
+                db.session.commit()
+                return _begin(user=user)
     return render_template("clinic/sign_in.html", error=error), status
+
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+def second_factor():
+    """The second step of a sign-in with TOTP on: the code from the person's app."""
+    user_id, until = session.get("pending_user"), session.get("pending_until", 0)
+    user = db.session.get(User, user_id) if user_id else None
+    if user is None or time.time() > until or not accounts.usable(user):
+        session.clear()
+        flash("Please sign in again.")
+        return redirect(url_for("clinic.sign_in"))
+    error, status = None, 200
+    if request.method == "POST":
+        if (error := _too_many(user.email)) is not None:
+            status = 429
+        elif not accounts.totp_matches(user, request.form.get("code", "")):
+            _failed(user.email)
+            error, status = "That code is not right. Try the newest code from your app.", 401
+        else:
+            return _begin(user=user)
+    return render_template("clinic/second_factor.html", error=error), status
 
 
 @bp.post("/sign-out")
@@ -74,6 +172,109 @@ def sign_out():
     end_session(session.get("key"))
     session.clear()
     return redirect(url_for("clinic.sign_in"))
+
+
+@bp.route("/sign-up", methods=["GET", "POST"])
+def sign_up():
+    """Register a clinic: its name, organization NPI (optional), contact, and the person
+    who will be its admin. The email must be confirmed; an operator approves the clinic."""
+    errors, status, values = {}, 200, {}
+    if request.method == "POST":
+        values = {key: request.form.get(key, "").strip() for key in SIGN_UP_FIELDS}
+        try:
+            phone = values["phone"] or None
+            if phone:
+                phone = PhoneField().deserialize(phone)
+            user, key = accounts.sign_up(
+                clinic_name=values["clinic_name"], email=values["email"],
+                password=request.form.get("password", ""), phone=phone,
+                organization_npi=values["organization_npi"] or None)
+        except ValidationError as error:
+            errors, status = {"phone": error.messages}, 422
+        except DomainError as error:
+            errors, status = error.errors or {"_": [error.message]}, error.status
+        else:
+            sent = accounts.send_link_email(user, key, "confirm")
+            return render_template("clinic/signed_up.html", email=user.email, sent=sent)
+    return render_template("clinic/sign_up.html", errors=errors, v=values), status
+
+
+@bp.get("/confirm/<key>")
+def confirm(key):
+    """Open the emailed confirmation link: the email counts as confirmed."""
+    try:
+        accounts.confirm_email(key)
+    except Gone as error:
+        return render_template("clinic/link_gone.html", message=error.message), 410
+    flash("Your email address is confirmed. You can sign in.")
+    return redirect(url_for("clinic.sign_in"))
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+def reset_request():
+    """Ask for a password-reset link (the same answer whether or not the email is known)."""
+    if request.method == "POST":
+        if (error := _too_many()) is not None:
+            return render_template("clinic/reset_request.html", error=error), 429
+        accounts.request_reset(request.form.get("email", ""))
+        return render_template("clinic/reset_request.html", sent=True)
+    return render_template("clinic/reset_request.html")
+
+
+@bp.route("/reset/<key>", methods=["GET", "POST"])
+def reset(key):
+    """Choose a new password through an emailed one-time link."""
+    try:
+        accounts.link_user(key, "reset")
+    except Gone as error:
+        db.session.rollback()
+        return render_template("clinic/link_gone.html", message=error.message), 410
+    error = None
+    if request.method == "POST":
+        if request.form.get("password") != request.form.get("password_again"):
+            error = "The two passwords differ."
+        else:
+            try:
+                accounts.reset_password(key, request.form.get("password", ""))
+            except Invalid as problem:
+                error = " ".join(problem.errors.get("password", [problem.message]))
+            else:
+                flash("Your password is set. Sign in with it.")
+                return redirect(url_for("clinic.sign_in"))
+    return render_template("clinic/reset.html", key=key, error=error), 422 if error else 200
+
+
+@bp.route("/security", methods=["GET", "POST"])
+@signed_in
+def security():
+    """Turn the second factor (TOTP) on or off for the signed-in person."""
+    if g.user is None:
+        abort(403, description="A token sign-in has no second factor; sign in as a person.")
+    error = None
+    if request.method == "POST" and request.form.get("action") == "disable":
+        if not accounts.totp_matches(g.user, request.form.get("code", "")):
+            error = "That code is not right."
+        else:
+            accounts.disable_totp(g.user)
+            flash("The second factor is off.")
+            return redirect(url_for("clinic.security"))
+    elif request.method == "POST":
+        try:
+            accounts.enable_totp(g.user, session.get("totp_secret", ""),
+                                 request.form.get("code", ""))
+        except Invalid as problem:
+            error = problem.message
+        else:
+            session.pop("totp_secret", None)
+            flash("The second factor is on: you will be asked for a code at each sign-in.")
+            return redirect(url_for("clinic.security"))
+    secret = None
+    if not g.user.totp_ciphertext:
+        secret = session.get("totp_secret") or accounts.new_totp_secret()
+        session["totp_secret"] = secret
+    return render_template("clinic/security.html", user=g.user, secret=secret,
+                           uri=accounts.totp_uri(g.user, secret) if secret else None,
+                           error=error), 422 if error else 200
 
 
 @bp.get("")
@@ -165,3 +366,78 @@ def _form_changes(form) -> dict:
             value = form.get(name, "")
             changes[name] = value if value.strip() else ("" if field["required"] else None)
     return changes
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@admin_only
+def users():
+    """Admins: the clinic's people; add one (they get an emailed link to set a password)."""
+    if g.user is None:
+        abort(403, description="Sign in as a person (an admin) to manage people.")
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            user = accounts.create_user(g.clinic, request.form.get("email", ""),
+                                        request.form.get("role", ""))
+            db.session.flush()
+            accounts.log_activity("user_added", g.clinic.id,
+                                  {"user_id": user.id, "role": user.role})
+            key = accounts.new_link(user, "reset")
+            db.session.commit()
+        except DomainError as problem:
+            db.session.rollback()
+            error, status = problem.message, problem.status
+        else:
+            sent = accounts.send_link_email(user, key, "reset")
+            flash(f"Added {user.email}; " + ("we emailed them a link to set their password."
+                                              if sent else "the email could not be sent: "
+                                              "ask them to use 'Forgot your password'."))
+            return redirect(url_for("clinic.users"))
+    return render_template("clinic/users.html", users=accounts.clinic_users(g.clinic),
+                           error=error), status
+
+
+@bp.post("/users/<int(min=1, max=2147483647):user_id>")
+@admin_only
+def change_user(user_id):
+    """Admins: change a person's role, or disable / enable their account."""
+    if g.user is None:
+        abort(403, description="Sign in as a person (an admin) to manage people.")
+    action = request.form.get("action")
+    try:
+        if action == "role":
+            accounts.change_user(g.clinic, user_id, role=request.form.get("role"))
+        elif action in ("disable", "enable"):
+            accounts.change_user(g.clinic, user_id, disabled=action == "disable")
+        else:
+            raise Invalid("Unknown action.")
+    except DomainError as problem:
+        db.session.rollback()
+        if problem.status == 404:
+            abort(404, description=problem.message)
+        flash(problem.message)
+    return redirect(url_for("clinic.users"))
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@admin_only
+def tokens():
+    """Admins: the clinic's API tokens (for integrations); issue one (shown once)."""
+    issued = None
+    if request.method == "POST":
+        label = " ".join(request.form.get("label", "").split())[:100] or None
+        _, issued = clinics.new_token(g.clinic, label=label)
+    return render_template("clinic/tokens.html", tokens=clinics.clinic_tokens(g.clinic),
+                           issued=issued)
+
+
+@bp.post("/tokens/<int(min=1, max=2147483647):token_id>/revoke")
+@admin_only
+def revoke_token(token_id):
+    """Admins: revoke one of the clinic's tokens (sessions signed in with it end)."""
+    try:
+        clinics.revoke_clinic_token(token_id, g.clinic)
+    except DomainError as problem:
+        abort(404, description=problem.message)
+    flash("The token is revoked.")
+    return redirect(url_for("clinic.tokens"))
