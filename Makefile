@@ -25,6 +25,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/referral init-db
 	$(BIN)/referral seed --count 5000 --seed 1 --if-empty
+	@echo "Demo clinic admin (sign in at http://$(HOST):$(PORT)/clinic/sign-in):"
+	$(BIN)/referral user create 1 admin@demo.example --role admin --or-reset
 	$(BIN)/referral run --host $(HOST) --port $(PORT)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).

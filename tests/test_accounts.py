@@ -10,13 +10,11 @@ import re
 import pyotp
 import pytest
 
-from config import mail_settings
 from referral import accounts
 from referral.errors import Conflict, Invalid
 from referral.extensions import db
 from referral.models import ActivityLog, Clinic, ProviderAudit, User, UserLink
 from tests.conftest import bearer, make_app
-from tests.receivers import SmtpSink
 from tests.web.test_pages import csrf, text
 
 PASSWORD = "blue heron kettle 42"
@@ -35,19 +33,6 @@ def sign_in(client, email, password=PASSWORD, **extra):
     return client.post("/clinic/sign-in", data={
         "email": email, "password": password,
         "csrf_token": csrf(client, "/clinic/sign-in")}, **extra)
-
-
-@pytest.fixture
-def smtp():
-    sink = SmtpSink()
-    yield sink
-    sink.close()
-
-
-@pytest.fixture
-def mailing(database, smtp):
-    """The app sending email to a real local SMTP server."""
-    return make_app(database, SMTP_URL=smtp.url, **mail_settings(smtp.url, "dir@example.org"))
 
 
 def test_weak_and_common_passwords_and_duplicate_emails_are_refused(app, make_clinic):

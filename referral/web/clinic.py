@@ -192,7 +192,7 @@ def sign_up():
         except ValidationError as error:
             errors, status = {"phone": error.messages}, 422
         except DomainError as error:
-            errors, status = error.errors or {"_": [error.message]}, error.status
+            errors, status = {"_": [error.message], **error.errors}, error.status
         else:
             sent = accounts.send_link_email(user, key, "confirm")
             return render_template("clinic/signed_up.html", email=user.email, sent=sent)
