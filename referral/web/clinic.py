@@ -29,12 +29,14 @@ from flask import (
 from marshmallow import ValidationError
 
 from .. import accounts, clinics, listings
+from .. import claims as claim_rules
 from ..actors import Actor, set_actor
 from ..auth import end_session, session_for, start_session, token_for
 from ..bulk import upload_listings
 from ..errors import DomainError, Gone, Invalid
 from ..extensions import db
 from ..models import User
+from ..schemas.claims import RegistryQuerySchema
 from ..schemas.fields import Phone as PhoneField
 from ..schemas.listings import FORM_FIELDS, LIST_FIELDS, ListingPatchSchema, ProviderSchema
 from ..security import (
@@ -441,3 +443,50 @@ def revoke_token(token_id):
         abort(404, description=problem.message)
     flash("The token is revoked.")
     return redirect(url_for("clinic.tokens"))
+
+
+@bp.route("/claims", methods=["GET", "POST"])
+@admin_only
+def claim_listings():
+    """Admins: search the registry's unclaimed listings and organizations (by NPI, or name
+    and state), claim the chosen ones with the attestation, and follow the claims."""
+    args = request.args
+    results, error, status = None, None, 200
+    npi, name, state = (args.get(key, "").strip() for key in ("npi", "name", "state"))
+    if request.method == "POST":
+        try:
+            made = claim_rules.request_claims(
+                g.clinic, request.form.getlist("npi"), attest=request.form.get("attest") == "yes",
+                evidence=request.form.get("evidence"))
+        except DomainError as problem:
+            reasons = [f"{key}: {' '.join(texts)}" for key, texts in
+                       problem.errors.get("npis", {}).items()]
+            error, status = " ".join([problem.message, *reasons]), problem.status
+        else:
+            flash(f"{len(made)} claim{'s' if len(made) != 1 else ''} sent; the directory's "
+                  "staff will review them.")
+            return redirect(url_for("clinic.claim_listings"))
+    elif npi or name:
+        try:
+            query = RegistryQuerySchema().load({k: v for k, v in
+                                                (("npi", npi), ("name", name), ("state", state))
+                                                if v})
+            results = claim_rules.unclaimed_records(**query)
+        except ValidationError as problem:
+            error, status = " ".join(f"{key}: {' '.join(texts)}" for key, texts in
+                                     problem.messages.items()), 422
+    return render_template("clinic/claims.html", results=results, error=error,
+                           claims=claim_rules.clinic_claims(g.clinic),
+                           q={"npi": npi, "name": name, "state": state}), status
+
+
+@bp.post("/providers/<int(min=1, max=2147483647):provider_id>/release")
+@admin_only
+def release(provider_id):
+    """Admins: give a listing back to the registry (unclaimed, hidden from patients)."""
+    try:
+        provider = claim_rules.release_listing(g.clinic, provider_id)
+    except DomainError as problem:
+        abort(problem.status, description=problem.message)
+    flash(f"{provider.first_name} {provider.last_name} is released to the registry.")
+    return redirect(url_for("clinic.home"))
