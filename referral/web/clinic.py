@@ -16,6 +16,7 @@ import time
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -35,10 +36,21 @@ from ..auth import end_session, session_for, start_session, token_for
 from ..bulk import upload_listings
 from ..errors import DomainError, Gone, Invalid
 from ..extensions import db
+from ..limits import MAX_ID
+from ..listing_csv import rows_from_csv, rows_to_csv
 from ..models import User
 from ..schemas.claims import RegistryQuerySchema
 from ..schemas.fields import Phone as PhoneField
-from ..schemas.listings import FORM_FIELDS, LIST_FIELDS, ListingPatchSchema, ProviderSchema
+from ..schemas.listings import (
+    FORM_FIELDS,
+    LIST_FIELDS,
+    LISTING_FIELDS,
+    REQUIRED_FIELDS,
+    ListingPatchSchema,
+    ListingSchema,
+    ProviderSchema,
+    listing_label,
+)
 from ..security import (
     account_failures_exhausted,
     auth_failures_exhausted,
@@ -309,15 +321,16 @@ def upload():
     result, errors, message = None, [], None
     if request.method == "POST":
         file = request.files.get("file")
+        data = file.read() if file is not None else b""
         try:
             if file is None or not file.filename:
                 raise Invalid("Choose a CSV file to upload.")
-            result = upload_listings(g.clinic, csv=file.read(),
+            result = upload_listings(g.clinic, csv=data,
                                      max_rows=current_app.config["BULK_MAX_ROWS"],
                                      geocoder=geocoder(), verify=bool(request.form.get("verify")))
         except Invalid as error:
             message = error.message
-            errors = error.errors.get("rows", [])
+            errors = _with_values(error.errors.get("rows", []), data)
             if not errors:
                 errors = [{"row": "", "field": field, "message": "; ".join(texts)}
                           for field, texts in error.errors.items()]
@@ -350,6 +363,25 @@ def edit(provider_id):
             errors = error.errors
     return render_template("clinic/edit.html", p=values, errors=errors, form_fields=FORM_FIELDS,
                            provider_id=provider_id), 422 if errors else 200
+
+
+def _with_values(errors: list[dict], data: bytes) -> list[dict]:
+    """Row errors with the bad value beside each (as written in the file) and the field in
+    plain words."""
+    try:
+        rows = rows_from_csv(data) if errors else []
+    except Invalid:
+        rows = []
+    shown = []
+    for error in errors:
+        number, field = error.get("row"), str(error.get("field", ""))
+        name = field.split("[")[0].split(".")[0]
+        cell = rows[number - 1].get(name) if isinstance(number, int) and \
+            0 < number <= len(rows) else None
+        value = "; ".join(cell) if isinstance(cell, list) else cell
+        shown.append({**error, "label": listing_label(name),
+                      "value": value})
+    return shown
 
 
 def _form_changes(form) -> dict:
@@ -490,3 +522,94 @@ def release(provider_id):
         abort(problem.status, description=problem.message)
     flash(f"{provider.first_name} {provider.last_name} is released to the registry.")
     return redirect(url_for("clinic.home"))
+
+
+@bp.route("/providers/new", methods=["GET", "POST"])
+@signed_in
+def new_listing():
+    """Add a listing by hand (it counts as verified now); bad values come back with their
+    messages in plain words."""
+    errors: dict = {}
+    values: dict = {field: None for field in LISTING_FIELDS}
+    values.update({name: [] for name in LIST_FIELDS})
+    values.update(in_person=True, accepting_new_patients=True)
+    if request.method == "POST":
+        changes = _form_changes(request.form)
+        changes["npi"] = request.form.get("npi", "").strip()
+        values.update(changes)
+        try:
+            loaded = ListingSchema().load({k: v for k, v in changes.items()
+                                           if v not in (None, "") or k in REQUIRED_FIELDS})
+            provider = listings.create_provider(g.clinic, loaded, geocoder())
+        except ValidationError as error:
+            errors = error.messages
+        except DomainError as error:
+            errors = error.errors or {"_": [error.message]}
+            if error.status == 403:
+                errors = {"_": [error.message]}
+        else:
+            flash(f"{provider.first_name} {provider.last_name} is listed.")
+            return redirect(url_for("clinic.home"))
+    return render_template("clinic/edit.html", p=values, errors=errors, form_fields=FORM_FIELDS,
+                           provider_id=None), 422 if errors else 200
+
+
+@bp.post("/providers/<int(min=1, max=2147483647):provider_id>/active")
+@signed_in
+def set_active(provider_id):
+    """Deactivate a listing (hidden from patients, history kept) or reactivate it."""
+    if request.form.get("active") == "true":
+        provider = listings.update_provider(g.clinic, provider_id, {"active": True}, geocoder())
+        flash(f"{provider.first_name} {provider.last_name} is active again.")
+    else:
+        provider = listings.deactivate_provider(g.clinic, provider_id)
+        flash(f"{provider.first_name} {provider.last_name} is deactivated: hidden from "
+              "patients, history kept.")
+    return redirect(url_for("clinic.home"))
+
+
+@bp.post("/verify")
+@signed_in
+def verify_selected():
+    """'Still current' for every selected listing at once (all or nothing)."""
+    ids = request.form.getlist("provider_id", type=int)
+    if not ids:
+        flash("Select the listings that are still current first.")
+        return redirect(url_for("clinic.home"))
+    for provider_id in ids:
+        listings.clinic_provider(g.clinic, provider_id)  # another clinic's: 404, nothing kept
+    for provider_id in ids:
+        listings.verify_provider(g.clinic, provider_id)
+    flash(f"{len(ids)} listing{'s are' if len(ids) != 1 else ' is'} marked as current.")
+    return redirect(url_for("clinic.home"))
+
+
+def _csv_answer(text: str, filename: str) -> Response:
+    return Response(text, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/listings/template.csv")
+@signed_in
+def csv_template():
+    """An empty CSV with the header row of an upload (every listing field)."""
+    return _csv_answer(rows_to_csv([]), "listings-template.csv")
+
+
+@bp.get("/listings.csv")
+@signed_in
+def csv_export():
+    """Every listing of the clinic as CSV, in the upload's format (cells that a spreadsheet
+    would run as a formula are neutralised by the one CSV writer)."""
+    everything = listings.clinic_listings(g.clinic, 1, MAX_ID)["items"]
+    return _csv_answer(rows_to_csv(ProviderSchema(many=True).dump(everything)),
+                       "listings.csv")
+
+
+@bp.get("/providers/<int(min=1, max=2147483647):provider_id>/history")
+@signed_in
+def history(provider_id):
+    """The listing's change history: who, when, through which channel, old and new."""
+    provider = listings.clinic_provider(g.clinic, provider_id)
+    return render_template("clinic/history.html", provider=provider,
+                           entries=listings.audit_trail(g.clinic, provider_id))
