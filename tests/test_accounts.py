@@ -248,3 +248,19 @@ def test_audit_rows_say_which_user_or_token_acted_and_the_channel(app, make_clin
         assert seen == [("create", "api", False, True), ("verify", "page", True, False),
                         ("create", "cli", False, False)]
         assert rows[1].user_id == user_id
+
+
+def test_reset_requests_are_limited_per_address(database, app, make_clinic, smtp):
+    from config import mail_settings
+
+    limited = make_app(database, RATE_LIMITS=True, RATELIMIT_AUTH_FAILURES="2 per minute",
+                       SMTP_URL=smtp.url, **mail_settings(smtp.url, "dir@example.org"))
+    clinic_id, _ = make_clinic()
+    add_user(app, clinic_id, "victim@example.org")
+    client = limited.test_client()
+    here = {"REMOTE_ADDR": "127.0.3.1"}
+    statuses = [client.post("/clinic/reset", environ_base=here, data={
+        "email": "victim@example.org", "csrf_token": csrf(client, "/clinic/reset")}).status_code
+        for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert len(smtp.messages) == 2

@@ -230,6 +230,7 @@ def reset_request():
     if request.method == "POST":
         if (error := _too_many()) is not None:
             return render_template("clinic/reset_request.html", error=error), 429
+        record_auth_failure()  # reset emails count against the address's budget: no mail bombs
         accounts.request_reset(request.form.get("email", ""))
         return render_template("clinic/reset_request.html", sent=True)
     return render_template("clinic/reset_request.html")
