@@ -32,6 +32,8 @@ venv: $(STAMP) $(AXE)
 demo: $(STAMP)
 	$(BIN)/referral init-db
 	$(BIN)/referral seed --count 5000 --seed 1 --if-empty
+	@echo "Demo clinic admin (sign in at http://$(HOST):$(PORT)/clinic/sign-in):"
+	$(BIN)/referral user create 1 admin@demo.example --role admin --or-reset
 	@mkdir -p instance
 	$(BIN)/referral worker >> instance/worker.log 2>&1 & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \

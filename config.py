@@ -52,6 +52,12 @@ Environment variables:
 - ``RATELIMIT_WRITE`` (str): limit of writes per clinic token (default ``60 per minute``).
 - ``RATELIMIT_AUTH_FAILURES`` (str): failed sign-ins and bad API tokens per client address
   (default ``10 per minute``); past it every authentication from that address answers 429.
+- ``RATELIMIT_ACCOUNT_FAILURES`` (str): failed password (or second-factor) sign-ins per
+  account, from any address (default ``10 per hour``); past it that account's sign-in
+  answers 429 until the window passes.
+- ``RESET_LINK_MINUTES`` (int): how long an emailed password-reset link works (default 60;
+  it works once).
+- ``CONFIRM_LINK_HOURS`` (int): how long an email-confirmation link works (default 48).
 - ``RATELIMIT_KEY_PREFIX`` (str): prefix of the counters' keys in the shared storage
   (default ``referral``), so several services can share one Redis.
 
@@ -189,6 +195,11 @@ def load_config(instance_path: str) -> dict:
         "RATELIMIT_WRITE": env.str("RATELIMIT_WRITE", "60 per minute", validate=rate_limit),
         "RATELIMIT_AUTH_FAILURES": env.str("RATELIMIT_AUTH_FAILURES", "10 per minute",
                                            validate=rate_limit),
+        "RATELIMIT_ACCOUNT_FAILURES": env.str("RATELIMIT_ACCOUNT_FAILURES", "10 per hour",
+                                              validate=rate_limit),
+        # People: one-time links (issue 13)
+        "RESET_LINK_MINUTES": env.int("RESET_LINK_MINUTES", 60, validate=count),
+        "CONFIRM_LINK_HOURS": env.int("CONFIRM_LINK_HOURS", 48, validate=count),
         "RATELIMIT_KEY_PREFIX": env.str("RATELIMIT_KEY_PREFIX", "referral"),
         # Notifications, the coordination thread and the delivery worker (issue 12)
         "ENCRYPTION_KEYS": env.str("ENCRYPTION_KEYS", "", validate=lambda v: not v or

@@ -1,4 +1,5 @@
-"""Clinic API tokens: issue, check, revoke; and the ``clinic_required`` view decorator.
+"""Clinic API tokens: issue, check, revoke; the ``clinic_required`` view decorator; and the
+server-side sessions of the pages (signed in with a token or as a person).
 
 A token is 32 random bytes (URL-safe text with an ``mhd_`` prefix), shown once.
 Only its SHA-256 hash is stored: a high-entropy random token needs no slow
@@ -18,8 +19,9 @@ from flask import g, request
 from flask_smorest import abort
 from sqlalchemy import select
 
+from .actors import Actor, set_actor
 from .extensions import db
-from .models import ApiToken, Clinic, ClinicSession, utcnow
+from .models import ApiToken, Clinic, ClinicSession, User, utcnow
 from .security import auth_failures_exhausted, record_auth_failure
 
 TOKEN_PREFIX = "mhd_"
@@ -56,26 +58,32 @@ def token_for(plaintext: str) -> ApiToken | None:
     return row
 
 
-def start_session(token: ApiToken, hours: int) -> str:
-    """Open a clinic-pages session signed in with ``token``; return its key (for the
-    signed cookie; only the key's hash is stored). It ends after ``hours``."""
+def start_session(token: ApiToken | None, hours: int, user: User | None = None) -> str:
+    """Open a pages session signed in with ``token`` or as ``user`` (an operator has no
+    clinic); return its key (for the signed cookie; only the key's hash is stored). It
+    ends after ``hours``."""
     key = secrets.token_urlsafe(32)
     now = utcnow()
-    db.session.add(ClinicSession(key_hash=hash_token(key), clinic_id=token.clinic_id,
-                                 token_id=token.id, created_at=now,
+    clinic_id = token.clinic_id if token is not None else user.clinic_id
+    db.session.add(ClinicSession(key_hash=hash_token(key), clinic_id=clinic_id,
+                                 token_id=token.id if token is not None else None,
+                                 user_id=user.id if user is not None else None, created_at=now,
                                  expires_at=now + dt.timedelta(hours=hours)))
     db.session.commit()
     return key
 
 
 def session_for(key: str | None) -> ClinicSession | None:
-    """The live session with this key: not ended, not expired, its token not revoked."""
+    """The live session with this key: not ended, not expired, its token not revoked, its
+    person not disabled."""
     if not key or len(key) > 100:
         return None
     row = db.session.scalar(select(ClinicSession).where(ClinicSession.key_hash == hash_token(key)))
     if row is None or row.ended_at is not None or row.expires_at <= utcnow():
         return None
     if row.token is not None and row.token.revoked_at is not None:
+        return None
+    if row.user is not None and row.user.disabled_at is not None:
         return None
     return row
 
@@ -86,12 +94,6 @@ def end_session(key: str | None) -> None:
     if row is not None:
         row.ended_at = utcnow()
         db.session.commit()
-
-
-def clinic_for_token(plaintext: str) -> Clinic | None:
-    """The clinic holding this unrevoked token, or None."""
-    row = token_for(plaintext)
-    return row.clinic if row is not None else None
 
 
 def revoke_token(token: ApiToken) -> None:
@@ -120,11 +122,12 @@ def clinic_required(view):
         if auth_failures_exhausted():
             abort(429, message="Too many failed authentications from your address. "
                                "Please wait a minute and try again.")
-        clinic = clinic_for_token(token)
-        if clinic is None:
+        row = token_for(token)
+        if row is None:
             record_auth_failure()
             abort(401, message="The clinic token is not valid or has been revoked.")
-        g.clinic = clinic
+        g.clinic = row.clinic
+        set_actor(Actor(channel="api", token_id=row.id))
         return view(*args, **kwargs)
 
     return wrapper

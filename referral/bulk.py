@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from marshmallow import ValidationError
 from sqlalchemy import select
 
+from .accounts import require_approved
 from .errors import Invalid
 from .extensions import db
 from .listing_csv import rows_from_csv
@@ -83,6 +84,7 @@ def bulk_upsert(clinic: Clinic, rows: list, *, dry_run: bool = False, verify: bo
     validated before anything is written; if any row fails, ``Invalid`` lists every
     row's errors (rows numbered from 1) and nothing is written.
     """
+    require_approved(clinic)
     errors: list[dict] = []
     loaded: list[tuple[int, dict]] = []
     first_row_of_npi: dict[str, int] = {}

@@ -336,12 +336,98 @@ def remind_stale_command():
     click.echo(f"Reminded {remind_stale(current_app.config['STALE_AFTER_DAYS'])} clinics.")
 
 
+def _password_or_new(password: str | None) -> tuple[str, bool]:
+    import secrets
+
+    return (password, False) if password else (secrets.token_urlsafe(18), True)
+
+
+@click.group("operator")
+def operator_group():
+    """Manage the directory's operators (its own staff: they approve clinics and claims)."""
+
+
+@operator_group.command("create")
+@click.argument("email")
+@click.option("--password", envvar="REFERRAL_NEW_PASSWORD",
+              help="The password (default: a random one, printed once).")
+@with_appcontext
+def operator_create(email, password):
+    """Make an operator who signs in on /clinic/sign-in and decides on /operator."""
+    from . import accounts
+
+    password, generated = _password_or_new(password)
+    user = _domain_errors_as_click(accounts.create_user, None, email, "operator", password,
+                                   confirmed=True)
+    db.session.flush()
+    accounts.log_activity("operator_created", None, {"user_id": user.id})
+    db.session.commit()
+    click.echo(f"Operator {user.email} created." +
+               (f" Password (shown once): {password}" if generated else ""))
+
+
+@operator_group.command("decide-claim")
+@click.argument("claim_id", type=click.IntRange(1, 2_147_483_647))
+@click.argument("decision", type=click.Choice(["approve", "reject"]))
+@click.option("--reason", help="Why (needed to reject).")
+@with_appcontext
+def operator_decide_claim(claim_id, decision, reason):
+    """Approve or reject a pending claim from the shell (audited as the CLI)."""
+    from . import claims
+
+    claim = _domain_errors_as_click(claims.decide_claim, claim_id, decision == "approve",
+                                    reason)
+    click.echo(f"Claim {claim.id} ({claim.npi}) is {claim.status}.")
+
+
+@click.group("user")
+def user_group():
+    """Manage the people of clinics."""
+
+
+@user_group.command("create")
+@click.argument("clinic_id", type=click.IntRange(1, 2_147_483_647))
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "staff"]), default="admin",
+              show_default=True)
+@click.option("--password", envvar="REFERRAL_NEW_PASSWORD",
+              help="The password (default: a random one, printed once).")
+@click.option("--or-reset", is_flag=True,
+              help="If the email has an account already, give it a new password instead.")
+@with_appcontext
+def user_create(clinic_id, email, role, password, or_reset):
+    """Add a person (email confirmed) to a clinic; prints a generated password once."""
+    from . import accounts
+
+    clinic = _domain_errors_as_click(clinics.clinic_by_id, clinic_id)
+    password, generated = _password_or_new(password)
+    existing = accounts.user_by_email(email)
+    if existing is not None and or_reset:
+        if existing.clinic_id != clinic.id:
+            raise click.ClickException("That email belongs to another clinic's account.")
+        problem = accounts.password_problem(password, existing.email)
+        if problem:
+            raise click.ClickException(problem)
+        existing.password_hash = accounts.hash_password(password)
+        accounts.log_activity("password_set", clinic.id, {"user_id": existing.id})
+        db.session.commit()
+        user = existing
+    else:
+        user = _domain_errors_as_click(accounts.create_user, clinic, email, role, password,
+                                       confirmed=True)
+        db.session.flush()
+        accounts.log_activity("user_added", clinic.id, {"user_id": user.id, "role": role})
+        db.session.commit()
+    click.echo(f"{user.email} ({user.role}) of clinic {clinic.id}: {clinic.name}." +
+               (f" Password (shown once): {password}" if generated else ""))
+
+
 def register_cli(app: Flask) -> None:
     """Add the project's commands to the app's CLI."""
     for command in (init_db_command, clinic_group, seed_command, reindex_command,
                     check_index_command, expire_referrals_command, import_nppes_command,
                     import_npi_json_command, worker_command, new_key_command,
-                    rotate_keys_command, remind_stale_command):
+                    rotate_keys_command, remind_stale_command, operator_group, user_group):
         app.cli.add_command(command)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from .accounts import log_activity
 from .auth import issue_token, revoke_token
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
@@ -46,6 +47,8 @@ def clinic_by_id(clinic_id: int) -> Clinic:
 def new_token(clinic: Clinic, label: str | None = None) -> tuple[ApiToken, str]:
     """Issue another token for ``clinic``; return the row and the token (shown once)."""
     row, plaintext = issue_token(clinic, label=label)
+    db.session.flush()
+    log_activity("token_issued", clinic.id, {"token_id": row.id})
     db.session.commit()
     return row, plaintext
 
@@ -61,6 +64,7 @@ def revoke_clinic_token(token_id: int, clinic: Clinic | None = None) -> ApiToken
     if row is None or (clinic is not None and row.clinic_id != clinic.id):
         raise NotFound(f"{'Your clinic has' if clinic else 'There is'} no token {token_id}.")
     revoke_token(row)
+    log_activity("token_revoked", row.clinic_id, {"token_id": row.id})
     db.session.commit()
     return row
 

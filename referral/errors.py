@@ -55,6 +55,18 @@ class Conflict(DomainError):
     status = 409
 
 
+class Forbidden(DomainError):
+    """The caller is known but may not do this (a role, or a clinic not approved yet)."""
+
+    status = 403
+
+
+class Gone(DomainError):
+    """A one-time link that was used already or has expired."""
+
+    status = 410
+
+
 class Invalid(DomainError):
     """The input is well-formed but breaks a rule."""
 

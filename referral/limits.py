@@ -33,3 +33,12 @@ MAX_JSON_DEPTH = 32
 MAX_WEBHOOKS_PER_CLINIC = 10
 #: Longest coordination message (and status-change note), in characters.
 MAX_MESSAGE_LENGTH = 4000
+#: Shortest password a person may choose, in characters.
+MIN_PASSWORD_LENGTH = 12
+#: Longest password accepted (argon2 hashes anything, but a megabyte password is an attack).
+MAX_PASSWORD_LENGTH = 200
+#: Longest reason an operator gives for a decision, and a claim's evidence.
+MAX_REASON_LENGTH = 500
+MAX_EVIDENCE_LENGTH = 2000
+#: Most records one claim request names.
+MAX_CLAIMS_PER_REQUEST = 100

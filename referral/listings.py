@@ -23,6 +23,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from .accounts import require_approved
+from .actors import current_actor
 from .errors import Conflict, Invalid, NotFound, PreconditionFailed, database_conflict
 from .extensions import db
 from .geo import ZipGeocoder, locate_practice, lookup_zip
@@ -81,9 +83,14 @@ def listing_diff(before: dict, after: dict) -> dict:
 
 def record_audit(provider: Provider, clinic: Clinic | None, action: str, changes: dict,
                  source: str = "api") -> None:
-    """Add an audit entry for ``provider`` to the session."""
+    """Add an audit entry for ``provider`` to the session, with who acted and through which
+    channel (``referral.actors``; an NPPES import is always the ``import`` channel)."""
+    actor = current_actor()
+    channel = "import" if source == "nppes" else actor.channel
     db.session.add(ProviderAudit(provider=provider, clinic_id=clinic.id if clinic else None,
-                                 action=action, changes=_jsonable(changes), source=source))
+                                 action=action, changes=_jsonable(changes), source=source,
+                                 user_id=actor.user_id, token_id=actor.token_id,
+                                 channel=channel))
 
 
 def _jsonable(changes: dict) -> dict:
@@ -161,10 +168,14 @@ def audit_trail(clinic: Clinic, provider_id: int) -> list[ProviderAudit]:
 
 
 def npi_taken_message(existing: Provider, clinic: Clinic) -> str:
+    """Why a listing with ``existing``'s NPI cannot be created by ``clinic``."""
     if existing.clinic_id == clinic.id:
         return (f"NPI {existing.npi} is already your listing {existing.id}; "
                 "update it with PATCH or a bulk upload.")
-    return f"NPI {existing.npi} is already listed by another clinic or the public registry."
+    if existing.clinic_id is None:
+        return (f"NPI {existing.npi} is in the public registry, unclaimed: claim it "
+                "(POST /api/v1/claims, or Claim listings on the clinic pages).")
+    return f"NPI {existing.npi} is already listed by another clinic."
 
 
 def commit_or_conflict() -> None:
@@ -197,6 +208,7 @@ def writable_provider(clinic: Clinic, provider_id: int,
 
 def create_provider(clinic: Clinic, values: dict, geocoder=None) -> Provider:
     """Create a listing for ``clinic`` from loaded ``values``; it counts as verified now."""
+    require_approved(clinic)
     existing = db.session.scalar(select(Provider).where(Provider.npi == values["npi"]))
     if existing is not None:
         raise Conflict(npi_taken_message(existing, clinic), {"npi": ["Already listed."]})

@@ -1,4 +1,5 @@
-"""Database models: clinics, their API tokens, provider listings and the audit trail.
+"""Database models: clinics, their people and API tokens, provider listings, claims and the
+audit trail.
 
 The database is the source of truth; the search index is derived from it.
 List-valued listing attributes (modalities, concerns, licensed states, ...) are
@@ -75,6 +76,13 @@ class Clinic(db.Model):
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: ``approved`` (may publish listings), ``pending`` (signed up, waits for an operator),
+    #: ``rejected``, ``unclaimed`` (an organization imported from NPPES that nobody runs)
+    #: or ``merged`` (an unclaimed organization a clinic claimed: its listings moved there).
+    status: Mapped[str] = mapped_column(String(20), default="approved",
+                                        server_default="approved")
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="clinic")
 
@@ -107,15 +115,122 @@ class ClinicSession(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"),
-                                           index=True)
+    #: The clinic signed in to; None for an operator (the directory's own staff).
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"),
+                                                  index=True)
     token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="CASCADE"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The person signed in (email and password); None for a token sign-in.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                                index=True)
 
-    clinic: Mapped[Clinic] = relationship()
+    clinic: Mapped[Clinic | None] = relationship()
     token: Mapped[ApiToken | None] = relationship()
+    user: Mapped[User | None] = relationship()
+
+
+class User(db.Model):
+    """A person who signs in with email and password: a clinic's ``admin`` or ``staff``, or
+    an ``operator`` of the directory (no clinic). The password is an argon2 hash."""
+
+    __tablename__ = "user_account"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'staff', 'operator')", name="role"),
+        CheckConstraint("(role = 'operator') = (clinic_id IS NULL)", name="operator_no_clinic"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"),
+                                                  index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    email_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The TOTP secret, encrypted (Fernet); set once the person confirmed a first code.
+    totp_ciphertext: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    clinic: Mapped[Clinic | None] = relationship()
+
+
+class UserLink(db.Model):
+    """A one-time emailed link (email confirmation, password reset): only its hash is kept;
+    it works once and until it expires."""
+
+    __tablename__ = "user_link"
+    __table_args__ = (CheckConstraint("purpose IN ('confirm', 'reset')", name="purpose"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         index=True)
+    purpose: Mapped[str] = mapped_column(String(10))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class Claim(db.Model):
+    """A clinic's claim of a registry record: an unclaimed listing (``listing``) or an
+    unclaimed organization (``organization``), with the claimant's attestation. It waits
+    for an operator; the first approved claim of an NPI wins."""
+
+    __tablename__ = "claim"
+    __table_args__ = (
+        CheckConstraint("kind IN ('listing', 'organization')", name="kind"),
+        CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+        Index("ix_claim_status", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"),
+                                           index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    npi: Mapped[str] = mapped_column(String(10), index=True)
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id",
+                                                               ondelete="CASCADE"))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id",
+                                                                   ondelete="CASCADE"))
+    attestation: Mapped[str] = mapped_column(String(500))
+    evidence: Mapped[str | None] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(500))
+    requested_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"))
+    requested_by_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_token.id", ondelete="SET NULL"))
+    decided_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    clinic: Mapped[Clinic] = relationship(foreign_keys=[clinic_id])
+    provider: Mapped[Provider | None] = relationship()
+    organization: Mapped[Clinic | None] = relationship(foreign_keys=[organization_id])
+
+
+class ActivityLog(db.Model):
+    """Account and directory decisions that are not listing changes: sign-ups, approvals
+    and rejections, claims decided, users and tokens managed; who acted and through which
+    channel."""
+
+    __tablename__ = "activity_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(40))
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"),
+                                                  index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
+                                                           ondelete="SET NULL"))
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(10))
+    details: Mapped[dict] = mapped_column(JSONValue, default=dict)
 
 
 class Provider(db.Model):
@@ -192,8 +307,16 @@ class ProviderAudit(db.Model):
     changes: Mapped[dict] = mapped_column(JSONValue, default=dict)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     source: Mapped[str] = mapped_column(String(20), default="api")
+    #: Who acted: a person (``user_id``) or an API token (``token_id``), or neither (an
+    #: import or a command), and through which channel: page, api, import or cli.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id",
+                                                           ondelete="SET NULL"))
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_token.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(10), default="api", server_default="api")
 
     provider: Mapped[Provider] = relationship()
+    user: Mapped[User | None] = relationship()
+    token: Mapped[ApiToken | None] = relationship()
 
 
 class ProviderChange(db.Model):

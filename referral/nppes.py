@@ -163,6 +163,19 @@ def is_deactivated(record: NppesRecord) -> bool:
     return record.reactivated_on is None or record.reactivated_on <= record.deactivated_on
 
 
+def is_behavioral_organization(record: NppesRecord) -> bool:
+    """An organization (entity type 2) the directory keeps as a clinic: one with a
+    behavioral organization code, or with any individual therapist or prescriber code (a
+    group practice: a psychology group with 103T00000X, a social-work group with
+    1041C0700X, a psychiatry group with 2084P0800X). The excluded codes (psychiatric
+    registered nurses, school and pastoral counselors, ...) count for nothing."""
+    codes = [code for code, _, _ in record.taxonomies]
+    if BEHAVIORAL_ORGANIZATION_CODES.intersection(codes):
+        return True
+    states = {state.strip().upper() for _, state, _ in record.taxonomies}
+    return any(provider_type_for_code(code, states) is not None for code in codes)
+
+
 def classify(record: NppesRecord, states: set[str] | None = None) -> Classified:
     """Classify one record by the import rules (see the module docstring)."""
     npi = record.npi.strip()
@@ -174,7 +187,7 @@ def classify(record: NppesRecord, states: set[str] | None = None) -> Classified:
         return Classified("skip", npi, "no_entity_type")
     codes = [code for code, _, _ in record.taxonomies]
     if record.entity_type == "2":
-        if not BEHAVIORAL_ORGANIZATION_CODES.intersection(codes):
+        if not is_behavioral_organization(record):
             return Classified("skip", npi, "organization_not_behavioral")
         if record.country not in ("", "US"):
             return Classified("skip", npi, "foreign_address")

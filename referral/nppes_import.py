@@ -115,8 +115,11 @@ def _upsert_provider(item: Classified, provider: Provider | None, counts: Counte
 
 def _upsert_clinic(item: Classified, clinic: Clinic | None, counts: Counter) -> None:
     if clinic is None:
-        db.session.add(Clinic(**item.values))
+        db.session.add(Clinic(**item.values, status="unclaimed"))
         counts["clinics created (unclaimed)"] += 1
+        return
+    if clinic.status != "unclaimed":  # a clinic runs it now: its own name and phone stay
+        counts["clinics unchanged"] += 1
         return
     changed = False
     for field in ("name", "phone"):

@@ -6,7 +6,8 @@ storage) when ``RATELIMIT_STORAGE_URI`` is set, so several processes and nodes
 share the counters (gunicorn refuses to start several workers on in-memory
 counters: ``gunicorn.conf.py``). Public searches, pages and API alike, share one
 budget per client address; writes are limited per clinic token (or address when
-there is none); failed authentications (sign-in page, bearer tokens) per address.
+there is none); failed authentications (sign-in page, bearer tokens) per address, and
+failed password sign-ins per account as well.
 """
 
 from __future__ import annotations
@@ -89,6 +90,28 @@ def record_auth_failure() -> None:
         limiter.limiter.hit(limit, *key)
 
 
+def _account_failures(email: str) -> tuple:
+    limit = limits.parse(current_app.config["RATELIMIT_ACCOUNT_FAILURES"])
+    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    return limit, current_app.config["RATELIMIT_KEY_PREFIX"], "account-failures", account
+
+
+def account_failures_exhausted(email: str) -> bool:
+    """Whether sign-ins to this account (by email) have failed too often lately, from any
+    address: a password guessed from many addresses is stopped too."""
+    if limits_off():
+        return False
+    limit, *key = _account_failures(email)
+    return not limiter.limiter.test(limit, *key)
+
+
+def record_account_failure(email: str) -> None:
+    """Count a failed sign-in (bad password or code) against this account."""
+    if not limits_off():
+        limit, *key = _account_failures(email)
+        limiter.limiter.hit(limit, *key)
+
+
 def limit_writes(blueprint) -> None:
     """Apply the write limit to every writing method of a blueprint."""
     limiter.limit(write_limit, key_func=writer_key, methods=list(WRITE_METHODS),
@@ -104,7 +127,8 @@ def _headers(response):
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     if current_app.config.get("REFERRAL_ENV") == "production":
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-    if request.path.startswith(("/clinic", "/api/v1/referrals", "/api/v1/clinics")):
+    if request.path.startswith(("/clinic", "/operator", "/api/v1/referrals", "/api/v1/clinics",
+                                "/api/v1/claims", "/api/v1/registry")):
         headers["Cache-Control"] = "no-store"
     if request.method in ("GET", "HEAD", "OPTIONS") and PUBLIC_READ.match(request.path):
         headers["Access-Control-Allow-Origin"] = "*"

@@ -244,3 +244,21 @@ def generated_directory(count: int, seed: int) -> list[dict]:
                          "clinic": {"id": clinic_index + 1, "name": clinics[clinic_index].name},
                          "updated_at": now, "active": True})
     return listings
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on a free loopback port; ``smtp.messages``."""
+    from tests.receivers import SmtpSink
+
+    sink = SmtpSink()
+    yield sink
+    sink.close()
+
+
+@pytest.fixture
+def mailing(database, smtp):
+    """The app sending its emails to the ``smtp`` server (same database as ``app``)."""
+    from config import mail_settings
+
+    return make_app(database, SMTP_URL=smtp.url, **mail_settings(smtp.url, "dir@example.org"))

@@ -50,6 +50,8 @@ def test_defaults(tmp_path):
     assert settings["RATELIMIT_SEARCH"] == "120 per minute"
     assert settings["RATELIMIT_WRITE"] == "60 per minute"
     assert settings["RATELIMIT_KEY_PREFIX"] == "referral"
+    assert settings["RATELIMIT_ACCOUNT_FAILURES"] == "10 per hour"
+    assert (settings["RESET_LINK_MINUTES"], settings["CONFIRM_LINK_HOURS"]) == (60, 48)
     assert "JSON_SORT_KEYS" not in settings
 
 
@@ -97,6 +99,9 @@ def test_every_usual_spelling_switches_on(tmp_path, monkeypatch, spelling):
     ("RATELIMIT_SEARCH", "lots"),
     ("RATELIMIT_WRITE", "60 each minute"),
     ("RATELIMIT_STORAGE_URI", ""),
+    ("RATELIMIT_ACCOUNT_FAILURES", "often"),
+    ("RESET_LINK_MINUTES", "0"),
+    ("CONFIRM_LINK_HOURS", "two days"),
 ])
 def test_a_bad_value_is_refused_by_name(tmp_path, monkeypatch, name, value):
     monkeypatch.setenv(name, value)

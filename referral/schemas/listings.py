@@ -160,10 +160,17 @@ LISTING_DEFAULTS = {name: (field.load_default() if callable(field.load_default)
                     for name, field in _DECLARED.items() if field.load_default is not missing}
 
 
+#: Plain words for the bookkeeping fields of a listing (history, messages).
+BOOKKEEPING_LABELS = {"active": "Shown to patients", "last_verified_at": "Last verified",
+                      "clinic_id": "Clinic", "_row": "Row"}
+
+
 def listing_label(name: str) -> str:
     """A listing field's name in plain words (``fee_min`` -> ``Lowest fee ($)``)."""
     field = _DECLARED.get(name)
-    return field.metadata.get("label", name) if field else name.replace("_", " ").capitalize()
+    if field is not None:
+        return field.metadata.get("label", name)
+    return BOOKKEEPING_LABELS.get(name) or name.replace("_", " ").capitalize()
 
 
 def _form_field(name: str, field) -> dict:

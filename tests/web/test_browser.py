@@ -141,8 +141,9 @@ def test_crisis_text_shows_the_panel(site, page):
 
 def test_clinic_uploads_fixes_and_verifies(site, page, tmp_path, listing):
     page.goto(site["url"] + "/clinic")
+    page.get_by_text("Sign in with an API token instead").click()
     page.get_by_label("Clinic token").fill(site["token"])
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with the token").click()
     page.get_by_role("heading", name="Browser Test Clinic").wait_for()
     rows = [listing(last_name="Uploadedone"), listing(last_name="Uploadedtwo", fee_min=900,
                                                        fee_max=100)]
@@ -153,7 +154,7 @@ def test_clinic_uploads_fixes_and_verifies(site, page, tmp_path, listing):
     page.get_by_role("button", name="Upload").click()
     page.get_by_role("heading", name="Nothing was saved").wait_for()
     error_rows = page.locator("tr.row-error")
-    assert error_rows.count() >= 1 and "fee_min" in error_rows.first.inner_text()
+    assert error_rows.count() >= 1 and "Lowest fee ($)" in error_rows.first.inner_text()
     with site["app"].app_context():
         assert db.session.query(Provider).filter_by(last_name="Uploadedone").count() == 0
     shot(page, "5-upload-row-error")
@@ -219,3 +220,107 @@ def test_no_serious_accessibility_violations_on_any_page(site, browser, width):
         shot(page, f"axe-{width}-{name}")
     context.close()
     assert found == {}
+
+
+@pytest.fixture(scope="module")
+def journey_site():
+    """An app on its own database that emails a real SMTP server, with the NPPES fixture
+    imported and an operator, served on a free loopback port."""
+    from flask_migrate import upgrade
+
+    from config import mail_settings
+    from referral import accounts
+    from referral.nppes import read_csv
+    from referral.nppes_import import import_records
+    from tests.conftest import fresh_database, make_app
+    from tests.fixtures.nppes_fixture import PATH
+    from tests.receivers import SmtpSink
+
+    smtp = SmtpSink()
+    with fresh_database() as database:
+        app = make_app(database, SMTP_URL=smtp.url,
+                       **mail_settings(smtp.url, "dir@example.org"))
+        with app.app_context():
+            upgrade()
+            with open(PATH, newline="", encoding="utf-8") as handle:
+                import_records(read_csv(handle))
+            accounts.create_user(None, "ops@dir.example", "operator", JOURNEY_PASSWORD,
+                                 confirmed=True)
+            db.session.commit()
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield {"url": f"http://127.0.0.1:{server.server_port}", "smtp": smtp, "app": app}
+        server.shutdown()
+        with app.app_context():
+            db.engine.dispose()
+    smtp.close()
+
+
+JOURNEY_PASSWORD = "quiet maple harbor 19"
+
+
+def browser_sign_in(page, url, email):
+    page.goto(url + "/clinic/sign-in")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(JOURNEY_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def test_sign_up_claim_and_approval_journey(journey_site, browser):
+    import re
+
+    url = journey_site["url"]
+    clinic = browser.new_context(viewport={"width": 360, "height": 780}).new_page()
+    operator = browser.new_context().new_page()
+    for each in (clinic, operator):
+        each.set_default_timeout(15_000)
+    clinic.goto(url + "/clinic/sign-in")
+    clinic.get_by_role("link", name="Register your clinic").click()
+    clinic.get_by_label("Clinic name").fill("Longwood Counseling")
+    clinic.get_by_label("Your email").fill("lead@longwood.example")
+    clinic.get_by_label("Password").fill("short")
+    clinic.get_by_role("button", name="Register").click()
+    clinic.get_by_text("at least 12 characters").first.wait_for()
+    shot(clinic, "6-sign-up-weak-password")
+    clinic.get_by_label("Password").fill(JOURNEY_PASSWORD)
+    clinic.get_by_role("button", name="Register").click()
+    clinic.get_by_role("heading", name="Check your email").wait_for()
+    (mail,) = journey_site["smtp"].messages
+    path = re.search(r"/clinic/confirm/\S+", mail.get_payload(decode=True).decode()).group(0)
+    clinic.goto(url + path)  # the email links to PUBLIC_BASE_URL; this server's port differs
+    clinic.get_by_text("Your email address is confirmed").wait_for()
+    browser_sign_in(clinic, url, "lead@longwood.example")
+    clinic.get_by_text("waiting for approval").wait_for()
+    assert clinic.evaluate("document.documentElement.scrollWidth") <= 360
+    shot(clinic, "6-waiting-for-approval")
+
+    browser_sign_in(operator, url, "ops@dir.example")
+    operator.get_by_role("heading", name="Waiting for a decision").wait_for()
+    operator.get_by_role("button", name="Approve Longwood Counseling").click()
+    operator.get_by_text("Longwood Counseling is approved").wait_for()
+
+    clinic.reload()
+    assert clinic.get_by_text("waiting for approval").count() == 0
+    clinic.get_by_role("link", name="Claim listings").click()
+    clinic.get_by_label("or name").fill("brien")
+    clinic.get_by_label("State (optional)").fill("MA")
+    clinic.get_by_role("button", name="Search").click()
+    clinic.get_by_label("Claim MARY ANN O'BRIEN").check()
+    clinic.get_by_label("We attest").check()
+    clinic.get_by_label("What shows it").fill("https://longwood.example/team")
+    clinic.get_by_role("button", name="Claim the selected").click()
+    clinic.get_by_text("1 claim sent").wait_for()
+    shot(clinic, "6-claim-sent")
+
+    operator.reload()
+    card = operator.locator("article", has_text="https://longwood.example/team")
+    assert "MARY ANN O'BRIEN" in card.inner_text()
+    shot(operator, "6-operator-claim-evidence")
+    card.get_by_role("button", name=re.compile("^Approve claim")).click()
+    operator.get_by_text("is approved").wait_for()
+
+    clinic.get_by_role("link", name="Back to listings").click()
+    clinic.get_by_text("MARY ANN O'BRIEN").first.wait_for()
+    assert clinic.get_by_text("Never verified").count() >= 1
+    shot(clinic, "6-claimed-listing")
