@@ -5,7 +5,7 @@ Existing clinics count as approved, except organizations imported from NPPES (no
 was ever issued to them), which become ``unclaimed``.
 
 Revision ID: 0008_accounts
-Revises: 0005_clinic_sessions, 0006_referral_loop
+Revises: 0007_specialties
 """
 import sqlalchemy as sa
 from alembic import op
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0008_accounts"
 # This tree has two heads (0005 and 0006 both follow 0003): this revision joins them.
-down_revision = ("0005_clinic_sessions", "0006_referral_loop")
+down_revision = "0007_specialties"
 branch_labels = None
 depends_on = None
 
