@@ -80,8 +80,9 @@ STATUSES = ("requested", "accepted", "rejected", "cancelled", "expired", "schedu
 #: expires).
 REQUESTABLE_STATUSES = tuple(dict.fromkeys(to for (_, to), who in TRANSITIONS.items()
                                            if who != SYSTEM))
-#: An opaque reference the sending clinic chooses for its patient: never a name.
-PATIENT_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}\Z"
+#: An opaque reference the sending clinic chooses for its patient: never a name. (``$`` as
+#: in ECMA regexes, for the OpenAPI document; the cleaning rule already trims a newline.)
+PATIENT_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 
 
 class Forbidden(DomainError):
