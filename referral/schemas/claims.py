@@ -41,7 +41,7 @@ class ClaimCreateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    npis = fields.List(fields.String(validate=validate.Length(min=1, max=20)), required=True,
+    npis = fields.List(CleanString(validate=validate.Length(min=1, max=20)), required=True,
                        validate=validate.Length(min=1, max=MAX_CLAIMS_PER_REQUEST))
     attest = fields.Boolean(required=True, metadata={
         "description": "true: 'This provider practices at our clinic' (for an organization: "
