@@ -145,7 +145,6 @@ def create_referral(clinic: Clinic, values: dict) -> Referral:
     if problems:
         raise Invalid("This prescriber cannot take this referral.", problems)
     checked = {therapist.id: therapist.version, prescriber.id: prescriber.version}
-    _refuse_second_open(clinic.id, values["patient_ref"], prescriber.id)
     referral = Referral(
         therapist_id=therapist.id, prescriber_id=prescriber.id, sender_clinic_id=clinic.id,
         receiver_clinic_id=prescriber.clinic_id, patient_ref=values["patient_ref"],
@@ -157,7 +156,7 @@ def create_referral(clinic: Clinic, values: dict) -> Referral:
                                  clinic_id=clinic.id))
     try:
         _unchanged_since_checked(checked)  # writes the rows, then checks the listings
-    except IntegrityError:  # another request opened the same referral a moment ago
+    except IntegrityError:  # the partial unique index: this patient has one open already
         db.session.rollback()
         _refuse_second_open(clinic.id, values["patient_ref"], prescriber.id)
         raise
