@@ -45,8 +45,9 @@ def clinic_page(browser, site, token):  # noqa: F811 - the browser fixture's val
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(site["url"] + "/clinic")
+    page.get_by_text("Sign in with an API token instead").click()
     page.get_by_label("Clinic token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with the token").click()
     page.get_by_role("heading", level=1).wait_for()
     return context, page
 
