@@ -223,9 +223,10 @@ class FlakyProxy:
         self.frozen = False
 
 
-@pytest.mark.skipif("postgresql" not in (__import__("os").environ.get("TEST_DATABASE_URL")
-                                         or ""), reason="needs PostgreSQL (CI runs it there)")
-def test_postgresql_going_away_answers_503_then_recovers(app, database):
+@pytest.fixture
+def proxied_node(app, database):
+    """A node whose PostgreSQL connections go through a ``FlakyProxy``, answering at first:
+    ``(proxy, test client)``."""
     from sqlalchemy.engine import make_url
 
     url, options = database
@@ -235,6 +236,13 @@ def test_postgresql_going_away_answers_503_then_recovers(app, database):
     node = make_app((proxied.render_as_string(hide_password=False), options), TESTING=False)
     client = node.test_client()
     assert client.get("/api/v1/providers").status_code == 200
+    return proxy, client
+
+
+@pytest.mark.skipif("postgresql" not in (__import__("os").environ.get("TEST_DATABASE_URL")
+                                         or ""), reason="needs PostgreSQL (CI runs it there)")
+def test_postgresql_going_away_answers_503_then_recovers(proxied_node):
+    proxy, client = proxied_node
     proxy.cut()
     for _ in range(3):
         body = assert_error_shape(client.get("/api/v1/providers"), 503)
@@ -243,19 +251,10 @@ def test_postgresql_going_away_answers_503_then_recovers(app, database):
     assert client.get("/api/v1/providers").status_code == 200  # no restart needed
 
 
-
 @pytest.mark.skipif("postgresql" not in (__import__("os").environ.get("TEST_DATABASE_URL")
                                          or ""), reason="needs PostgreSQL (CI runs it there)")
-def test_a_frozen_database_answers_503_within_five_seconds(app, database):
-    from sqlalchemy.engine import make_url
-
-    url, options = database
-    target = make_url(url)
-    proxy = FlakyProxy(target.port or 5432)
-    proxied = target.set(host="127.0.0.1", port=proxy.port)
-    node = make_app((proxied.render_as_string(hide_password=False), options), TESTING=False)
-    client = node.test_client()
-    assert client.get("/api/v1/providers").status_code == 200
+def test_a_frozen_database_answers_503_within_five_seconds(proxied_node):
+    proxy, client = proxied_node
     proxy.freeze()
     try:
         for _ in range(2):
