@@ -28,6 +28,12 @@ def database_url(count: int, database: str = "sqlite") -> str:
     """The benchmark database: a SQLite file, or a schema of its own on PostgreSQL."""
     if database == "sqlite":
         return "sqlite:///" + os.path.join(data_dir(count), "referral.sqlite3")
+    return postgres_schema(f"bench{count}")
+
+
+def postgres_schema(schema: str, fresh: bool = False) -> str:
+    """The URL of a schema of its own on the benchmark PostgreSQL server (``fresh``: dropped
+    and made again, empty)."""
     from sqlalchemy import create_engine, text
 
     from config import normalize_database_url
@@ -35,9 +41,11 @@ def database_url(count: int, database: str = "sqlite") -> str:
     url = normalize_database_url(POSTGRES)
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS bench{count}"))
+        if fresh:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     engine.dispose()
-    return url + f"?options=-csearch_path%3Dbench{count}"
+    return url + f"?options=-csearch_path%3D{schema}"
 
 
 def bench_app(count: int, database: str = "sqlite"):

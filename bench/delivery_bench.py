@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook
 
-from bench.common import POSTGRES, percentile, summary
+from bench.common import percentile, postgres_schema, summary
 
 SCHEMA = "bench_delivery"
 
@@ -132,17 +132,7 @@ def free_port() -> int:
 
 def database_url() -> str:
     """A fresh schema of its own on the benchmark PostgreSQL server."""
-    from sqlalchemy import create_engine, text
-
-    from config import normalize_database_url
-
-    url = normalize_database_url(POSTGRES)
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    engine.dispose()
-    return url + f"?options=-csearch_path%3D{SCHEMA}"
+    return postgres_schema(SCHEMA, fresh=True)
 
 
 def environment(url: str, **extra) -> dict:

@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 
-from bench.common import POSTGRES, summary
+from bench.common import POSTGRES, postgres_schema, summary
 
 SCHEMA = "bench_races"
 HOST = "127.0.0.1"
@@ -53,17 +53,7 @@ def database(kind: str) -> str:
     """A fresh empty database for the run: a PostgreSQL schema of its own, or a SQLite file."""
     if kind == "sqlite":
         return "sqlite:///" + os.path.join(tempfile.mkdtemp(prefix="races-bench-"), "db.sqlite3")
-    from sqlalchemy import create_engine, text
-
-    from config import normalize_database_url
-
-    url = normalize_database_url(POSTGRES)
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    engine.dispose()
-    return url + f"?options=-csearch_path%3D{SCHEMA}"
+    return postgres_schema(SCHEMA, fresh=True)
 
 
 class Client:
