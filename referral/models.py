@@ -283,6 +283,10 @@ class Provider(db.Model):
     wait_days: Mapped[int | None]
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"))
     last_verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: When open patient reports first met the reported rule (``referral.reports``): the
+    #: listing is then ``reported`` (ranked after verified ones, with a notice) until its
+    #: clinic resolves the reports; ``None`` otherwise.
+    reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(default=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -292,6 +296,50 @@ class Provider(db.Model):
     clinic: Mapped[Clinic | None] = relationship()
 
     __mapper_args__ = {"version_id_col": version}
+
+
+#: Why a patient reports a listing (``POST /providers/<id>/reports``).
+REPORT_REASONS = ("could_not_reach", "not_accepting", "insurance_not_accepted",
+                  "wrong_contact", "wrong_location", "no_longer_practicing", "other")
+
+
+class ListingReport(db.Model):
+    """A patient's report that a listing is wrong (no sign-in, no personal data).
+
+    ``reporter_key`` is a keyed hash of the reporter's client address and the listing
+    (never the address itself): it tells distinct reporters apart for the reported rule.
+    The optional text is stored encrypted and shown only to the listing's clinic and the
+    operators. ``status``: open, resolved (by the clinic: fixed or verified, with a note),
+    confirmed (an operator confirmed it; ``no_longer_practicing`` then deactivates the
+    listing) or dismissed (by an operator).
+    """
+
+    __tablename__ = "listing_report"
+    __table_args__ = (
+        CheckConstraint("reason IN (" + ", ".join(f"'{r}'" for r in REPORT_REASONS) + ")",
+                        name="reason"),
+        CheckConstraint("status IN ('open', 'resolved', 'confirmed', 'dismissed')",
+                        name="status"),
+        Index("ix_listing_report_open", "provider_id", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(30))
+    text_ciphertext: Mapped[str | None] = mapped_column(Text)
+    reporter_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: fixed, verified (the clinic), confirmed, dismissed (an operator)
+    resolution: Mapped[str | None] = mapped_column(String(20))
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
+    resolved_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"))
+    resolved_by_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_token.id", ondelete="SET NULL"))
+
+    provider: Mapped[Provider] = relationship()
 
 
 class ProviderAudit(db.Model):
