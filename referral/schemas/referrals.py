@@ -16,13 +16,14 @@ from ..referrals import (
     REQUESTABLE_STATUSES,
     URGENCIES,
 )
-from .fields import ID_RANGE, CleanString, Term
+from .fields import ID_RANGE, CleanLines, CleanString, Term
 from .paging import PageInfoSchema, PageQuerySchema
 
 
-def note_field(**metadata) -> CleanString:
-    """Free text for the coordination thread (cleaned like every text field; 4,000 at most)."""
-    return CleanString(validate=validate.Length(max=MAX_MESSAGE_LENGTH), metadata=metadata)
+def note_field(**metadata) -> CleanLines:
+    """Free text for the coordination thread (cleaned like every text field, line breaks
+    kept; 4,000 at most)."""
+    return CleanLines(validate=validate.Length(max=MAX_MESSAGE_LENGTH), metadata=metadata)
 
 
 class ReferralCreateSchema(Schema):
@@ -132,8 +133,8 @@ class MessageCreateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    text = CleanString(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE_LENGTH),
-                       metadata={"description": "Up to 4,000 characters; encrypted at rest."})
+    text = CleanLines(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE_LENGTH),
+                      metadata={"description": "Up to 4,000 characters; encrypted at rest."})
 
 
 class MessageSchema(Schema):
