@@ -150,6 +150,8 @@ class User(db.Model):
     email_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: The TOTP secret, encrypted (Fernet); set once the person confirmed a first code.
     totp_ciphertext: Mapped[str | None] = mapped_column(Text)
+    #: The time step of the last TOTP code accepted: a code works once, never again.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 

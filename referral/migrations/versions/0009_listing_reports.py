@@ -1,4 +1,5 @@
-"""directory truth: patients' reports of wrong listings, and when a listing became reported
+"""directory truth: patients' reports of wrong listings, and when a listing became reported;
+the time step of each person's last accepted TOTP code (a code works once)
 
 Revision ID: 0009_listing_reports
 Revises: 0008_accounts
@@ -16,6 +17,8 @@ REASONS = ("could_not_reach", "not_accepting", "insurance_not_accepted", "wrong_
 
 
 def upgrade():
+    with op.batch_alter_table("user_account") as batch:
+        batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("provider") as batch:
         batch.add_column(sa.Column("reported_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
@@ -55,3 +58,5 @@ def downgrade():
     op.drop_table("listing_report")
     with op.batch_alter_table("provider") as batch:
         batch.drop_column("reported_at")
+    with op.batch_alter_table("user_account") as batch:
+        batch.drop_column("totp_last_step")
