@@ -421,6 +421,8 @@ class Referral(db.Model):
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     # The coordinated-care loop (migration 0006): the booked time and the outcome code
     appointment_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The zone the appointment was booked in (shown in it; ``None``: shown in UTC).
+    appointment_time_zone: Mapped[str | None] = mapped_column(String(40))
     outcome: Mapped[str | None] = mapped_column(String(40))
 
     therapist: Mapped[Provider] = relationship(foreign_keys=[therapist_id])
@@ -445,6 +447,7 @@ class ReferralEvent(db.Model):
     reason: Mapped[str | None] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     appointment_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    appointment_time_zone: Mapped[str | None] = mapped_column(String(40))
     outcome: Mapped[str | None] = mapped_column(String(40))
 
     referral: Mapped[Referral] = relationship(back_populates="events")

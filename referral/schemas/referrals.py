@@ -14,6 +14,7 @@ from ..referrals import (
     REASONS,
     REJECTION_REASONS,
     REQUESTABLE_STATUSES,
+    TIME_ZONES,
     URGENCIES,
 )
 from .fields import ID_RANGE, CleanLines, CleanString, Term
@@ -62,6 +63,9 @@ class ReferralStatusSchema(Schema):
     appointment_at = fields.AwareDateTime(metadata={
         "description": "Required to schedule (and to change the time): a future time with "
                        "its UTC offset."})
+    appointment_time_zone = fields.String(validate=validate.OneOf(TIME_ZONES), metadata={
+        "description": "Optional when scheduling: the zone the appointment is booked in; "
+                       "both clinics' pages show the time in it (else in UTC)."})
     outcome = fields.String(validate=validate.OneOf(OUTCOMES), metadata={
         "description": "Optional when completing."})
     note = note_field(description="Optional free text beside the change; it goes to the "
@@ -76,6 +80,7 @@ class ReferralEventSchema(Schema):
     clinic_id = fields.Integer(allow_none=True)
     reason = fields.String(allow_none=True)
     appointment_at = fields.DateTime(allow_none=True)
+    appointment_time_zone = fields.String(allow_none=True)
     outcome = fields.String(allow_none=True)
     at = fields.DateTime()
 
@@ -109,6 +114,7 @@ class ReferralSchema(Schema):
     responded_at = fields.DateTime(allow_none=True)
     updated_at = fields.DateTime()
     appointment_at = fields.DateTime(allow_none=True)
+    appointment_time_zone = fields.String(allow_none=True)
     outcome = fields.String(allow_none=True)
     counterpart = fields.Nested(CounterpartSchema, allow_none=True, metadata={
         "description": "The other clinic (name, contact), once the referral is accepted."})
