@@ -4,6 +4,10 @@ Run from the project root::
 
     .venv/bin/python -m bench.nppes_import_bench --rows 100000 1000000 --database postgresql sqlite
 
+``--before DIR`` also runs another checkout's command (``DIR/.venv/bin/referral``, e.g. a
+``git worktree`` of an earlier commit with ``make venv`` run in it) on the same files,
+alternating with this tree's, so both are measured in the same run.
+
 For each size and database: a fresh, migrated database (a PostgreSQL schema of its own,
 or a new SQLite file) and a fresh index directory; then the real command, in its own
 process, twice: the first run reads, classifies, geocodes, upserts, writes the audit and
@@ -42,19 +46,20 @@ def run(command: list[str], env: dict) -> tuple[float, int, str]:
     return elapsed, round(usage.ru_maxrss / 1024), output
 
 
-def measure(rows: int, database: str) -> dict:
-    """Import the ``rows`` file twice into a fresh ``database``; the figures of both runs."""
+def measure(rows: int, database: str, command: str = BIN) -> dict:
+    """Import the ``rows`` file twice into a fresh ``database`` with ``command`` (a
+    ``referral`` executable); the figures of both runs."""
     path = file_for(rows)
     instance = tempfile.mkdtemp(prefix="nppes-bench-")
     url = (postgres_schema(f"bench_nppes_{rows}", fresh=True) if database == "postgresql"
            else "sqlite:///" + os.path.join(instance, "referral.sqlite3"))
     env = {**os.environ, "DATABASE_URL": url, "REFERRAL_INSTANCE_PATH": instance,
            "INDEX_DIR": os.path.join(instance, "index"), "RATE_LIMITS": "off"}
-    run([BIN, "init-db"], env)
-    result = {"rows": rows, "database": database,
+    run([command, "init-db"], env)
+    result = {"code": command, "rows": rows, "database": database,
               "file_mb": round(os.path.getsize(path) / 1e6)}
     for label in ("first", "rerun"):
-        seconds, rss, output = run([BIN, "import-nppes", path], env)
+        seconds, rss, output = run([command, "import-nppes", path], env)
         result[label] = {"seconds": round(seconds, 1), "rows_per_second": round(rows / seconds),
                          "peak_rss_mb": rss,
                          "summary": [line for line in output.splitlines()
@@ -68,11 +73,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--database", nargs="+", default=["postgresql", "sqlite"],
                         choices=["postgresql", "sqlite"])
+    parser.add_argument("--before", help="another checkout to measure alongside this one")
     args = parser.parse_args()
+    commands = [BIN] + ([os.path.join(os.path.abspath(args.before), ".venv", "bin", "referral")]
+                        if args.before else [])
     print(f"load before: {os.getloadavg()}", flush=True)
     for rows in args.rows:
         for database in args.database:
-            print(json.dumps(measure(rows, database), indent=1), flush=True)
+            for command in commands:
+                print(json.dumps(measure(rows, database, command), indent=1), flush=True)
+                print(f"load: {os.getloadavg()}", flush=True)
     print(f"load after: {os.getloadavg()}", flush=True)
 
 
