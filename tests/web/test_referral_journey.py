@@ -101,7 +101,8 @@ def test_refer_accept_schedule_and_talk(browser, loop_site):  # noqa: F811
         a.get_by_role("link", name="Referrals sent").click()
         a.locator("tr", has_text="PT-2207-b").get_by_role("link").click()
         a.get_by_role("heading", name="Scheduled").wait_for()
-        assert "2031-03-04 14:30 UTC" in a.locator("#appointment").inner_text()
+        # in the zone it was booked in (09:30 in New York is 14:30 UTC)
+        assert a.locator("#appointment").inner_text() == "2031-03-04 09:30 EST (America/New_York)"
         assert a.get_by_text("First visit by video; please send the intake notes.").is_visible()
         assert "Summit Psychiatry" in a.locator("#counterpart").inner_text()
         a.get_by_label("Message", exact=True).fill("Intake notes sent by fax this morning.")
