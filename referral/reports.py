@@ -40,6 +40,7 @@ from .actors import current_actor
 from .crypto import encryptor
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
+from .limits import MAX_REPORT_TEXT
 from .listings import commit_or_conflict, public_provider, record_audit
 from .models import REPORT_REASONS, Clinic, ListingReport, Provider, utcnow
 
@@ -47,8 +48,6 @@ from .models import REPORT_REASONS, Clinic, ListingReport, Provider, utcnow
 REPORTED_MIN_REPORTERS = 3
 #: ...when filed within this many days.
 REPORTED_WINDOW_DAYS = 30
-#: Longest report text, in characters (and longest resolution note).
-MAX_REPORT_TEXT = 500
 #: How the clinic resolves reports, and how an operator decides one.
 CLINIC_RESOLUTIONS = ("fixed", "verified")
 OPERATOR_DECISIONS = ("confirm", "dismiss")
