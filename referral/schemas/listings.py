@@ -262,7 +262,7 @@ class VerificationSchema(Schema):
 class _Verification(fields.Nested):
     """A loaded listing's ``verification``, computed from it (``listing_rules``)."""
 
-    def get_value(self, obj, attr, accessor=None, default=missing):
+    def get_value(self, obj, attr, *args, **kwargs):
         clinic = {"name": obj.clinic.name} if obj.clinic is not None else None
         return listing_rules.verification(obj.last_verified_at, clinic, _stale(obj),
                                           obj.reported_at is not None)

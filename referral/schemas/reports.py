@@ -30,9 +30,12 @@ class ReportSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    reason = fields.String(required=True, validate=validate.OneOf(REPORT_REASONS), metadata={
+    reason = fields.String(required=True, validate=validate.OneOf(
+        REPORT_REASONS, error="Choose one of the reasons listed."),
+        error_messages={"required": "Choose what is wrong with the listing."}, metadata={
         "description": "What is wrong: " + ", ".join(REPORT_REASONS) + "."})
-    text = CleanString(allow_none=True, validate=validate.Length(max=MAX_REPORT_TEXT),
+    text = CleanString(allow_none=True, validate=validate.Length(
+        max=MAX_REPORT_TEXT, error=f"At most {MAX_REPORT_TEXT} characters; please shorten it."),
                        metadata={"description": f"Optional, at most {MAX_REPORT_TEXT} "
                                                 "characters; shown only to the listing's "
                                                 "clinic and the directory's operators."})
