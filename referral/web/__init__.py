@@ -151,12 +151,13 @@ def form_change(values: dict, change: dict) -> dict:
 
 def register_web(app: Flask) -> None:
     """Attach the pages, their template helpers and the site's static files."""
-    from . import clinic, operator, public, referral_pages
+    from . import clinic, operator, public, referral_pages, report_pages
 
     app.register_blueprint(public.bp)
     app.register_blueprint(clinic.bp)
     app.register_blueprint(referral_pages.bp)  # referrals, webhooks, outbox
     app.register_blueprint(operator.bp)
+    app.register_blueprint(report_pages.bp)  # patients' reports: clinic and operator pages
     app.jinja_env.filters["humanize"] = humanize
     app.jinja_env.globals["term_options"] = term_options
     app.jinja_env.globals["reach_badges"] = reach_badges
