@@ -180,8 +180,9 @@ def close_open_reports(provider: Provider, resolution: str, note: str | None) ->
     ``reported_at``; return how many were open. Called by every edit and verification."""
     actor = current_actor()
     now = utcnow()
-    open_reports = db.session.scalars(select(ListingReport).where(
-        ListingReport.provider_id == provider.id, ListingReport.status == "open")).all()
+    with db.session.no_autoflush:  # the listing's change is flushed at commit (row version)
+        open_reports = db.session.scalars(select(ListingReport).where(
+            ListingReport.provider_id == provider.id, ListingReport.status == "open")).all()
     for report in open_reports:
         report.status, report.resolution, report.resolution_note = "resolved", resolution, note
         report.resolved_at = now
