@@ -35,24 +35,24 @@ ROUNDS = 10
 SECRET_TEXT = "Thandrimoor told me the practice is closed"
 
 
-def connect_from(server: Server, address: str) -> http.client.HTTPConnection:
+def connect_from(node: Server, address: str) -> http.client.HTTPConnection:
     """A connection to the server from one loopback address (a distinct reporter)."""
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60,
+    connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60,
                                             source_address=(address, 0))
     connection.connect()
     return connection
 
 
-def report_at_once(server: Server, path: str, addresses: tuple[str, str]) -> list:
-    connections = [connect_from(server, address) for address in addresses]
+def report_at_once(node: Server, path: str, addresses: tuple[str, str]) -> list:
+    connections = [connect_from(node, address) for address in addresses]
     barrier = threading.Barrier(len(connections))
     answers: list = [None] * len(connections)
 
     def send(slot: int) -> None:
         barrier.wait()
-        answers[slot] = server.request("POST", path, {"reason": "could_not_reach",
-                                                      "text": SECRET_TEXT},
-                                       connection=connections[slot])
+        answers[slot] = node.request("POST", path, {"reason": "could_not_reach",
+                                                    "text": SECRET_TEXT},
+                                     connection=connections[slot])
 
     threads = [threading.Thread(target=send, args=(slot,)) for slot in range(len(connections))]
     for thread in threads:
