@@ -52,8 +52,6 @@ REPORTED_WINDOW_DAYS = 30
 CLINIC_RESOLUTIONS = ("fixed", "verified")
 OPERATOR_DECISIONS = ("confirm", "dismiss")
 
-__all__ = ["REPORT_REASONS"]
-
 
 def reporter_key(client_address: str, provider_id: int) -> str:
     """The keyed hash that stands for one reporter of one listing (never the address)."""
@@ -162,12 +160,12 @@ def listings_with_open_reports() -> list[dict]:
     """For operators: listings with open reports, most reported first, with the reports."""
     reports = db.session.scalars(
         select(ListingReport).where(ListingReport.status == "open")
-        .order_by(ListingReport.provider_id, ListingReport.created_at)).all()
+        .order_by(ListingReport.created_at.desc()).limit(1000)).all()
     grouped: dict[int, dict] = {}
     for report in reports:
         entry = grouped.setdefault(report.provider_id,
                                    {"provider": report.provider, "reports": []})
-        entry["reports"].append(readable(report))
+        entry["reports"].insert(0, readable(report))  # oldest first within a listing
     return sorted(grouped.values(), key=lambda e: (-len(e["reports"]), e["provider"].id))
 
 
