@@ -41,7 +41,7 @@ from .crypto import encryptor
 from .errors import Conflict, Invalid, NotFound
 from .extensions import db
 from .limits import MAX_REPORT_TEXT
-from .listings import commit_or_conflict, public_provider, record_audit
+from .listings import commit_or_conflict, record_audit
 from .models import REPORT_REASONS, Clinic, ListingReport, Provider, utcnow
 
 #: Distinct reporters whose open reports mark a listing reported...
@@ -88,7 +88,6 @@ def file_report(provider_id: int, reason: str, text: str | None,
     if text is not None and len(text) > MAX_REPORT_TEXT:
         raise Invalid("The text is too long.",
                       {"text": [f"At most {MAX_REPORT_TEXT} characters."]})
-    public_provider(provider_id)  # unknown or inactive: not found, before any lock
     provider = _locked_listing(provider_id)
     now = utcnow()
     report = ListingReport(provider_id=provider.id, reason=reason,
