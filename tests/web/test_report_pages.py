@@ -158,3 +158,12 @@ def test_operators_see_reported_listings_and_decide(app, client, harbor, runner)
                            follow_redirects=True)
     assert answer.status_code == 200 and f"Report {report_id} is confirmed." in text(answer)
     assert client.get(f"/providers/{pid}").status_code == 404  # no longer practicing: gone
+
+
+def test_a_report_from_another_site_without_the_form_token_is_refused(app, client, harbor):
+    pid = harbor["listing"]["id"]
+    forged = client.post(f"/providers/{pid}/report", data={"reason": "could_not_reach"},
+                         environ_base={"REMOTE_ADDR": "10.1.4.1"})
+    assert forged.status_code == 400
+    with app.app_context():
+        assert db.session.scalars(select(ListingReport)).all() == []
