@@ -42,6 +42,10 @@ Environment variables:
   statement without an answer for this long is abandoned (its connection is cut) and the
   request answers 503, so a frozen database never holds a worker; a pooled connection's
   liveness check gets one second. SQLite writers wait at most this long for a lock.
+- ``TRUSTED_PROXIES`` (int, default 0): how many reverse proxies stand in front of the
+  service; with 1 or more, the client address, scheme and host are taken from their
+  ``X-Forwarded-For``/``-Proto``/``-Host`` headers (the last that many hops only). Leave 0
+  when clients reach the service directly: the headers could then be forged.
 - ``CLINIC_SESSION_HOURS`` (int, default 12): a clinic-pages sign-in ends after this long.
 - ``RATE_LIMITS`` (bool, default on): off switches every rate limit off.
 - ``RATELIMIT_STORAGE_URI`` (str): where limit counters live (default ``memory://``; e.g.
@@ -187,6 +191,7 @@ def load_config(instance_path: str) -> dict:
         "HIDDEN_AFTER_DAYS": env.int("HIDDEN_AFTER_DAYS", 365, validate=count),
         "SEARCH_LISTING_CACHE": env.bool("SEARCH_LISTING_CACHE", True),
         "SEARCH_SYNC_ON_COMMIT": env.bool("SEARCH_SYNC_ON_COMMIT", True),
+        "TRUSTED_PROXIES": env.int("TRUSTED_PROXIES", 0, validate=Range(min=0, max=5)),
         "CLINIC_SESSION_HOURS": env.int("CLINIC_SESSION_HOURS", 12, validate=count),
         "DB_CONNECT_TIMEOUT": env.int("DB_CONNECT_TIMEOUT", 3, validate=Range(min=2)),
         "DB_STATEMENT_TIMEOUT": env.int("DB_STATEMENT_TIMEOUT", 30, validate=count),

@@ -25,6 +25,9 @@ def create_app(config: dict | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
+    from .errors import scrub_logs
+
+    scrub_logs(app)  # last: every module (and its logger) is imported by now
     return app
 
 

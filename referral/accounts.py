@@ -13,6 +13,7 @@ These functions raise the domain errors of ``referral.errors`` and never know ab
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
 import re
 import secrets
@@ -22,7 +23,7 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from .actors import current_actor
 from .auth import hash_token
@@ -295,13 +296,25 @@ def totp_uri(user: User, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name="Provider directory")
 
 
+def _totp_step(secret: str, code: str) -> int | None:
+    """The time step (now, or one step either side for clock drift) whose code is ``code``."""
+    code = (code or "").strip()
+    totp = pyotp.TOTP(secret)
+    now = totp.timecode(dt.datetime.now(dt.UTC))
+    for step in (now - 1, now, now + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
 def enable_totp(user: User, secret: str, code: str) -> None:
     """Turn the second factor on once the person proves their app makes the right code."""
-    if not re.fullmatch(r"[A-Z2-7]{16,64}", secret or "") or \
-            not pyotp.TOTP(secret).verify((code or "").strip(), valid_window=1):
+    step = _totp_step(secret, code) if re.fullmatch(r"[A-Z2-7]{16,64}", secret or "") else None
+    if step is None:
         raise Invalid("That code does not match; check the time on your device and try again.",
                       {"code": ["Wrong code."]})
     user.totp_ciphertext = encryptor().encrypt(secret)
+    user.totp_last_step = step
     log_activity("totp_enabled", user.clinic_id, {"user_id": user.id})
     db.session.commit()
 
@@ -314,11 +327,22 @@ def disable_totp(user: User) -> None:
 
 
 def totp_matches(user: User, code: str) -> bool:
-    """Whether ``code`` is the user's current TOTP code (one step of clock drift allowed)."""
+    """Whether ``code`` is the user's current TOTP code (one step of clock drift allowed),
+    and uses it up: a code accepted once (or an older one) is refused, also when two
+    sign-ins race with the same code (one conditional UPDATE decides; committed here)."""
     if not user.totp_ciphertext:
         return True
-    secret = encryptor().decrypt(user.totp_ciphertext)
-    return pyotp.TOTP(secret).verify((code or "").strip(), valid_window=1)
+    step = _totp_step(encryptor().decrypt(user.totp_ciphertext), code)
+    if step is None:
+        return False
+    table = User.__table__
+    used = db.session.execute(
+        table.update().where(table.c.id == user.id,
+                             or_(table.c.totp_last_step.is_(None),
+                                 table.c.totp_last_step < step))
+        .values(totp_last_step=step))
+    db.session.commit()
+    return used.rowcount == 1
 
 
 # ---------------------------------------------------------------------------

@@ -188,7 +188,7 @@ def check_index_command(repair):
     """Compare the search index with the database, report differences and repair them."""
     with db.engine.connect() as connection:
         report = search_service().check(connection, repair=repair)
-    click.echo(f"Database: {report['database']} active listings; index: {report['indexed']}.")
+    click.echo(f"Database: {report['database']} listed listings; index: {report['indexed']}.")
     for kind in ("missing", "extra", "outdated"):
         ids = report[kind]
         shown = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")

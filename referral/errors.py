@@ -232,6 +232,25 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(StaleDataError, handle_database_conflict)
     app.register_error_handler(IntegrityError, handle_database_conflict)
-    for logger in (app.logger, log):  # Flask logs unhandled errors on app.logger
+
+
+def scrub_logs(app: Flask) -> None:
+    """Put ``ScrubDatabaseErrors`` on Flask's logger and on every logger of this package.
+
+    A logger's filters see only the records logged on that very logger, not those of its
+    children, so each module's logger needs its own: every module of the package (the
+    migrations aside) is imported first, also those only the worker or a command uses.
+    """
+    import importlib
+    import pkgutil
+
+    import referral
+
+    for module in pkgutil.walk_packages(referral.__path__, "referral."):
+        if not module.name.startswith("referral.migrations"):
+            importlib.import_module(module.name)
+    names = [name for name in logging.root.manager.loggerDict
+             if name == "referral" or name.startswith("referral.")]
+    for logger in (app.logger, *(logging.getLogger(name) for name in names)):
         if not any(isinstance(f, ScrubDatabaseErrors) for f in logger.filters):
             logger.addFilter(ScrubDatabaseErrors())

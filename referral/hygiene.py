@@ -158,9 +158,17 @@ class PathOnlyFilter(logging.Filter):
 
 
 def init_app(app: Flask) -> None:
-    """Install the body limit, the body checks (first of all ``before_request``
-    functions) and the development server's path-only log on ``app``."""
+    """Install the body limit, trust in proxy headers (``TRUSTED_PROXIES``), the body
+    checks (first of all ``before_request`` functions) and the development server's
+    path-only log on ``app``."""
     app.wsgi_app = BodyLimit(app.wsgi_app, app.config)
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind N reverse proxies the client address (rate limits, reporters) and the
+        # scheme and host of absolute links (FHIR paging, emails) come from their headers.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.before_request_funcs.setdefault(None, []).insert(0, _refuse_bad_bodies)
     werkzeug_log = logging.getLogger("werkzeug")
     if not any(isinstance(f, PathOnlyFilter) for f in werkzeug_log.filters):

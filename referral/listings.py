@@ -88,12 +88,13 @@ def record_audit(provider: Provider, clinic: Clinic | None, action: str, changes
     actor = current_actor()
     channel = "import" if source == "nppes" else actor.channel
     db.session.add(ProviderAudit(provider=provider, clinic_id=clinic.id if clinic else None,
-                                 action=action, changes=_jsonable(changes), source=source,
+                                 action=action, changes=jsonable_changes(changes), source=source,
                                  user_id=actor.user_id, token_id=actor.token_id,
                                  channel=channel))
 
 
-def _jsonable(changes: dict) -> dict:
+def jsonable_changes(changes: dict) -> dict:
+    """Audit changes as JSON values (times as ISO 8601 text)."""
     def plain(value):
         return value.isoformat() if isinstance(value, dt.datetime) else value
     return {field: {side: plain(value) for side, value in change.items()}

@@ -150,6 +150,8 @@ class User(db.Model):
     email_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: The TOTP secret, encrypted (Fernet); set once the person confirmed a first code.
     totp_ciphertext: Mapped[str | None] = mapped_column(Text)
+    #: The time step of the last TOTP code accepted: a code works once, never again.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -419,6 +421,8 @@ class Referral(db.Model):
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     # The coordinated-care loop (migration 0006): the booked time and the outcome code
     appointment_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The zone the appointment was booked in (shown in it; ``None``: shown in UTC).
+    appointment_time_zone: Mapped[str | None] = mapped_column(String(40))
     outcome: Mapped[str | None] = mapped_column(String(40))
 
     therapist: Mapped[Provider] = relationship(foreign_keys=[therapist_id])
@@ -443,6 +447,7 @@ class ReferralEvent(db.Model):
     reason: Mapped[str | None] = mapped_column(String(40))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     appointment_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    appointment_time_zone: Mapped[str | None] = mapped_column(String(40))
     outcome: Mapped[str | None] = mapped_column(String(40))
 
     referral: Mapped[Referral] = relationship(back_populates="events")

@@ -5,10 +5,20 @@ states and the practice address (and its phone): those are updated. Everything
 a clinic enters (modalities, fees, telehealth, insurance, coordinated care,
 verification, ...) is never overwritten. A listing whose NPI is deactivated
 becomes inactive. New listings from NPPES are unclaimed (no clinic), not
-verified and not marked as accepting patients, so patient search does not show
-them until a clinic claims and verifies them. Running the same file twice
+verified and not marked as accepting patients: registry records, not listed, so
+they are in neither part of the search index (``search_sync.LISTED``) until a
+clinic claims them, and only changes to listed listings write change-log rows.
+Running the same file twice
 changes nothing the second time; an interrupted run keeps whole batches and a
 rerun continues.
+
+Writes are set-based (SQLAlchemy Core), a few statements per batch of rows whatever
+its size: one read of the batch's listings and clinics, one multi-row insert of the new
+listings (with their ids back), one executemany of the changed ones, one insert of their
+audit rows and one of their change-log rows (the search index's outbox). A listing is
+updated only at the version that was read (``WHERE version = :read``, bumping it, like
+every other writer): one a clinic changed meanwhile is read again and retried, so the
+import never overwrites a concurrent edit and never fails on one.
 """
 
 from __future__ import annotations
@@ -16,18 +26,35 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 
+from .actors import current_actor
 from .extensions import db
-from .listings import listing_diff, record_audit
-from .models import Clinic, Provider
+from .listings import jsonable_changes, listing_diff
+from .models import Clinic, Provider, ProviderAudit, utcnow
 from .nppes import Classified, NppesRecord, classify
+from .search_sync import log_changes
 
 #: Fields of a listing that NPPES owns (and so an import may change).
 NPPES_FIELDS = ("first_name", "last_name", "credentials", "role", "provider_type",
                 "taxonomy_codes", "licensed_states", "address_line1", "address_line2", "city",
                 "state", "zip", "latitude", "longitude", "phone")
-BATCH = 1000
+#: Classified rows written per committed batch.
+BATCH = 5000
+#: How often rows that a clinic changed while the batch was written are read again.
+RETRIES = 3
+
+_provider = Provider.__table__
+_clinic = Clinic.__table__
+_audit = ProviderAudit.__table__
+#: What a new listing from NPPES has besides NPPES's fields: unclaimed, not verified, not
+#: accepting patients, nothing a clinic enters.
+NEW_LISTING = {"modalities": [], "concerns": [], "age_groups": [], "languages": [],
+               "specialties": [], "insurance": [], "telehealth": False, "sliding_scale": False,
+               "accepting_new_patients": False, "accepts_coordinated_care": False,
+               "active": True, "clinic_id": None, "last_verified_at": None, "bio": None,
+               "email": None, "website": None, "fee_min": None, "fee_max": None,
+               "wait_days": None, "address_line2": None, "version": 1}
 
 
 def import_records(records: Iterable[NppesRecord], *, states: set[str] | None = None,
@@ -58,72 +85,155 @@ def import_records(records: Iterable[NppesRecord], *, states: set[str] | None = 
 
 
 def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
-    npis = [item.npi for item in batch]
-    providers = {p.npi: p for p in db.session.scalars(select(Provider)
-                                                      .where(Provider.npi.in_(npis)))}
-    clinics = {c.organization_npi: c for c in db.session.scalars(
-        select(Clinic).where(Clinic.organization_npi.in_(npis)))}
-    seen: set[str] = set()
+    """Write one batch in one transaction (rolled back on a dry run)."""
+    listings: dict[str, Classified] = {}
+    clinics: dict[str, Classified] = {}
+    deactivated: list[str] = []
     for item in batch:
-        if item.npi in seen:  # the same NPI twice in one batch: the later row wins next run
+        if item.npi in listings or item.npi in clinics or item.npi in deactivated:
+            # the same NPI twice in one batch: the later row wins next run
             counts["skipped: duplicate_npi"] += 1
-            continue
-        seen.add(item.npi)
-        if item.kind == "clinic":
-            _upsert_clinic(item, clinics.get(item.npi), counts)
+        elif item.kind == "clinic":
+            clinics[item.npi] = item
         elif item.kind == "deactivated":
-            provider = providers.get(item.npi)
-            if provider is not None and provider.active:
-                provider.active = False
-                record_audit(provider, None, "deactivate", {"active": {"old": True,
-                                                                       "new": False}},
-                             source="nppes")
-                counts["deactivated"] += 1
-            else:
-                counts["deactivated (not listed or already inactive)"] += 1
+            deactivated.append(item.npi)
         else:
-            _upsert_provider(item, providers.get(item.npi), counts)
-    if dry_run:
-        db.session.rollback()
+            listings[item.npi] = item
+    session = db.session
+    changed: list[int] = []
+    audits: list[dict] = []
+    pending = dict(listings)
+    for _ in range(RETRIES):
+        conflicts = _upsert_listings(session, pending, counts, changed, audits)
+        if not conflicts:
+            break
+        pending = {npi: listings[npi] for npi in conflicts}
     else:
-        db.session.commit()
+        counts["skipped: changed by a clinic during the import (next run)"] += len(pending)
+    _deactivate(session, deactivated, counts, changed, audits)
+    _upsert_clinics(session, clinics, counts)
+    if audits:
+        actor = current_actor()
+        now = utcnow()
+        session.execute(insert(_audit), [
+            {**row, "clinic_id": None, "at": now, "source": "nppes", "channel": "import",
+             "user_id": actor.user_id, "token_id": actor.token_id} for row in audits])
+    if changed:
+        log_changes(session.connection(), changed)
+    if dry_run:
+        session.rollback()
+    else:
+        session.commit()
 
 
-def _upsert_provider(item: Classified, provider: Provider | None, counts: Counter) -> None:
-    values = {field: item.values[field] for field in NPPES_FIELDS}
-    if provider is None:
-        provider = Provider(npi=item.npi, **values, gender=item.values.get("sex"),
-                            modalities=[], concerns=[], age_groups=[], languages=[],
-                            insurance=[], telehealth=False, in_person=bool(values["zip"]),
-                            sliding_scale=False, accepting_new_patients=False,
-                            accepts_coordinated_care=False, active=True, clinic_id=None,
-                            last_verified_at=None)
-        db.session.add(provider)
-        record_audit(provider, None, "create", listing_diff({}, values), source="nppes")
-        counts[f"{item.kind}s created"] += 1
-        return
-    before = {field: getattr(provider, field) for field in NPPES_FIELDS}
-    diff = listing_diff(before, values)
-    if not diff:
-        counts[f"{item.kind}s unchanged"] += 1
-        return
-    for field, change in diff.items():
-        setattr(provider, field, change["new"])
-    record_audit(provider, None, "update", diff, source="nppes")
-    counts[f"{item.kind}s updated"] += 1
+def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
+                     changed: list[int], audits: list[dict]) -> set[str]:
+    """Insert new listings and update changed ones; return the NPIs a concurrent writer
+    changed after they were read (to be read again)."""
+    if not items:
+        return set()
+    columns = [_provider.c[name]
+               for name in ("id", "npi", "version", "clinic_id", "active", *NPPES_FIELDS)]
+    stored = {row.npi: row for row in session.execute(
+        select(*columns).where(_provider.c.npi.in_(list(items))))}
+    now = utcnow()
+    new, updates = [], []
+    for npi, item in items.items():
+        values = {field: item.values[field] for field in NPPES_FIELDS}
+        row = stored.get(npi)
+        if row is None:
+            new.append({**NEW_LISTING, **values, "npi": npi, "gender": item.values.get("sex"),
+                        "in_person": bool(values["zip"]), "created_at": now,
+                        "updated_at": now})
+            continue
+        diff = listing_diff({field: row._mapping[field] for field in NPPES_FIELDS}, values)
+        if not diff:
+            counts[f"{item.kind}s unchanged"] += 1
+            continue
+        updates.append((item, row, diff, {**values, "b_id": row.id, "b_version": row.version,
+                                          "updated_at": now}))
+    if new:  # unclaimed, so not listed: nothing for the index (no change-log row)
+        ids = dict(session.execute(insert(_provider).returning(_provider.c.npi, _provider.c.id),
+                                   new).all())
+        for row in new:
+            provider_id = ids[row["npi"]]
+            audits.append({"provider_id": provider_id, "action": "create",
+                           "changes": jsonable_changes(listing_diff(
+                               {}, {field: row[field] for field in NPPES_FIELDS}))})
+            counts[f"{items[row['npi']].kind}s created"] += 1
+    if not updates:
+        return set()
+    statement = (update(_provider)
+                 .where(_provider.c.id == bindparam("b_id"),
+                        _provider.c.version == bindparam("b_version"))
+                 .values({**{field: bindparam(field) for field in NPPES_FIELDS},
+                          "updated_at": bindparam("updated_at"),
+                          "version": _provider.c.version + 1}))
+    done = session.execute(statement, [params for *_, params in updates]).rowcount
+    conflicts: set[str] = set()
+    if done != len(updates):
+        # Some were changed meanwhile: ours are those now at the next version with this
+        # batch's update time (another writer's change has a time of its own); retry the rest.
+        ours = {row.id for row in session.execute(
+            select(_provider.c.id).where(
+                _provider.c.id.in_([row.id for _, row, _, _ in updates]),
+                _provider.c.updated_at == now))}
+        conflicts = {item.npi for item, row, _, _ in updates if row.id not in ours}
+    for item, row, diff, _ in updates:
+        if item.npi in conflicts:
+            continue
+        if row.clinic_id is not None and row.active:  # listed: the index follows
+            changed.append(row.id)
+        audits.append({"provider_id": row.id, "action": "update",
+                       "changes": jsonable_changes(diff)})
+        counts[f"{item.kind}s updated"] += 1
+    return conflicts
 
 
-def _upsert_clinic(item: Classified, clinic: Clinic | None, counts: Counter) -> None:
-    if clinic is None:
-        db.session.add(Clinic(**item.values, status="unclaimed"))
-        counts["clinics created (unclaimed)"] += 1
+def _deactivate(session, npis: list[str], counts: Counter, changed: list[int],
+                audits: list[dict]) -> None:
+    """Deactivate the active listings of NPIs that NPPES deactivated."""
+    if not npis:
         return
-    if clinic.status != "unclaimed":  # a clinic runs it now: its own name and phone stay
-        counts["clinics unchanged"] += 1
+    found = session.execute(
+        update(_provider).where(_provider.c.npi.in_(npis), _provider.c.active.is_(True))
+        .values(active=False, version=_provider.c.version + 1, updated_at=utcnow())
+        .returning(_provider.c.id, _provider.c.clinic_id)).all()
+    for provider_id, clinic_id in found:
+        if clinic_id is not None:  # it was listed: the index drops it
+            changed.append(provider_id)
+        audits.append({"provider_id": provider_id, "action": "deactivate",
+                       "changes": {"active": {"old": True, "new": False}}})
+    counts["deactivated"] += len(found)
+    counts["deactivated (not listed or already inactive)"] += len(npis) - len(found)
+
+
+def _upsert_clinics(session, items: dict[str, Classified], counts: Counter) -> None:
+    """Add new organizations as unclaimed clinics; refresh the name and phone of those
+    still unclaimed (a clinic that runs its record keeps its own)."""
+    if not items:
         return
-    changed = False
-    for field in ("name", "phone"):
-        if item.values[field] and getattr(clinic, field) != item.values[field]:
-            setattr(clinic, field, item.values[field])
-            changed = True
-    counts["clinics updated" if changed else "clinics unchanged"] += 1
+    stored = {row.organization_npi: row for row in session.execute(
+        select(_clinic.c.id, _clinic.c.organization_npi, _clinic.c.name, _clinic.c.phone,
+               _clinic.c.status).where(_clinic.c.organization_npi.in_(list(items))))}
+    now = utcnow()
+    new, updates = [], []
+    for npi, item in items.items():
+        row = stored.get(npi)
+        if row is None:
+            new.append({**item.values, "email": None, "status": "unclaimed",
+                        "created_at": now, "decided_at": None, "decision_reason": None})
+            continue
+        wanted = {field: item.values[field] or row._mapping[field] for field in ("name", "phone")}
+        if row.status != "unclaimed" or wanted == {"name": row.name, "phone": row.phone}:
+            counts["clinics unchanged"] += 1
+            continue
+        updates.append({**wanted, "b_id": row.id})
+    if new:
+        session.execute(insert(_clinic), new)
+        counts["clinics created (unclaimed)"] += len(new)
+    if updates:
+        session.execute(update(_clinic).where(_clinic.c.id == bindparam("b_id"),
+                                              _clinic.c.status == "unclaimed")
+                        .values(name=bindparam("name"), phone=bindparam("phone")), updates)
+        counts["clinics updated"] += len(updates)

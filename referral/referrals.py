@@ -57,6 +57,10 @@ REASONS = tuple(dict.fromkeys(REJECTION_REASONS + CANCELLATION_REASONS))
 #: Outcome codes a completed referral may carry.
 OUTCOMES = ("evaluation_completed", "medication_started", "medication_adjusted",
             "no_medication_needed", "referred_elsewhere", "patient_declined", "other")
+#: Time zones an appointment may be booked in (the US states' and territories', and UTC).
+TIME_ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Phoenix",
+              "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu",
+              "America/Puerto_Rico", "UTC")
 
 SENDER, RECEIVER, SYSTEM = "sender", "receiver", "system"
 #: (from, to) -> who may make that change.
@@ -218,12 +222,15 @@ def _can_see(prescriber: Provider, state: str) -> bool:
 def change_status(clinic: Clinic, referral_id: int, wanted: str,
                   reason: str | None = None, *, note: str | None = None,
                   appointment_at: dt.datetime | None = None,
+                  appointment_time_zone: str | None = None,
                   outcome: str | None = None) -> Referral:
     """Move a referral to ``wanted`` on behalf of ``clinic``.
 
     Not a party: not found. Wrong side: forbidden. Not allowed from the current
     status: conflict. A rejection and a cancellation need a reason of their own kind;
-    ``scheduled`` needs a future ``appointment_at``; ``completed`` may carry an
+    ``scheduled`` needs a future ``appointment_at`` (and may name the
+    ``appointment_time_zone`` it was booked in, one of ``TIME_ZONES``, in which both
+    clinics' pages then show it); ``completed`` may carry an
     ``outcome``. A ``note`` goes to the coordination thread. Of two changes made at once,
     the one saved second is refused by the row version (``StaleDataError``, answered 409).
     """
@@ -236,9 +243,10 @@ def change_status(clinic: Clinic, referral_id: int, wanted: str,
     if who != side:
         party = "receiving prescriber's" if who == RECEIVER else "sending"
         raise Forbidden(f"Only the {party} clinic can make a referral {wanted}.")
-    reason = _check_details(wanted, reason, appointment_at, outcome)
+    reason = _check_details(wanted, reason, appointment_at, outcome, appointment_time_zone)
     previous = referral.status
-    _apply(referral, wanted, clinic.id, reason, appointment_at=appointment_at, outcome=outcome)
+    _apply(referral, wanted, clinic.id, reason, appointment_at=appointment_at,
+           appointment_time_zone=appointment_time_zone, outcome=outcome)
     message = _note(referral, clinic.id, note)
     events.referral_event(referral, events.REFERRAL_STATUS_CHANGED, clinic.id,
                           previous_status=previous,
@@ -248,7 +256,7 @@ def change_status(clinic: Clinic, referral_id: int, wanted: str,
 
 
 def _check_details(wanted: str, reason: str | None, appointment_at: dt.datetime | None,
-                   outcome: str | None) -> str | None:
+                   outcome: str | None, time_zone: str | None = None) -> str | None:
     """The reason to keep for this change; 422 for details that do not fit it."""
     problems: dict[str, list[str]] = {}
     kept = None
@@ -273,6 +281,10 @@ def _check_details(wanted: str, reason: str | None, appointment_at: dt.datetime 
             problems["appointment_at"] = ["Must be in the future."]
     elif appointment_at is not None:
         problems["appointment_at"] = ["Only for scheduled."]
+    if time_zone is not None and wanted != "scheduled":
+        problems["appointment_time_zone"] = ["Only for scheduled."]
+    elif time_zone is not None and time_zone not in TIME_ZONES:
+        problems["appointment_time_zone"] = ["One of: " + ", ".join(TIME_ZONES) + "."]
     if outcome is not None and wanted != "completed":
         problems["outcome"] = ["Only for completed."]
     elif outcome is not None and outcome not in OUTCOMES:
@@ -287,11 +299,12 @@ def _check_details(wanted: str, reason: str | None, appointment_at: dt.datetime 
 
 def _apply(referral: Referral, wanted: str, clinic_id: int | None, reason: str | None,
            now: dt.datetime | None = None, *, appointment_at: dt.datetime | None = None,
-           outcome: str | None = None) -> None:
+           appointment_time_zone: str | None = None, outcome: str | None = None) -> None:
     now = now or utcnow()
     db.session.add(ReferralEvent(referral=referral, from_status=referral.status,
                                  to_status=wanted, clinic_id=clinic_id, reason=reason, at=now,
-                                 appointment_at=appointment_at, outcome=outcome))
+                                 appointment_at=appointment_at,
+                                 appointment_time_zone=appointment_time_zone, outcome=outcome))
     if referral.status == "requested" and wanted in ("accepted", "rejected"):
         referral.responded_at = now
     referral.status = wanted
@@ -299,6 +312,7 @@ def _apply(referral: Referral, wanted: str, clinic_id: int | None, reason: str |
         referral.reason = reason
     if appointment_at is not None:
         referral.appointment_at = appointment_at
+        referral.appointment_time_zone = appointment_time_zone
     if outcome is not None:
         referral.outcome = outcome
 

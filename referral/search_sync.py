@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import and_, event, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from search_index.table import ProviderTable
@@ -182,9 +182,21 @@ TABLE_COLUMNS = (
 )
 
 
+#: A listing patients can find: active and kept by a clinic. A registry record that no clinic
+#: has claimed (an NPPES import) is not listed: it is in neither part of the index.
+LISTED = and_(Provider.active.is_(True), Provider.clinic_id.is_not(None))
+
+
+def is_listed(values) -> bool:
+    """``LISTED`` for one row or listing dict."""
+    return bool(values.get("active")) and values.get("clinic_id") is not None
+
+
 def table_record(values) -> dict:
-    """A listing (a row of ``TABLE_COLUMNS`` or a listing dict) as a ``ProviderTable`` record."""
+    """A listing (a row of ``TABLE_COLUMNS`` or a listing dict) as a ``ProviderTable`` record
+    (``active`` there means listed)."""
     record = {column.key: values.get(column.key) for column in TABLE_COLUMNS}
+    record["active"] = is_listed(record)
     record["gender"] = gender_category(record["gender"])
     record["verified_at"] = _epoch(record.pop("last_verified_at"))
     record["reported"] = record.pop("reported_at") is not None  # patients' reports
@@ -194,11 +206,14 @@ def table_record(values) -> dict:
 
 def table_records(connection, ids: list[int] | None = None,
                   batch: int = 10_000) -> Iterator[dict]:
-    """Listings as ``ProviderTable`` records (all of them, or the given ids)."""
+    """Listings as ``ProviderTable`` records: every listed one, or the given ids (listed or
+    not, so that one no longer listed leaves the table)."""
     for chunk in _chunks(ids):
         statement = select(*TABLE_COLUMNS)
         if chunk is not None:
             statement = statement.where(Provider.id.in_(chunk))
+        else:
+            statement = statement.where(LISTED)
         result = connection.execution_options(yield_per=batch).execute(statement)
         for row in result.mappings():
             yield table_record(row)
@@ -206,16 +221,19 @@ def table_records(connection, ids: list[int] | None = None,
 
 def text_documents(connection, ids: list[int] | None = None,
                    batch: int = 10_000) -> Iterator[tuple[int, dict | None]]:
-    """``(id, whoosh document)`` per listing; the document is None for inactive ones."""
+    """``(id, whoosh document)`` per listing; the document is None for one not listed."""
     columns = (Provider.id, Provider.first_name, Provider.last_name, Provider.credentials,
-               Provider.bio, Provider.updated_at, Provider.active, Clinic.name.label("clinic"))
+               Provider.bio, Provider.updated_at, Provider.active, Provider.clinic_id,
+               Clinic.name.label("clinic"))
     for chunk in _chunks(ids):
         statement = select(*columns).outerjoin(Clinic, Clinic.id == Provider.clinic_id)
         if chunk is not None:
             statement = statement.where(Provider.id.in_(chunk))
+        else:
+            statement = statement.where(LISTED)
         result = connection.execution_options(yield_per=batch).execute(statement)
         for row in result:
-            if not row.active:
+            if not is_listed(row._mapping):
                 yield row.id, None
                 continue
             yield row.id, {
@@ -369,7 +387,7 @@ def check_index(state: SearchState, connection, repair: bool = True,
     position = latest_change(connection)
     database = {row.id: row.updated_at.isoformat() if row.updated_at else ""
                 for row in connection.execute(
-                    select(Provider.id, Provider.updated_at).where(Provider.active.is_(True)))}
+                    select(Provider.id, Provider.updated_at).where(LISTED))}
     indexed = state.text.stored_versions() if state.text.current_name() else {}
     missing = sorted(set(database) - set(indexed))
     extra = sorted(set(indexed) - set(database))

@@ -155,8 +155,9 @@ def test_totp_second_factor(app, make_clinic):
     wrong = client.post("/clinic/security", data={"code": "000000",
                                                   "csrf_token": csrf(client, "/clinic/security")})
     assert wrong.status_code == 422
+    enabling = pyotp.TOTP(secret).now()
     turned_on = client.post("/clinic/security", data={
-        "code": pyotp.TOTP(secret).now(), "csrf_token": csrf(client, "/clinic/security")})
+        "code": enabling, "csrf_token": csrf(client, "/clinic/security")})
     assert turned_on.status_code == 302
     with app.app_context():
         stored = accounts.user_by_email("careful@example.org").totp_ciphertext
@@ -168,9 +169,58 @@ def test_totp_second_factor(app, make_clinic):
     bad = client.post("/clinic/sign-in/code", data={
         "code": "123456", "csrf_token": csrf(client, "/clinic/sign-in/code")})
     assert bad.status_code == 401
+    # the code that turned the factor on is used up: the next step's code signs in
+    used = client.post("/clinic/sign-in/code", data={
+        "code": enabling, "csrf_token": csrf(client, "/clinic/sign-in/code")})
+    assert used.status_code == 401
     good = client.post("/clinic/sign-in/code", data={
-        "code": pyotp.TOTP(secret).now(), "csrf_token": csrf(client, "/clinic/sign-in/code")})
+        "code": next_code(secret), "csrf_token": csrf(client, "/clinic/sign-in/code")})
     assert good.status_code == 302 and client.get("/clinic").status_code == 200
+
+
+def next_code(secret: str) -> str:
+    """The code of the next time step (accepted: one step of clock drift either side)."""
+    totp = pyotp.TOTP(secret)
+    return totp.generate_otp(totp.timecode(dt.datetime.now(dt.UTC)) + 1)
+
+
+def test_a_totp_code_works_once_even_when_two_sign_ins_race(app, make_clinic):
+    """A code seen over a shoulder or replayed from a captured request is refused: of two
+    sign-ins with the same code at the same moment exactly one gets in."""
+    import threading
+
+    clinic_id, _ = make_clinic()
+    add_user(app, clinic_id, "twice@example.org")
+    secret = pyotp.random_base32()
+    with app.app_context():
+        accounts.enable_totp(accounts.user_by_email("twice@example.org"), secret,
+                             pyotp.TOTP(secret).now())
+    code = next_code(secret)
+    clients = [app.test_client() for _ in range(2)]
+    tokens = []
+    for client in clients:
+        assert sign_in(client, "twice@example.org").headers["Location"].endswith(
+            "/clinic/sign-in/code")
+        tokens.append(csrf(client, "/clinic/sign-in/code"))
+    barrier, answers = threading.Barrier(2), []
+
+    def submit(client, token):
+        barrier.wait()
+        answers.append(client.post("/clinic/sign-in/code",
+                                   data={"code": code, "csrf_token": token}).status_code)
+
+    threads = [threading.Thread(target=submit, args=pair)
+               for pair in zip(clients, tokens, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [302, 401]
+    later = app.test_client()
+    sign_in(later, "twice@example.org")
+    replay = later.post("/clinic/sign-in/code", data={
+        "code": code, "csrf_token": csrf(later, "/clinic/sign-in/code")})
+    assert replay.status_code == 401
 
 
 def test_staff_cannot_manage_people_or_tokens_admins_can(app, mailing, make_clinic, smtp):

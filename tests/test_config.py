@@ -20,7 +20,7 @@ VARIABLES = (
     "REFERRAL_ENV", "DATABASE_URL", "INDEX_DIR", "SECRET_KEY", "GEOCODER", "GEOCODER_USER_AGENT",
     "MAX_CONTENT_LENGTH", "BULK_MAX_ROWS", "STALE_AFTER_DAYS", "HIDDEN_AFTER_DAYS",
     "SEARCH_LISTING_CACHE", "SEARCH_SYNC_ON_COMMIT", "RATE_LIMITS", "RATELIMIT_STORAGE_URI",
-    "RATELIMIT_SEARCH", "RATELIMIT_WRITE", "RATELIMIT_KEY_PREFIX",
+    "RATELIMIT_SEARCH", "RATELIMIT_WRITE", "RATELIMIT_KEY_PREFIX", "TRUSTED_PROXIES",
 )
 FALSE_SPELLINGS = ["0", "false", "False", "FALSE", "no", "No", "off", "OFF", "f", "n"]
 TRUE_SPELLINGS = ["1", "true", "True", "yes", "YES", "on", "On", "t", "y"]
@@ -50,6 +50,7 @@ def test_defaults(tmp_path):
     assert settings["RATELIMIT_SEARCH"] == "120 per minute"
     assert settings["RATELIMIT_WRITE"] == "60 per minute"
     assert settings["RATELIMIT_KEY_PREFIX"] == "referral"
+    assert settings["TRUSTED_PROXIES"] == 0
     assert settings["RATELIMIT_ACCOUNT_FAILURES"] == "10 per hour"
     assert (settings["RESET_LINK_MINUTES"], settings["CONFIRM_LINK_HOURS"]) == (60, 48)
     assert "JSON_SORT_KEYS" not in settings

@@ -116,3 +116,24 @@ def test_the_log_filter_keeps_the_stack_and_drops_the_message(app):
     assert "test_the_log_filter_keeps_the_stack_and_drops_the_message" in message
     assert describe_database_error(error) in message
     assert str(error.orig) not in message and SECRET_REF not in message
+
+
+def test_every_logger_of_the_package_scrubs_database_errors(app, caplog):
+    """Not only Flask's logger: the index sync, the worker and every other module's logger
+    log database errors without the rows they quote."""
+    names = [name for name in logging.root.manager.loggerDict if name.startswith("referral.")]
+    assert "referral.search_sync" in names and "referral.delivery" in names
+    for name in names:
+        filters = logging.getLogger(name).filters
+        assert any(isinstance(f, ScrubDatabaseErrors) for f in filters), name
+    with app.app_context():
+        try:
+            with db.engine.begin() as connection:
+                connection.execute(text(
+                    "INSERT INTO clinic (id, name, created_at) VALUES (1, :name, :at), "
+                    "(1, :name, :at)"), {"name": SECRET_REF, "at": "2026-01-01"})
+        except IntegrityError:
+            logging.getLogger("referral.search_sync").exception("search index sync failed")
+    logged = "\n".join(logging.Formatter().format(r) for r in caplog.records)
+    assert "search index sync failed" in logged and "IntegrityError" in logged
+    assert SECRET_REF not in logged

@@ -35,6 +35,7 @@ from referral.schemas.fields import (
     Term,
     Url,
     Zip,
+    clean_lines,
     clean_text,
 )
 from tests.conftest import assert_error_shape, bearer, make_app, new_npi
@@ -291,6 +292,16 @@ def test_clean_text_examples():
     for character in REFUSED.values():
         with pytest.raises(ValidationError):
             clean_text(f"a{character}b")
+
+
+def test_clean_lines_keeps_line_breaks_and_nothing_else():
+    written = "  Hi Dr Lee,\r\n\r\n\r\n\r\nShe starts\t\tMonday.\rThanks\u200b!\n\n "
+    assert clean_lines(written) == "Hi Dr Lee,\n\nShe starts Monday.\nThanks!"
+    assert clean_lines(clean_lines(written)) == clean_lines(written)
+    assert clean_lines(" \n \r\n ") == ""
+    for character in REFUSED.values():
+        with pytest.raises(ValidationError):
+            clean_lines(f"a\n{character}b")
 
 
 def _input_schemas():

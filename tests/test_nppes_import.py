@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 
@@ -150,6 +151,77 @@ def test_clinic_entered_fields_survive_a_reimport(app, client, runner, make_clin
     assert set(trail[0]["changes"]) <= {"first_name", "last_name", "credentials",
                                         "licensed_states", "address_line1", "city",
                                         "phone", "latitude", "longitude", "taxonomy_codes"}
+
+
+def test_an_edit_saved_while_the_import_writes_is_kept_and_the_import_retries(
+        app, client, runner, make_clinic, listing):
+    """A clinic saves its listing between the import's read and its update: the update
+    matches no row (the version moved on), the import reads the listing again and applies
+    NPPES's fields on top of the clinic's edit, which is kept."""
+    from sqlalchemy import event
+
+    _, token = make_clinic()
+    created = client.post("/api/v1/providers", json=listing(npi=npi(1)),
+                          headers=bearer(token)).json
+    assert runner.invoke(args=["import-nppes", PATH]).exit_code == 0
+    url = f"/api/v1/providers/{created['id']}"
+    assert client.patch(url, json={"first_name": "Mae"}, headers=bearer(token)).status_code == 200
+    fired = []
+
+    def clinic_saves_first(_conn, _cursor, statement, *_):
+        if not fired and statement.startswith("UPDATE provider SET first_name"):
+            # the clinic's request runs in a thread of its own (its own app context,
+            # session and connection), committed before the import's update goes out
+            edit = concurrent.futures.ThreadPoolExecutor(1).submit(
+                client.patch, url, json={"bio": "Evenings on Tuesdays."},
+                headers=bearer(token)).result()
+            fired.append(edit.status_code)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", clinic_saves_first)
+    try:
+        rerun = runner.invoke(args=["import-nppes", PATH])
+    finally:
+        event.remove(engine, "before_cursor_execute", clinic_saves_first)
+    assert fired == [200] and rerun.exit_code == 0, rerun.output
+    assert "therapists updated: 1" in rerun.output and "changed by a clinic" not in rerun.output
+    after = client.get(url).json
+    assert (after["first_name"], after["bio"]) == ("MARY ANN", "Evenings on Tuesdays.")
+    with app.app_context():
+        provider = db.session.get(Provider, created["id"])
+        assert provider.version == 5  # created, import, first name, bio, import again
+        actions = [a.source for a in db.session.query(ProviderAudit)
+                   .filter_by(provider_id=created["id"]).order_by(ProviderAudit.id)]
+        assert actions == ["api", "nppes", "api", "api", "nppes"]
+
+
+def test_registry_records_are_not_listed_until_a_clinic_claims_them(app, client, runner,
+                                                                     make_clinic, listing):
+    """An import's new (unclaimed) records are in neither part of the search index and
+    write no change-log rows; no search shows them, not even with every availability
+    filter off; a claimed listing that NPPES changes is updated in the index."""
+    from referral.models import ProviderChange
+
+    _, token = make_clinic()
+    claimed = client.post("/api/v1/providers", json=listing(npi=npi(1)),
+                          headers=bearer(token)).json
+    with app.app_context():
+        before = db.session.query(ProviderChange).count()
+    assert runner.invoke(args=["import-nppes", PATH]).exit_code == 0
+    with app.app_context():
+        assert db.session.query(Provider).filter(Provider.clinic_id.is_(None)).count() == 10
+        changes = db.session.query(ProviderChange).all()[before:]
+        assert [c.provider_id for c in changes] == [claimed["id"]]  # the claimed one only
+    found = client.get("/api/v1/providers/search", query_string={
+        "include_stale": "true", "accepting_new_patients": "false", "per_page": 100}).json
+    assert [item["id"] for item in found["items"]] == [claimed["id"]]
+    assert client.get("/api/v1/providers/search", query_string={
+        "q": "mary ann", "include_stale": "true", "accepting_new_patients": "false"}
+    ).json["items"][0]["first_name"] == "MARY ANN"  # the name NPPES gave, in the text index
+    report = runner.invoke(args=["check-index", "--no-repair"])
+    assert report.exit_code == 0 and "Database: 1 listed listings; index: 1." in report.output
+    assert "The index matches the database." in report.output
 
 
 def test_dry_run_state_filter_and_limit(app, runner):

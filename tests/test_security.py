@@ -299,3 +299,23 @@ def test_a_locked_sqlite_database_answers_503_within_five_seconds(tmp_path):
         holder.close()
     assert_error_shape(response, 503)
     assert 4 < elapsed < 7, elapsed
+
+
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_the_client_address_comes_from_the_proxy_only_when_proxies_are_trusted(database, app,
+                                                                               proxies):
+    """Behind a trusted proxy each patient has their own budget; without one, a forged
+    ``X-Forwarded-For`` buys nobody a fresh budget."""
+    limited = make_app(database, RATE_LIMITS=True, RATELIMIT_SEARCH="2 per minute",
+                       TRUSTED_PROXIES=proxies)
+    client = limited.test_client()
+    here = {"REMOTE_ADDR": "127.0.3.1"}
+    for _ in range(2):
+        assert client.get("/api/v1/providers/search", environ_base=here,
+                          headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200
+    other = client.get("/api/v1/providers/search", environ_base=here,
+                       headers={"X-Forwarded-For": "203.0.113.8"})
+    assert other.status_code == (200 if proxies else 429)
+    again = client.get("/api/v1/providers/search", environ_base=here,
+                       headers={"X-Forwarded-For": "203.0.113.7"})
+    assert again.status_code == 429

@@ -90,7 +90,8 @@ def change_status(values, referral_id):
     thread."""
     referral = referrals.change_status(
         g.clinic, referral_id, values["status"], values.get("reason"), note=values.get("note"),
-        appointment_at=values.get("appointment_at"), outcome=values.get("outcome"))
+        appointment_at=values.get("appointment_at"),
+        appointment_time_zone=values.get("appointment_time_zone"), outcome=values.get("outcome"))
     return referrals.PartyView(referral, g.clinic)
 
 

@@ -24,7 +24,11 @@ field: ``CleanString`` (names, bio, address, token labels, the search ``q``),
   Malayalam and other scripts, and emoji sequences, need them to spell words.
 - **Whitespace**: tab, line feed, vertical tab, form feed, carriage return and
   every Unicode space are collapsed to one space and trimmed, as before (a bio
-  pasted with line breaks reads as one paragraph).
+  pasted with line breaks reads as one paragraph). Text written as several lines
+  (``CleanLines``: messages and notes between clinics) keeps its line breaks:
+  ``\r\n`` and ``\r`` become ``\n``, other whitespace within a line collapses
+  to one space, each line is trimmed, and more than one blank line in a row
+  becomes one.
 
 The result of ``clean_text`` contains no refused or stripped character, and
 cleaning it again changes nothing.
@@ -76,6 +80,17 @@ def clean_text(value: str) -> str:
     return re.sub(r"\s+", " ", value.translate(_STRIP_TABLE)).strip()
 
 
+#: Line breaks, for text that keeps its lines (``CleanLines``).
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029]")
+
+
+def clean_lines(value: str) -> str:
+    """The cleaning rule for text written as several lines: as ``clean_text`` within each
+    line, line breaks kept, at most one blank line in a row."""
+    lines = [clean_text(line) for line in _LINE_BREAKS.split(value)]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+
+
 class _Cleaned:
     """Mixin for string fields: the cleaning rule before validation. A blank value stays
     ``""`` with ``allow_blank=True``, becomes None when the field allows None, and is
@@ -85,8 +100,11 @@ class _Cleaned:
         super().__init__(*args, **kwargs)
         self.allow_blank = allow_blank
 
+    #: The rule applied (``clean_text``; ``CleanLines`` keeps line breaks).
+    clean = staticmethod(clean_text)
+
     def _deserialize(self, value, attr, data, **kwargs):
-        text = clean_text(super()._deserialize(value, attr, data, **kwargs))
+        text = self.clean(super()._deserialize(value, attr, data, **kwargs))
         if not text and not self.allow_blank:
             if self.allow_none:
                 return None
@@ -101,6 +119,13 @@ class _Cleaned:
 class CleanString(_Cleaned, fields.String):
     """Free text under the cleaning rule: trimmed, inner whitespace collapsed, invisible
     characters stripped, controls and bidi controls refused (blank: see ``_Cleaned``)."""
+
+
+class CleanLines(CleanString):
+    """Free text under the cleaning rule that keeps its line breaks (``clean_lines``):
+    messages and notes between clinics."""
+
+    clean = staticmethod(clean_lines)
 
 
 class Email(_Cleaned, fields.Email):

@@ -14,15 +14,17 @@ from ..referrals import (
     REASONS,
     REJECTION_REASONS,
     REQUESTABLE_STATUSES,
+    TIME_ZONES,
     URGENCIES,
 )
-from .fields import ID_RANGE, CleanString, Term
+from .fields import ID_RANGE, CleanLines, CleanString, Term
 from .paging import PageInfoSchema, PageQuerySchema
 
 
-def note_field(**metadata) -> CleanString:
-    """Free text for the coordination thread (cleaned like every text field; 4,000 at most)."""
-    return CleanString(validate=validate.Length(max=MAX_MESSAGE_LENGTH), metadata=metadata)
+def note_field(**metadata) -> CleanLines:
+    """Free text for the coordination thread (cleaned like every text field, line breaks
+    kept; 4,000 at most)."""
+    return CleanLines(validate=validate.Length(max=MAX_MESSAGE_LENGTH), metadata=metadata)
 
 
 class ReferralCreateSchema(Schema):
@@ -61,6 +63,9 @@ class ReferralStatusSchema(Schema):
     appointment_at = fields.AwareDateTime(metadata={
         "description": "Required to schedule (and to change the time): a future time with "
                        "its UTC offset."})
+    appointment_time_zone = fields.String(validate=validate.OneOf(TIME_ZONES), metadata={
+        "description": "Optional when scheduling: the zone the appointment is booked in; "
+                       "both clinics' pages show the time in it (else in UTC)."})
     outcome = fields.String(validate=validate.OneOf(OUTCOMES), metadata={
         "description": "Optional when completing."})
     note = note_field(description="Optional free text beside the change; it goes to the "
@@ -75,6 +80,7 @@ class ReferralEventSchema(Schema):
     clinic_id = fields.Integer(allow_none=True)
     reason = fields.String(allow_none=True)
     appointment_at = fields.DateTime(allow_none=True)
+    appointment_time_zone = fields.String(allow_none=True)
     outcome = fields.String(allow_none=True)
     at = fields.DateTime()
 
@@ -108,6 +114,7 @@ class ReferralSchema(Schema):
     responded_at = fields.DateTime(allow_none=True)
     updated_at = fields.DateTime()
     appointment_at = fields.DateTime(allow_none=True)
+    appointment_time_zone = fields.String(allow_none=True)
     outcome = fields.String(allow_none=True)
     counterpart = fields.Nested(CounterpartSchema, allow_none=True, metadata={
         "description": "The other clinic (name, contact), once the referral is accepted."})
@@ -132,8 +139,8 @@ class MessageCreateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    text = CleanString(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE_LENGTH),
-                       metadata={"description": "Up to 4,000 characters; encrypted at rest."})
+    text = CleanLines(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE_LENGTH),
+                      metadata={"description": "Up to 4,000 characters; encrypted at rest."})
 
 
 class MessageSchema(Schema):

@@ -42,10 +42,6 @@ from .clinic import signed_in
 bp = Blueprint("referral_pages", __name__, url_prefix="/clinic")
 
 ID = "<int(min=1, max=2147483647):{}>"
-#: Time zones offered for an appointment time (a form has no zone of its own).
-TIME_ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Phoenix",
-              "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu",
-              "America/Puerto_Rico", "UTC")
 ACTION_LABELS = {"accepted": "Accept", "rejected": "Decline", "scheduled": "Schedule",
                  "completed": "Mark completed", "no_show": "Mark no-show",
                  "cancelled": "Cancel referral"}
@@ -105,7 +101,8 @@ def _render_referral(referral_id: int, errors: dict | None = None, message: str 
         "clinic/referral.html", r=view, thread=thread, actions=_actions(view),
         labels=ACTION_LABELS, providers=providers, errors=errors or {}, message=message,
         form=form or {}, rejection_reasons=REJECTION_REASONS,
-        cancellation_reasons=CANCELLATION_REASONS, outcomes=OUTCOMES, time_zones=TIME_ZONES)
+        cancellation_reasons=CANCELLATION_REASONS, outcomes=OUTCOMES,
+        time_zones=referrals.TIME_ZONES)
     referrals.mark_seen(g.clinic, view._referral)
     return page, status
 
@@ -117,21 +114,22 @@ def referral(referral_id):
     return _render_referral(referral_id)
 
 
-def _appointment(form) -> tuple[dt.datetime | None, dict]:
-    """The appointment time of a form (a local time and its zone) as an aware time."""
+def _appointment(form) -> tuple[dt.datetime | None, str | None, dict]:
+    """The appointment time of a form (a local time and its zone) as an aware time, and
+    the zone."""
     text = form.get("appointment_at", "").strip()
     if not text:
-        return None, {}
+        return None, None, {}
     zone = form.get("time_zone", "America/New_York")
-    if zone not in TIME_ZONES:
-        return None, {"time_zone": ["Choose a time zone from the list."]}
+    if zone not in referrals.TIME_ZONES:
+        return None, None, {"time_zone": ["Choose a time zone from the list."]}
     try:
         local = dt.datetime.fromisoformat(text)
     except ValueError:
-        return None, {"appointment_at": ["Give a date and time."]}
+        return None, None, {"appointment_at": ["Give a date and time."]}
     if local.tzinfo is None:
         local = local.replace(tzinfo=ZoneInfo(zone))
-    return local, {}
+    return local, zone, {}
 
 
 @bp.post("/referrals/" + ID.format("referral_id") + "/status")
@@ -142,7 +140,7 @@ def change_status(referral_id):
     wanted = form.get("status", "")
     if wanted not in ACTION_LABELS:
         return _render_referral(referral_id, {"status": ["Choose an action."]}, status=422)
-    appointment_at, errors = _appointment(form)
+    appointment_at, time_zone, errors = _appointment(form)
     note = None
     if form.get("note", "").strip():
         try:
@@ -154,6 +152,7 @@ def change_status(referral_id):
     try:
         referrals.change_status(g.clinic, referral_id, wanted, form.get("reason") or None,
                                 note=note, appointment_at=appointment_at,
+                                appointment_time_zone=time_zone,
                                 outcome=form.get("outcome") or None)
     except (Invalid, Conflict, referrals.Forbidden) as error:
         return _render_referral(referral_id, error.errors, error.message, error.status,
@@ -323,10 +322,13 @@ def outbox():
 
 
 @bp.app_template_filter("when")
-def when(value) -> str:
-    """A time for people: ``2026-11-27 14:00 UTC`` (empty for none)."""
+def when(value, zone: str | None = None) -> str:
+    """A time for people: ``2026-11-27 14:00 UTC``, or in ``zone`` (an appointment in the
+    zone it was booked in): ``2026-11-27 08:00 CST (America/Chicago)``; empty for none."""
     if not value:
         return ""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
+    if zone and zone != "UTC":
+        return value.astimezone(ZoneInfo(zone)).strftime(f"%Y-%m-%d %H:%M %Z ({zone})")
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -32,6 +32,18 @@ def test_both_clinics_write_and_read_the_thread(client, parties):
         assert all(m["created_at"] for m in thread)
 
 
+def test_a_message_keeps_its_line_breaks(client, parties):
+    referral_id = send(client, parties)["id"]
+    url = f"{URL}/{referral_id}/messages"
+    written = "Hi,\r\n\r\nShe can do   Tuesday or Thursday.\nThanks  "
+    sent = client.post(url, json={"text": written}, headers=bearer(parties["sender"]))
+    assert sent.status_code == 201
+    kept = "Hi,\n\nShe can do Tuesday or Thursday.\nThanks"
+    assert sent.json["text"] == kept
+    thread = client.get(url, headers=bearer(parties["receiver"])).json["items"]
+    assert [m["text"] for m in thread] == [kept]
+
+
 def test_anyone_else_gets_404_and_nothing_is_written(app, client, parties):
     referral_id = send(client, parties)["id"]
     url = f"{URL}/{referral_id}/messages"

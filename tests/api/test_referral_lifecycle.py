@@ -46,9 +46,30 @@ def test_scheduled_carries_a_future_time_that_may_change(client, parties):
     assert dt.datetime.fromisoformat(history[-1]["appointment_at"]) == moved
     thread = client.get(f"{URL}/{referral_id}/messages", headers=bearer(parties["sender"]))
     assert [m["text"] for m in thread.json["items"]] == ["Moved to Thursday."]
+    assert response.json["appointment_time_zone"] is None  # none given: pages show UTC
     # only the receiver schedules
     assert_error_shape(status(client, parties["sender"], referral_id, status="scheduled",
                               appointment_at=later()), 403)
+
+
+def test_an_appointment_keeps_the_zone_it_was_booked_in(client, parties):
+    referral_id = send(client, parties)["id"]
+    status(client, parties["receiver"], referral_id, status="accepted")
+    for zone in ("Mars/Olympus_Mons", "Europe/Paris", ""):
+        refused = status(client, parties["receiver"], referral_id, status="scheduled",
+                         appointment_at=later(24), appointment_time_zone=zone)
+        assert "appointment_time_zone" in assert_error_shape(refused, 422)["errors"]["json"]
+    booked = status(client, parties["receiver"], referral_id, status="scheduled",
+                    appointment_at=later(24), appointment_time_zone="America/Chicago")
+    assert booked.status_code == 200
+    assert booked.json["appointment_time_zone"] == "America/Chicago"
+    assert booked.json["history"][-1]["appointment_time_zone"] == "America/Chicago"
+    seen = client.get(f"{URL}/{referral_id}", headers=bearer(parties["sender"])).json
+    assert seen["appointment_time_zone"] == "America/Chicago"
+    wrong_change = status(client, parties["receiver"], referral_id, status="completed",
+                          appointment_time_zone="America/Chicago")
+    assert assert_error_shape(wrong_change, 422)["errors"] == {
+        "appointment_time_zone": ["Only for scheduled."]}
 
 
 def test_completed_may_carry_an_outcome_and_details_must_fit_the_status(client, parties):

@@ -96,7 +96,9 @@ def test_refer_from_a_listing_then_answer_and_talk(app, clinics):
     b.post(f"{referral_url}/messages", data={"csrf_token": token,
                                              "text": "Please send the intake summary."})
     page = text(a.get(referral_url))
-    assert "Scheduled" in page and "2031-03-04 14:30 UTC" in page  # 09:30 in New York
+    # shown in the zone it was booked in, to both clinics
+    assert "Scheduled" in page and "2031-03-04 09:30 EST (America/New_York)" in page
+    assert "2031-03-04 09:30 EST (America/New_York)" in text(b.get(referral_url))
     assert "Please send the intake summary." in page and "First visit by video." in page
     assert "Summit Psychiatry" in page  # the other clinic, once accepted
     assert "Cancel referral" in page and "Mark completed" not in page

@@ -1,4 +1,6 @@
-"""directory truth: patients' reports of wrong listings, and when a listing became reported
+"""directory truth: patients' reports of wrong listings, and when a listing became reported;
+the time step of each person's last accepted TOTP code (a code works once); the time zone
+an appointment was booked in
 
 Revision ID: 0009_listing_reports
 Revises: 0008_accounts
@@ -16,6 +18,12 @@ REASONS = ("could_not_reach", "not_accepting", "insurance_not_accepted", "wrong_
 
 
 def upgrade():
+    for table in ("referral", "referral_event"):
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("appointment_time_zone", sa.String(length=40),
+                                       nullable=True))
+    with op.batch_alter_table("user_account") as batch:
+        batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("provider") as batch:
         batch.add_column(sa.Column("reported_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
@@ -55,3 +63,8 @@ def downgrade():
     op.drop_table("listing_report")
     with op.batch_alter_table("provider") as batch:
         batch.drop_column("reported_at")
+    with op.batch_alter_table("user_account") as batch:
+        batch.drop_column("totp_last_step")
+    for table in ("referral", "referral_event"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("appointment_time_zone")
