@@ -59,6 +59,10 @@ Environment variables:
 - ``RATELIMIT_ACCOUNT_FAILURES`` (str): failed password (or second-factor) sign-ins per
   account, from any address (default ``10 per hour``); past it that account's sign-in
   answers 429 until the window passes.
+- ``RATELIMIT_REPORTS_ADDRESS`` (str): patients' reports on listings per client address,
+  the report page and API together (default ``10 per hour``).
+- ``RATELIMIT_REPORTS_LISTING`` (str): reports on one listing, from anyone (default
+  ``20 per day``), so that nobody floods one clinic's listing.
 - ``RESET_LINK_MINUTES`` (int): how long an emailed password-reset link works (default 60;
   it works once).
 - ``CONFIRM_LINK_HOURS`` (int): how long an email-confirmation link works (default 48).
@@ -202,6 +206,11 @@ def load_config(instance_path: str) -> dict:
                                            validate=rate_limit),
         "RATELIMIT_ACCOUNT_FAILURES": env.str("RATELIMIT_ACCOUNT_FAILURES", "10 per hour",
                                               validate=rate_limit),
+        # Patients' reports on listings (issue 14)
+        "RATELIMIT_REPORTS_ADDRESS": env.str("RATELIMIT_REPORTS_ADDRESS", "10 per hour",
+                                             validate=rate_limit),
+        "RATELIMIT_REPORTS_LISTING": env.str("RATELIMIT_REPORTS_LISTING", "20 per day",
+                                             validate=rate_limit),
         # People: one-time links (issue 13)
         "RESET_LINK_MINUTES": env.int("RESET_LINK_MINUTES", 60, validate=count),
         "CONFIRM_LINK_HOURS": env.int("CONFIRM_LINK_HOURS", 48, validate=count),

@@ -19,6 +19,7 @@ from .listings import (
     listing_values,
     npi_taken_message,
     record_audit,
+    resolve_reports,
 )
 from .models import Clinic, Provider, utcnow
 from .schemas.listings import load_listing_row
@@ -146,7 +147,9 @@ def bulk_upsert(clinic: Clinic, rows: list, *, dry_run: bool = False, verify: bo
             setattr(provider, field, change["new"])
         diff["last_verified_at"] = {"old": provider.last_verified_at, "new": now}
         provider.last_verified_at = now
-        record_audit(provider, clinic, "update" if len(diff) > 1 else "verify", diff, source="bulk")
+        action = "update" if len(diff) > 1 else "verify"
+        resolve_reports(provider, "fixed" if action == "update" else "verified", diff)
+        record_audit(provider, clinic, action, diff, source="bulk")
     if dry_run:
         db.session.rollback()
     else:

@@ -380,6 +380,19 @@ def operator_decide_claim(claim_id, decision, reason):
     click.echo(f"Claim {claim.id} ({claim.npi}) is {claim.status}.")
 
 
+@operator_group.command("decide-report")
+@click.argument("report_id", type=click.IntRange(1, 2_147_483_647))
+@click.argument("decision", type=click.Choice(["confirm", "dismiss"]))
+@with_appcontext
+def operator_decide_report(report_id, decision):
+    """Confirm or dismiss a patient's report on a listing (audited as the CLI); a
+    confirmed no_longer_practicing report deactivates the listing."""
+    from . import reports
+
+    report = _domain_errors_as_click(reports.decide, report_id, decision)
+    click.echo(f"Report {report.id} on listing {report.provider_id} is {report.status}.")
+
+
 @click.group("user")
 def user_group():
     """Manage the people of clinics."""

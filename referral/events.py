@@ -23,8 +23,12 @@ REFERRAL_CREATED = "referral.created"
 REFERRAL_STATUS_CHANGED = "referral.status_changed"
 REFERRAL_MESSAGE = "referral.message"
 LISTING_REMINDER = "listing.reminder"
+#: A patient reported a listing (``referral.reports``): ``{provider_id, report_id, reason,
+#: reported}``, never the report's text.
+LISTING_REPORTED = "listing.reported"
 #: Every event type, for webhook subscriptions.
-EVENT_TYPES = (REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_MESSAGE, LISTING_REMINDER)
+EVENT_TYPES = (REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_MESSAGE, LISTING_REMINDER,
+               LISTING_REPORTED)
 
 
 def new_public_id() -> str:

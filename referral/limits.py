@@ -42,3 +42,5 @@ MAX_REASON_LENGTH = 500
 MAX_EVIDENCE_LENGTH = 2000
 #: Most records one claim request names.
 MAX_CLAIMS_PER_REQUEST = 100
+#: Longest text of a patient's report on a listing, and of the clinic's resolution note.
+MAX_REPORT_TEXT = 500

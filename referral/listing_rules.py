@@ -28,6 +28,16 @@ def is_stale(last_verified_at: dt.datetime | None, stale_after_days: int,
     return (now or utcnow()) - last_verified_at > dt.timedelta(days=stale_after_days)
 
 
+def verification(last_verified_at, clinic: dict | None, stale: bool, reported: bool) -> dict:
+    """A listing's freshness as every API answer gives it (``verification``): when its
+    clinic last attested it (``at``), which clinic (``by``), whether that is longer ago
+    than the stale period (``stale``) and whether patients' reports mark it
+    (``reported``). Search and matching pass the index's ``stale`` and ``reported``; one
+    loaded listing passes ``is_stale`` and its ``reported_at``."""
+    return {"at": last_verified_at, "by": (clinic or {}).get("name"), "stale": bool(stale),
+            "reported": bool(reported)}
+
+
 def listing_problems(values: dict) -> dict[str, list[str]]:
     """Rules that involve several fields of a complete listing; ``{field: [message]}``.
 

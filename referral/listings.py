@@ -254,6 +254,7 @@ def update_provider(clinic: Clinic, provider_id: int, changes: dict, geocoder=No
         old_verified = provider.last_verified_at
         provider.last_verified_at = utcnow()
         diff["last_verified_at"] = {"old": old_verified, "new": provider.last_verified_at}
+        resolve_reports(provider, "fixed", diff)
         record_audit(provider, clinic, "update", diff)
         commit_or_conflict()
     return provider
@@ -270,6 +271,16 @@ def deactivate_provider(clinic: Clinic, provider_id: int,
     return provider
 
 
+def resolve_reports(provider: Provider, resolution: str, diff: dict) -> None:
+    """An edit or a verification answers the listing's open patient reports
+    (``referral.reports``): they are resolved and the listing is no longer reported."""
+    from .reports import close_open_reports
+
+    resolved = close_open_reports(provider, resolution, None)
+    if resolved:
+        diff["reports_resolved"] = {"old": resolved, "new": 0}
+
+
 def verify_provider(clinic: Clinic, provider_id: int,
                     expected_versions: Collection[int] | None = None) -> Provider:
     """The clinic attests that the listing is current: ``last_verified_at = now``.
@@ -280,7 +291,8 @@ def verify_provider(clinic: Clinic, provider_id: int,
     provider = writable_provider(clinic, provider_id, expected_versions)
     old = provider.last_verified_at
     provider.last_verified_at = utcnow()
-    record_audit(provider, clinic, "verify",
-                 {"last_verified_at": {"old": old, "new": provider.last_verified_at}})
+    diff = {"last_verified_at": {"old": old, "new": provider.last_verified_at}}
+    resolve_reports(provider, "verified", diff)
+    record_audit(provider, clinic, "verify", diff)
     commit_or_conflict()
     return provider

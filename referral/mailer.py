@@ -16,7 +16,13 @@ from flask_mailman.backends.base import BaseEmailBackend
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from .events import LISTING_REMINDER, REFERRAL_CREATED, REFERRAL_MESSAGE, REFERRAL_STATUS_CHANGED
+from .events import (
+    LISTING_REMINDER,
+    LISTING_REPORTED,
+    REFERRAL_CREATED,
+    REFERRAL_MESSAGE,
+    REFERRAL_STATUS_CHANGED,
+)
 from .extensions import db, mail
 from .models import OutboxEmail
 
@@ -38,6 +44,16 @@ def compose(event_type: str, data: dict, base_url: str) -> tuple[str, str]:
         body = (f"{data.get('count', 0)} of your listings have not been verified recently. "
                 f"Patients see them as unverified until you confirm them.\n\n"
                 f"Check them here: {base}/clinic\n")
+        return subject, body
+    if event_type == LISTING_REPORTED:
+        listing = data.get("provider_id")
+        subject = "A patient reported a problem with a listing"
+        flagged = ("Several patients have reported it, so patients now see a notice that it "
+                   "may be out of date.\n\n" if data.get("reported") else "")
+        body = (f"A patient reported that your listing {listing} may be wrong.\n\n{flagged}"
+                f"Read the report, then fix the listing or confirm it is current: "
+                f"{base}/clinic/listings/{listing}/reports\n\n"
+                "For privacy, this email does not contain what the patient wrote.\n")
         return subject, body
     number = data.get("referral_id")
     link = f"{base}/clinic/referrals/{number}"

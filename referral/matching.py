@@ -22,6 +22,7 @@ from search_index.searcher import Criteria
 
 from .errors import NotFound
 from .limits import FINDER_DEPTH, MIN_PUBLIC_REFERRALS
+from .listing_rules import verification
 from .models import Provider, utcnow
 from .referrals import Responsiveness, completed_together, responsiveness
 from .search import Understood, build_criteria, placement
@@ -116,9 +117,9 @@ def match_pairs(service: SearchService, session, params: dict,
 
     # Pair features over the candidates only: len(t) x len(p).
     score = (therapists.fit + w.pair_concern * therapists.treats_concern
-             - w.stale * therapists.stale)[:, None] \
+             - w.stale * therapists.unverified)[:, None] \
         + (prescribers.fit + w.pair_concern * prescribers.treats_concern
-           - w.stale * prescribers.stale + w.responsiveness * resp)[None, :]
+           - w.stale * prescribers.unverified + w.responsiveness * resp)[None, :]
     t_clinic, p_clinic = therapists.clinic_ids, prescribers.clinic_ids
     same_clinic = (t_clinic[:, None] == p_clinic[None, :]) & (t_clinic[:, None] >= 0)
     score += w.same_clinic * same_clinic
@@ -157,8 +158,10 @@ def match_pairs(service: SearchService, session, params: dict,
         prescriber = listings.get(int(p_ids[j]))
         if therapist is None or prescriber is None:
             continue
-        t_item = _side_item(therapist, base, bool(therapists.stale[i]))
-        p_item = _side_item(prescriber, base, bool(prescribers.stale[j]))
+        t_item = _side_item(therapist, base, bool(therapists.stale[i]),
+                            bool(therapists.reported[i]))
+        p_item = _side_item(prescriber, base, bool(prescribers.stale[j]),
+                            bool(prescribers.reported[j]))
         p_item["responsiveness"] = _figures(p_figures, int(p_ids[j]))
         reasons = _pair_reasons(t_item, p_item, base, required, concerns,
                                 bool(same_clinic[i, j]), int(shared[i, j]), apart[i, j],
@@ -181,10 +184,12 @@ def _figures(figures: dict, prescriber_id: int) -> dict:
     return found.as_dict()
 
 
-def _side_item(listing: dict, criteria: Criteria, stale: bool) -> dict:
+def _side_item(listing: dict, criteria: Criteria, stale: bool, reported: bool) -> dict:
     distance, reach = placement(listing, criteria)
     return {**listing, "distance_miles": round(distance, 2) if distance is not None else None,
-            "reach": reach, "stale": stale}
+            "reach": reach, "stale": stale,
+            "verification": verification(listing["last_verified_at"], listing["clinic"], stale,
+                                         reported)}
 
 
 def _diverse_top(score: np.ndarray, limit: int) -> list[tuple[int, int]]:
@@ -271,7 +276,7 @@ def prescribers_for_therapist(service: SearchService, session, therapist_id: int
                            found.longitude)
              if therapist.latitude is not None else np.full(len(found), np.nan))
     close, bonus = _close_practices(apart)
-    score = (found.fit - w.stale * found.stale + w.responsiveness * resp
+    score = (found.fit - w.stale * found.unverified + w.responsiveness * resp
              + w.same_clinic * same_clinic
              + w.shared_history * np.minimum(shared, w.shared_history_cap) + bonus)
     order = np.argsort(-score, kind="stable")
@@ -283,7 +288,7 @@ def prescribers_for_therapist(service: SearchService, session, therapist_id: int
         listing = listings.get(int(ids[index]))
         if listing is None:
             continue
-        item = _side_item(listing, base, bool(found.stale[index]))
+        item = _side_item(listing, base, bool(found.stale[index]), bool(found.reported[index]))
         item["responsiveness"] = _figures(figures, int(ids[index]))
         reasons = [_how_seen("Prescriber", item["reach"], item["distance_miles"], base.state)
                    .replace("sees you", "can see the patient")]

@@ -55,17 +55,19 @@ def _readable(message: ReferralMessage, text: str) -> dict:
 
 
 def rotate_keys() -> int:
-    """Re-encrypt every message and webhook secret with the first configured key; return
-    how many values were rewritten (``referral rotate-keys``)."""
-    from .models import WebhookEndpoint
+    """Re-encrypt every message, listing report text and webhook secret with the first
+    configured key; return how many values were rewritten (``referral rotate-keys``)."""
+    from .models import ListingReport, WebhookEndpoint
 
     rotate = encryptor().rotate
     count = 0
     for model, column in ((ReferralMessage, "ciphertext"),
+                          (ListingReport, "text_ciphertext"),
                           (WebhookEndpoint, "secret_ciphertext")):
         last = 0
         while True:
-            batch = db.session.scalars(select(model).where(model.id > last)
+            batch = db.session.scalars(select(model).where(model.id > last,
+                                                           getattr(model, column).is_not(None))
                                        .order_by(model.id).limit(500)).all()
             if not batch:
                 break

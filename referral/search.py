@@ -26,6 +26,7 @@ from search_index.text import words
 from .crisis import crisis_notice, signals_crisis
 from .geo import distance_miles, lookup_zip, nearest_place
 from .limits import DEFAULT_PER_PAGE, DEFAULT_RADIUS_MILES
+from .listing_rules import verification
 from .models import Provider, utcnow
 from .search_service import SearchService
 from .vocab import (
@@ -349,8 +350,9 @@ def search_providers(service: SearchService, session, params: dict,
     listings = service.listings(session, ids, hits.versions, dump_listing)
     wanted = set(criteria.modalities) | set(criteria.suited_modalities)
     items = []
-    for provider_id, stale, text_score in zip(ids, hits.stale.tolist(),
-                                              hits.text_scores.tolist(), strict=False):
+    for provider_id, stale, reported, text_score in zip(
+            ids, hits.stale.tolist(), hits.reported.tolist(), hits.text_scores.tolist(),
+            strict=False):
         listing = listings.get(provider_id)
         if listing is None:
             continue  # deleted between the index read and now
@@ -363,6 +365,8 @@ def search_providers(service: SearchService, session, params: dict,
             "reasons": reasons_for(listing, criteria, distance if in_radius else None, matched,
                                    text_score > 0, understood),
             "matched_modalities": matched, "reach": ways, "stale": bool(stale),
+            "verification": verification(listing["last_verified_at"], listing["clinic"], stale,
+                                         reported),
         })
     answer = {
         "items": items, "total": hits.total, "page": page, "per_page": per_page,

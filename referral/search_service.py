@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from search_index.searcher import Criteria, any_bits, relevance, search
+from search_index.searcher import Criteria, any_bits, relevance, search, unverified
 from search_index.table import ProviderTable
 from search_index.text import words
 
@@ -35,6 +35,7 @@ class Found:
     distances: np.ndarray
     text_scores: np.ndarray
     stale: np.ndarray
+    reported: np.ndarray
     total: int
     facets: dict = field(default_factory=dict)
 
@@ -52,12 +53,18 @@ class Candidates:
     longitude: np.ndarray
     distances: np.ndarray       # miles from the patient (NaN: not computed)
     stale: np.ndarray
+    reported: np.ndarray
     fit: np.ndarray             # relevance to the patient (``search_index.searcher.relevance``)
     treats_concern: np.ndarray  # lists one of the patient's concerns itself
     total: int                  # how many listings met the criteria before the cut
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def unverified(self) -> np.ndarray:
+        """Stale or reported: scored down alike (``search_index.searcher.unverified``)."""
+        return unverified(self.stale, self.reported)
 
 
 class SearchService(Protocol):
@@ -204,7 +211,7 @@ class IndexSearchService:
 def _found(table: ProviderTable, hits) -> Found:
     return Found(ids=hits.ids.tolist(), versions=table.columns["version"][hits.rows].tolist(),
                  distances=hits.distances, text_scores=hits.text_scores, stale=hits.stale,
-                 total=hits.total, facets=hits.facets)
+                 reported=hits.reported, total=hits.total, facets=hits.facets)
 
 
 def _candidates(table: ProviderTable, criteria: Criteria, concerns) -> Candidates:
@@ -216,6 +223,7 @@ def _candidates(table: ProviderTable, criteria: Criteria, concerns) -> Candidate
         clinic_ids=columns["clinic_id"][rows], fee_min=columns["fee_min"][rows],
         fee_max=columns["fee_max"][rows], latitude=columns["latitude"][rows],
         longitude=columns["longitude"][rows], distances=hits.distances, stale=hits.stale,
+        reported=hits.reported,
         fit=relevance(table, rows, hits.distances, np.zeros(len(rows)), criteria),
         treats_concern=(any_bits(table, "concerns", concerns, rows) if concerns
                         else np.zeros(len(rows), dtype=bool)),
@@ -245,6 +253,7 @@ class InMemorySearchService:
         self.table.upsert([table_record({
             **listing, "clinic_id": (listing.get("clinic") or {}).get("id"),
             "last_verified_at": _when(listing.get("last_verified_at")),
+            "reported_at": listing.get("reported_at"),
             "updated_at": _when(listing.get("updated_at"))})])
 
     def _text_words(self, listing: dict) -> set[str]:

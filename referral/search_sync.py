@@ -177,7 +177,8 @@ TABLE_COLUMNS = (
     Provider.telehealth, Provider.in_person,
     Provider.sliding_scale, Provider.accepting_new_patients, Provider.accepts_coordinated_care,
     Provider.active, Provider.latitude, Provider.longitude, Provider.fee_min, Provider.fee_max,
-    Provider.wait_days, Provider.last_verified_at, Provider.clinic_id, Provider.updated_at,
+    Provider.wait_days, Provider.last_verified_at, Provider.reported_at, Provider.clinic_id,
+    Provider.updated_at,
 )
 
 
@@ -198,6 +199,7 @@ def table_record(values) -> dict:
     record["active"] = is_listed(record)
     record["gender"] = gender_category(record["gender"])
     record["verified_at"] = _epoch(record.pop("last_verified_at"))
+    record["reported"] = record.pop("reported_at") is not None  # patients' reports
     record["version"] = _epoch(record.pop("updated_at"))
     return record
 

@@ -7,7 +7,8 @@ share the counters (gunicorn refuses to start several workers on in-memory
 counters: ``gunicorn.conf.py``). Public searches, pages and API alike, share one
 budget per client address; writes are limited per clinic token (or address when
 there is none); failed authentications (sign-in page, bearer tokens) per address, and
-failed password sign-ins per account as well.
+failed password sign-ins per account as well; patients' reports on listings per client
+address and per listing (the report page and API share both budgets).
 """
 
 from __future__ import annotations
@@ -67,6 +68,22 @@ def limit_searches(view):
     """Decorate a public search view with the search limit: one budget per client address
     shared by every search-like view (pages and API)."""
     return limiter.shared_limit(search_limit, scope="search", exempt_when=limits_off)(view)
+
+
+def _reported_listing() -> str:
+    """Reports are also counted per listing, whoever sends them."""
+    return "listing:" + str((request.view_args or {}).get("provider_id"))
+
+
+def limit_reports(view):
+    """Decorate a view that files a patient's report with the two report limits."""
+    per_address = limiter.shared_limit(
+        lambda: current_app.config["RATELIMIT_REPORTS_ADDRESS"], scope="reports-address",
+        exempt_when=limits_off)
+    per_listing = limiter.shared_limit(
+        lambda: current_app.config["RATELIMIT_REPORTS_LISTING"], scope="reports-listing",
+        key_func=_reported_listing, exempt_when=limits_off)
+    return per_address(per_listing(view))
 
 
 def _auth_failures() -> tuple:

@@ -1,11 +1,13 @@
 """Facts about a listing in plain words, as cards, reasons and pairs show them.
 
-One place for the wording of fees (an honest range, never only the lowest fee)
-and of how a provider can see the patient, so the search page, the provider page
-and the pairs never disagree.
+One place for the wording of fees (an honest range, never only the lowest fee),
+of how a provider can see the patient and of how fresh a listing is, so the search
+page, the provider page and the pairs never disagree.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 
 def money(amount: int) -> str:
@@ -60,3 +62,52 @@ def reach_badges(listing: dict, state: str | None) -> list[str]:
     if "telehealth" in listing["reach"]:
         badges.append(f"Telehealth (licensed in {state})")
     return badges
+
+
+# ---------------------------------------------------------------------------
+# Freshness: the one wording of how current a listing is (search cards, the provider
+# page, the clinic pages; the API gives the same facts as ``verification``).
+
+#: What a reported listing says (``referral.reports``): on its page, and on its cards.
+REPORTED_NOTICE = "Patients reported that this listing may be out of date."
+REPORTED_BADGE = "Reported out of date"
+
+
+def days_since(when) -> int | None:
+    """Whole days since a moment (a datetime or an ISO timestamp); None stays None."""
+    if not when:
+        return None
+    if isinstance(when, str):
+        when = dt.datetime.fromisoformat(when)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0, (dt.datetime.now(dt.UTC) - when).days)
+
+
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
+
+
+def verified_text(verification: dict) -> str:
+    """``Verified 3 days ago by Harbor Counseling``; ``Not verified for 120 days`` when
+    stale; ``Never verified``."""
+    days = days_since(verification.get("at"))
+    if days is None:
+        return "Never verified"
+    if verification.get("stale"):
+        return f"Not verified for {_days(days)}"
+    by = f" by {verification['by']}" if verification.get("by") else ""
+    return f"Verified {_days(days)} ago{by}"
+
+
+def hidden_notice(verification: dict, hidden_after_days: int) -> str | None:
+    """Why search does not show this listing (None when it does): not confirmed by its
+    clinic within ``hidden_after_days``."""
+    days = days_since(verification.get("at"))
+    if days is not None and days <= hidden_after_days:
+        return None
+    why = ("its clinic has never confirmed it" if days is None
+           else f"its clinic has not confirmed it for {_days(days)}, more than "
+                f"{_days(hidden_after_days)}")
+    return (f"This listing is hidden from search because {why}. The details may be out "
+            "of date: check with the provider before you rely on them.")

@@ -62,6 +62,7 @@ class Hits:
     distances: np.ndarray
     text_scores: np.ndarray
     stale: np.ndarray
+    reported: np.ndarray
     total: int
     facets: dict = field(default_factory=dict)
 
@@ -162,8 +163,21 @@ def relevance(table: ProviderTable, rows: np.ndarray, distances: np.ndarray,
     return score
 
 
+def freshness(table: ProviderTable, rows: np.ndarray, c: Criteria) -> tuple[np.ndarray, np.ndarray]:
+    """``(stale, reported)`` of ``rows``: not verified within the stale period, and marked
+    by patients' reports (``referral.reports``). The one place that says which listings
+    rank after verified ones (``unverified``): every sort, the finder and pairs use it."""
+    stale = ~(table.columns["verified_at"][rows] >= c.now - c.stale_after_days * DAY)
+    return stale, table.columns["reported"][rows].copy()
+
+
+def unverified(stale: np.ndarray, reported: np.ndarray) -> np.ndarray:
+    """Listings that rank after verified ones: stale or reported, alike."""
+    return stale | reported
+
+
 def _order(primary: np.ndarray, stale: np.ndarray, rows: np.ndarray, want: int) -> np.ndarray:
-    """Indexes of the first ``want`` entries by (stale last, primary ascending, row)."""
+    """Indexes of the first ``want`` entries by (unverified last, primary ascending, row)."""
     primary = np.nan_to_num(primary, nan=np.inf, posinf=np.inf)
     finite_max = 1e9
     quantized = np.where(np.isinf(primary), finite_max,
@@ -190,7 +204,7 @@ def search(table: ProviderTable, c: Criteria, with_facets: bool = True) -> Hits:
         np.maximum.at(scores, text_rows[known], c.text_scores[known])
         text_score = scores[rows]
     row_distances = distances[rows]
-    stale = ~(table.columns["verified_at"][rows] >= c.now - c.stale_after_days * DAY)
+    stale, reported = freshness(table, rows, c)
     if c.sort == "relevance":
         primary = -relevance(table, rows, row_distances, text_score, c)
     elif c.sort == "distance":
@@ -202,11 +216,12 @@ def search(table: ProviderTable, c: Criteria, with_facets: bool = True) -> Hits:
         waits = table.columns["wait_days"][rows].astype(np.float64)
         primary = np.where(waits >= 0, waits, np.inf)
     want = min(total, c.offset + c.limit)
-    page = _order(primary, stale, rows, want)[c.offset:want] if want else np.empty(0, np.int64)
+    page = (_order(primary, unverified(stale, reported), rows, want)[c.offset:want] if want
+            else np.empty(0, np.int64))
     facets = facet_counts(table, rows) if with_facets else {}
     return Hits(ids=table.columns["id"][rows[page]], rows=rows[page],
                 distances=row_distances[page], text_scores=text_score[page],
-                stale=stale[page], total=total, facets=facets)
+                stale=stale[page], reported=reported[page], total=total, facets=facets)
 
 
 def facet_counts(table: ProviderTable, rows: np.ndarray) -> dict:

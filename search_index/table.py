@@ -31,7 +31,8 @@ PLAIN_FIELDS = {
     "accepts_coordinated_care": (np.bool_, False), "active": (np.bool_, False),
     "latitude": (np.float64, np.nan), "longitude": (np.float64, np.nan),
     "fee_min": (np.int32, -1), "fee_max": (np.int32, -1), "wait_days": (np.int32, -1),
-    "verified_at": (np.float64, np.nan), "clinic_id": (np.int64, -1),
+    "verified_at": (np.float64, np.nan), "reported": (np.bool_, False),
+    "clinic_id": (np.int64, -1),
     "version": (np.float64, np.nan),
 }
 TABLE_FIELDS = ("id",) + MULTI_FIELDS + CODED_FIELDS + tuple(PLAIN_FIELDS)

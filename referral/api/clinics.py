@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import current_app, g
 
-from .. import clinics, listings
+from .. import clinics, listings, reports
 from ..auth import clinic_required
 from ..schemas.clinics import ClinicSchema, NewTokenSchema, TokenCreateSchema, TokenSchema
 from ..schemas.listings import ProviderPageSchema
 from ..schemas.paging import PageQuerySchema
+from ..schemas.reports import ClinicReportQuerySchema, ClinicReportSchema
 from ..security import limit_writes
 from . import Blueprint
 
@@ -38,6 +39,18 @@ def me():
 def my_providers(query):
     """All of the clinic's listings, deactivated ones included."""
     return listings.clinic_listings(g.clinic, query["page"], query["per_page"])
+
+
+@blp.route("/me/reports", methods=["GET"])
+@clinic_required
+@blp.doc(security=CLINIC_AUTH)
+@blp.arguments(ClinicReportQuerySchema, location="query")
+@blp.response(200, ClinicReportSchema(many=True))
+@blp.alt_response(401, description="Missing or bad clinic token.")
+def my_reports(query):
+    """Patients' reports on the clinic's listings, newest first (open ones by default)."""
+    found = reports.clinic_reports(g.clinic, open_only=query["status"] == "open")
+    return [reports.readable(report) for report in found]
 
 
 @blp.route("/me/stale", methods=["GET"])

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 from flask.views import MethodView
+from flask_limiter.util import get_remote_address
 
-from .. import listings
+from .. import listings, reports
 from ..auth import clinic_required
 from ..bulk import upload_listings
 from ..errors import Invalid
@@ -29,8 +30,9 @@ from ..schemas.listings import (
     ProviderSchema,
 )
 from ..schemas.matching import FinderAnswerSchema, PrescriberFinderQuerySchema
+from ..schemas.reports import ClinicReportSchema, ReportReceiptSchema, ReportSchema, ResolveSchema
 from ..schemas.search import SearchAnswerSchema, SearchQuerySchema
-from ..security import limit_searches, limit_writes
+from ..security import limit_reports, limit_searches, limit_writes
 from ..services import geocoder
 from . import Blueprint
 
@@ -167,6 +169,36 @@ class ProviderItem(MethodView):
 def verify(provider_id):
     """Attest that a listing is current (last_verified_at = now)."""
     return with_etag(listings.verify_provider(g.clinic, provider_id, expected_versions()))
+
+
+@blp.route("/<int(min=1, max=2147483647):provider_id>/reports", methods=["POST"])
+@limit_reports
+@blp.arguments(ReportSchema)
+@blp.response(201, ReportReceiptSchema)
+@blp.alt_response(404, description="No active listing with this id.")
+@blp.alt_response(429, description="Too many reports from this address, or on this listing.")
+def report(values, provider_id):
+    """Report that a listing is wrong (no sign-in). The listing's clinic is told and sees
+    the text; it is never shown publicly. Reports from three different people within 30
+    days mark the listing as reported until its clinic fixes or verifies it."""
+    return reports.file_report(provider_id, values["reason"], values.get("text"),
+                               get_remote_address())
+
+
+@blp.route("/<int(min=1, max=2147483647):provider_id>/reports/"
+           "<int(min=1, max=2147483647):report_id>/resolve", methods=["POST"])
+@clinic_required
+@blp.doc(security=CLINIC_AUTH)
+@blp.arguments(ResolveSchema)
+@blp.response(200, ClinicReportSchema)
+@blp.alt_response(401, description="Missing or bad clinic token.")
+@blp.alt_response(404, description="Not a report on one of the caller's listings.")
+@blp.alt_response(409, description="The report is resolved or decided already.")
+def resolve_report(values, provider_id, report_id):
+    """Resolve a report on one of the caller's listings: fixed or verified, with a note.
+    The listing counts as verified now and every open report on it is resolved."""
+    return reports.readable(reports.resolve(g.clinic, provider_id, report_id,
+                                            values["resolution"], values["note"]))
 
 
 @blp.route("/<int(min=1, max=2147483647):provider_id>/audit", methods=["GET"])

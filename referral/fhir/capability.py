@@ -19,11 +19,13 @@ EXTENSIONS: dict[str, tuple[str, str, list[str], object]] = {
     "listing-verification": (
         "Listing verification",
         "When the clinic last attested that the listing is current (lastVerified) and "
-        "whether that is longer ago than the directory's STALE_AFTER_DAYS (stale). Plan-Net "
+        "whether that is longer ago than the directory's STALE_AFTER_DAYS (stale), and "
+        "whether patients reported that it may be out of date (reported). Plan-Net "
         "has no verification extension, so this one is ours.",
         ["Practitioner", "PractitionerRole", "Location", "HealthcareService"],
         [("lastVerified", "dateTime", 0, "1", "When the listing was last verified"),
-         ("stale", "boolean", 1, "1", "Not verified within STALE_AFTER_DAYS")]),
+         ("stale", "boolean", 1, "1", "Not verified within STALE_AFTER_DAYS"),
+         ("reported", "boolean", 1, "1", "Patients reported it may be out of date")]),
     "accepts-coordinated-care": (
         "Accepts coordinated care",
         "Whether the provider coordinates care with the patient's other providers "

@@ -82,8 +82,10 @@ def reference(resource_type: str, resource_id: int, display: str | None = None) 
 
 def verification_extension(provider: Provider, snapshot: Snapshot) -> dict:
     """Our ``listing-verification`` extension: when the clinic last attested the listing,
-    and whether that is longer ago than ``STALE_AFTER_DAYS``."""
-    parts = [{"url": "stale", "valueBoolean": is_stale(provider, snapshot)}]
+    whether that is longer ago than ``STALE_AFTER_DAYS``, and whether patients' reports
+    mark it (``referral.reports``)."""
+    parts = [{"url": "stale", "valueBoolean": is_stale(provider, snapshot)},
+             {"url": "reported", "valueBoolean": provider.reported_at is not None}]
     if provider.last_verified_at is not None:
         parts.insert(0, {"url": "lastVerified",
                          "valueDateTime": instant(provider.last_verified_at)})

@@ -246,6 +246,28 @@ def _stale(provider) -> bool:
                                   current_app.config["STALE_AFTER_DAYS"])
 
 
+class VerificationSchema(Schema):
+    """How fresh a listing is (``listing_rules.verification``)."""
+
+    at = fields.DateTime(allow_none=True, metadata={
+        "description": "When the clinic last attested that the listing is current."})
+    by = fields.String(allow_none=True, metadata={"description": "That clinic's name."})
+    stale = fields.Boolean(metadata={
+        "description": "Not verified within STALE_AFTER_DAYS (90) days."})
+    reported = fields.Boolean(metadata={
+        "description": "Patients reported it may be out of date: open reports from 3 "
+                       "different people within 30 days, not yet resolved by its clinic."})
+
+
+class _Verification(fields.Nested):
+    """A loaded listing's ``verification``, computed from it (``listing_rules``)."""
+
+    def get_value(self, obj, attr, *args, **kwargs):
+        clinic = {"name": obj.clinic.name} if obj.clinic is not None else None
+        return listing_rules.verification(obj.last_verified_at, clinic, _stale(obj),
+                                          obj.reported_at is not None)
+
+
 ProviderSchema = Schema.from_dict({
     "id": fields.Integer(),
     **{name: _output_twin(field) for name, field in _DECLARED.items()},
@@ -253,14 +275,16 @@ ProviderSchema = Schema.from_dict({
     "last_verified_at": fields.DateTime(allow_none=True),
     "stale": fields.Function(_stale, metadata={
         "description": "True when not verified within STALE_AFTER_DAYS (90) days."}),
+    "verification": _Verification(VerificationSchema),
     "active": fields.Boolean(),
     "created_at": fields.DateTime(),
     "updated_at": fields.DateTime(),
 }, name="ProviderSchema")
 ProviderSchema.__doc__ = "A provider listing as the API shows it."
 
-#: A listing as search, matching and the pages render it (staleness is added per answer).
-listing_dump = ProviderSchema(exclude=("stale",)).dump
+#: A listing as search, matching and the pages render it (``stale`` and ``verification``
+#: depend on the moment and the index, so they are added per answer).
+listing_dump = ProviderSchema(exclude=("stale", "verification")).dump
 
 
 class ProviderListQuerySchema(PageQuerySchema):

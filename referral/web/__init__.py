@@ -7,7 +7,6 @@ works without JavaScript.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 from flask import Flask, current_app
@@ -30,7 +29,14 @@ from ..vocab import (
     modality_note,
     term_label,
 )
-from ..wording import fee_text, reach_badges
+from ..wording import (
+    REPORTED_BADGE,
+    REPORTED_NOTICE,
+    fee_text,
+    hidden_notice,
+    reach_badges,
+    verified_text,
+)
 
 
 def form_values(args, schema) -> dict:
@@ -70,6 +76,8 @@ FIELD_LABELS = {
     "max_combined_fee": "Most you can pay for both visits", "sort": "Sort", "page": "Page",
     "state": "State", "telehealth": "Telehealth", "in_person": "In person",
     "prescriber_type": "Prescriber type", "per_page": "Results per page",
+    "reason": "What is wrong", "text": "What you found", "note": "Note",
+    "resolution": "How it was resolved",
 }
 _UNKNOWN = re.compile(r"^Unknown (\w+) '(.*)'; use one of")
 
@@ -111,14 +119,6 @@ def _texts(found) -> list[str]:
     return [text for inner in found for text in _texts(inner)]
 
 
-def days_ago(value: str | None) -> int | None:
-    """Whole days since an ISO timestamp (None stays None)."""
-    if not value:
-        return None
-    then = dt.datetime.fromisoformat(value)
-    return max(0, (dt.datetime.now(dt.UTC) - then).days)
-
-
 def humanize(value: str) -> str:
     """``older_adult`` -> ``Older adult``."""
     return value.replace("_", " ").capitalize()
@@ -151,16 +151,20 @@ def form_change(values: dict, change: dict) -> dict:
 
 def register_web(app: Flask) -> None:
     """Attach the pages, their template helpers and the site's static files."""
-    from . import clinic, operator, public, referral_pages
+    from . import clinic, operator, public, referral_pages, report_pages
 
     app.register_blueprint(public.bp)
     app.register_blueprint(clinic.bp)
     app.register_blueprint(referral_pages.bp)  # referrals, webhooks, outbox
     app.register_blueprint(operator.bp)
-    app.jinja_env.filters["days_ago"] = days_ago
+    app.register_blueprint(report_pages.bp)  # patients' reports: clinic and operator pages
     app.jinja_env.filters["humanize"] = humanize
     app.jinja_env.globals["term_options"] = term_options
     app.jinja_env.globals["reach_badges"] = reach_badges
+    app.jinja_env.globals["verified_text"] = verified_text
+    app.jinja_env.globals["hidden_notice"] = hidden_notice
+    app.jinja_env.globals["REPORTED_NOTICE"] = REPORTED_NOTICE
+    app.jinja_env.globals["REPORTED_BADGE"] = REPORTED_BADGE
     app.jinja_env.globals["term_label"] = term_label
     app.jinja_env.globals["form_change"] = form_change
     app.jinja_env.filters["fee_text"] = fee_text

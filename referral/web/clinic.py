@@ -29,7 +29,7 @@ from flask import (
 )
 from marshmallow import ValidationError
 
-from .. import accounts, clinics, listings
+from .. import accounts, clinics, listings, reports
 from .. import claims as claim_rules
 from ..actors import Actor, set_actor
 from ..auth import end_session, session_for, start_session, token_for
@@ -302,7 +302,10 @@ def home():
     stale_ids = {p.id for p in stale}
     everything = listings.clinic_listings(g.clinic, 1, 100)["items"]
     dump = ProviderSchema().dump
-    return render_template("clinic/home.html", clinic=g.clinic,
+    counts = reports.open_report_counts(g.clinic)
+    reported = [{"id": p.id, "name": f"{p.first_name} {p.last_name}", "count": counts[p.id],
+                 "reported": p.reported_at is not None} for p in everything if p.id in counts]
+    return render_template("clinic/home.html", clinic=g.clinic, open_reports=reported,
                            stale=[dump(p) for p in stale],
                            current=[dump(p) for p in everything if p.id not in stale_ids])
 

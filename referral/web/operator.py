@@ -10,7 +10,7 @@ import functools
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 
-from .. import accounts, claims
+from .. import accounts, claims, reports
 from ..actors import Actor, set_actor
 from ..auth import session_for
 from ..errors import DomainError
@@ -39,9 +39,14 @@ def operator_only(view):
 @bp.get("")
 @operator_only
 def home():
-    """Clinics waiting for approval and pending claims, oldest first."""
+    """Clinics waiting for approval and pending claims, oldest first; listings with open
+    patients' reports, most reported first."""
+    from ..schemas.reports import REASON_LABELS
+
     return render_template("operator/home.html", clinics=accounts.pending_clinics(),
-                           claims=claims.pending_claims())
+                           claims=claims.pending_claims(),
+                           reported=reports.listings_with_open_reports(),
+                           report_reasons=REASON_LABELS)
 
 
 @bp.post("/clinics/<int(min=1, max=2147483647):clinic_id>/decision")

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
+from flask_limiter.util import get_remote_address
 
+from .. import reports
 from ..crisis import signals_crisis
 from ..limits import MAX_SEARCH_RESULTS
 from ..listings import public_provider
 from ..queries import pairs, patient_search, prescriber_finder
-from ..schemas.listings import listing_dump
+from ..schemas.listings import ProviderSchema
 from ..schemas.matching import MatchQuerySchema, PrescriberFinderQuerySchema
+from ..schemas.reports import REASON_LABELS, ReportSchema
 from ..schemas.search import SearchQuerySchema
-from ..security import limit_searches
+from ..security import limit_reports, limit_searches
+from ..wording import hidden_notice
 from . import load_form
 
 bp = Blueprint("web", __name__)
@@ -70,15 +74,44 @@ def pager_links(values: dict, answer: dict | None) -> dict:
 
 
 @bp.get("/providers/<int(min=1, max=2147483647):provider_id>")
-def provider(provider_id):
-    """One listing in full; a therapist's page shows prescribers who coordinate with them."""
-    listing = listing_dump(public_provider(provider_id))
+def provider(provider_id, report=None):
+    """One listing in full with its freshness; a therapist's page shows prescribers who
+    coordinate with them. A listing hidden from search (not verified within
+    ``HIDDEN_AFTER_DAYS``) still has its page, with a notice saying why it is hidden: a
+    patient with a saved link learns the listing may be out of date rather than that it
+    never existed. ``report`` is the state of the report form after a POST."""
+    listing = ProviderSchema().dump(public_provider(provider_id))
     prescribers = None
     if listing["role"] == "therapist" and (listing["zip"] or listing["state"]):
         near = {"zip": listing["zip"]} if listing["zip"] else {"patient_state": listing["state"]}
         params = PrescriberFinderQuerySchema().load({**near, "per_page": 5})
         prescribers = prescriber_finder(provider_id, params)["items"]
-    return render_template("provider.html", p=listing, prescribers=prescribers)
+    hidden = hidden_notice(listing["verification"], current_app.config["HIDDEN_AFTER_DAYS"])
+    return render_template("provider.html", p=listing, prescribers=prescribers,
+                           hidden=hidden, report=report or {"raw": {}, "errors": {}},
+                           reasons=REASON_LABELS)
+
+
+_report_schema = ReportSchema()
+#: The hidden form field people never see or fill, and bots that fill every field do.
+HONEYPOT = "website"
+
+
+@bp.post("/providers/<int(min=1, max=2147483647):provider_id>/report")
+@limit_reports
+def report_listing(provider_id):
+    """File a patient's report from the provider page; the page again, thanking them (or
+    with the errors beside the inputs, 422). A filled honeypot is thanked the same way and
+    nothing is stored, so a bot learns nothing."""
+    public_provider(provider_id)
+    if request.form.get(HONEYPOT, "").strip():
+        return provider(provider_id, report={"thanks": True, "raw": {}, "errors": {}})
+    values, raw, errors = load_form(request.form, _report_schema)
+    if errors:
+        return provider(provider_id, report={"raw": raw, "errors": errors}), 422
+    reports.file_report(provider_id, values["reason"], values.get("text"),
+                        get_remote_address())
+    return provider(provider_id, report={"thanks": True, "raw": {}, "errors": {}})
 
 
 @bp.get("/match")

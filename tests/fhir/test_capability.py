@@ -117,7 +117,7 @@ def test_our_code_systems_and_extension_definitions_are_served(fhir):
     verification = fhir.get("/fhir/StructureDefinition/listing-verification")
     slices = [e["sliceName"] for e in verification["differential"]["element"]
               if "sliceName" in e]
-    assert slices == ["lastVerified", "stale"]
+    assert slices == ["lastVerified", "stale", "reported"]
     fhir.get("/fhir/StructureDefinition?colour=red", status=400, headers=STRICT)
 
 

@@ -149,6 +149,7 @@ def test_verification_and_last_update_come_from_the_listing(fhir, corpus, rows):
             assert sub_value(verification[0], "lastVerified") == instant(
                 listing.last_verified_at)
             assert sub_value(verification[0], "stale") is stale
+            assert sub_value(verification[0], "reported") is (listing.reported_at is not None)
 
 
 def test_stale_flags_match_an_independent_count(fhir, rows):

@@ -190,6 +190,15 @@ AUDITED = {
 }
 
 
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now (the context
+    needs ``bypass_csp=True`` to load axe)."""
+    page.add_script_tag(path=AXE)
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])}x, e.g. {v['nodes'][0]['target']})"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
 @pytest.mark.parametrize("width", [360, 1280])
 def test_no_serious_accessibility_violations_on_any_page(site, browser, width):
     """axe-core (npm, installed by make venv / make test into .axe) in Chromium on every
@@ -211,11 +220,7 @@ def test_no_serious_accessibility_violations_on_any_page(site, browser, width):
     found = {}
     for name, path in AUDITED.items():
         page.goto(site["url"] + path.format(**ids))
-        page.add_script_tag(path=AXE)
-        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-        serious = [f"{v['id']}: {v['help']} ({len(v['nodes'])}x, e.g. "
-                   f"{v['nodes'][0]['target']})" for v in result["violations"]
-                   if v["impact"] in ("serious", "critical")]
+        serious = serious_violations(page)
         if serious:
             found[name] = serious
         shot(page, f"axe-{width}-{name}")
