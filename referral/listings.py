@@ -106,9 +106,9 @@ def jsonable_changes(changes: dict) -> dict:
 
 
 def public_provider(provider_id: int) -> Provider:
-    """An active listing by id, as anyone may see it."""
+    """A listed listing by id (``Provider.listed``), as anyone may see it."""
     provider = db.session.get(Provider, provider_id)
-    if provider is None or not provider.active:
+    if provider is None or not provider.listed:
         raise NotFound(f"No active provider listing has id {provider_id}.")
     return provider
 
@@ -130,7 +130,7 @@ def paginate(query, page: int, per_page: int) -> dict:
 
 def list_providers(filters: dict, page: int, per_page: int) -> dict:
     """Active listings matching simple equality filters, by last name, paginated."""
-    query = select(Provider).where(Provider.active.is_(True))
+    query = select(Provider).where(Provider.listed)
     for field in ("role", "provider_type", "state", "zip", "clinic_id", "accepting_new_patients",
                   "accepts_coordinated_care", "telehealth", "in_person"):
         if field in filters:

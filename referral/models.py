@@ -28,8 +28,10 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    and_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -298,6 +300,18 @@ class Provider(db.Model):
     clinic: Mapped[Clinic | None] = relationship()
 
     __mapper_args__ = {"version_id_col": version}
+
+    @hybrid_property
+    def listed(self) -> bool:
+        """A listing patients can find: active and kept by a clinic. A registry record no
+        clinic has claimed (an NPPES import) is not listed: no search, page or read of the
+        public API shows it, and it is in neither part of the search index."""
+        return bool(self.active) and self.clinic_id is not None
+
+    @listed.inplace.expression
+    @classmethod
+    def _listed_expression(cls):
+        return and_(cls.active.is_(True), cls.clinic_id.is_not(None))
 
 
 #: Why a patient reports a listing (``POST /providers/<id>/reports``).

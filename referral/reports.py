@@ -65,7 +65,7 @@ def _locked_listing(provider_id: int) -> Provider:
     provider = db.session.scalars(
         select(Provider).where(Provider.id == provider_id).with_for_update()
         .execution_options(populate_existing=True)).one_or_none()
-    if provider is None or not provider.active:
+    if provider is None or not provider.listed:
         raise NotFound(f"No active provider listing has id {provider_id}.")
     return provider
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import and_, event, func, insert, select, text
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from search_index.table import ProviderTable
@@ -182,13 +182,12 @@ TABLE_COLUMNS = (
 )
 
 
-#: A listing patients can find: active and kept by a clinic. A registry record that no clinic
-#: has claimed (an NPPES import) is not listed: it is in neither part of the index.
-LISTED = and_(Provider.active.is_(True), Provider.clinic_id.is_not(None))
+#: Listings patients can find (``Provider.listed``): only these are in the index.
+LISTED = Provider.listed
 
 
 def is_listed(values) -> bool:
-    """``LISTED`` for one row or listing dict."""
+    """``Provider.listed`` for one row or listing dict."""
     return bool(values.get("active")) and values.get("clinic_id") is not None
 
 

@@ -199,8 +199,9 @@ def test_an_edit_saved_while_the_import_writes_is_kept_and_the_import_retries(
 def test_registry_records_are_not_listed_until_a_clinic_claims_them(app, client, runner,
                                                                      make_clinic, listing):
     """An import's new (unclaimed) records are in neither part of the search index and
-    write no change-log rows; no search shows them, not even with every availability
-    filter off; a claimed listing that NPPES changes is updated in the index."""
+    write no change-log rows; no search, page, list or report shows or takes them, not
+    even with every availability filter off; a claimed listing that NPPES changes is
+    updated in the index."""
     from referral.models import ProviderChange
 
     _, token = make_clinic()
@@ -219,6 +220,14 @@ def test_registry_records_are_not_listed_until_a_clinic_claims_them(app, client,
     assert client.get("/api/v1/providers/search", query_string={
         "q": "mary ann", "include_stale": "true", "accepting_new_patients": "false"}
     ).json["items"][0]["first_name"] == "MARY ANN"  # the name NPPES gave, in the text index
+    with app.app_context():
+        record = db.session.query(Provider).filter_by(npi=npi(4)).one().id
+    assert client.get(f"/api/v1/providers/{record}").status_code == 404
+    assert client.get(f"/providers/{record}").status_code == 404
+    assert client.post(f"/api/v1/providers/{record}/reports",
+                       json={"reason": "could_not_reach"}).status_code == 404
+    assert [p["id"] for p in client.get("/api/v1/providers?per_page=100").json["items"]] == [
+        claimed["id"]]
     report = runner.invoke(args=["check-index", "--no-repair"])
     assert report.exit_code == 0 and "Database: 1 listed listings; index: 1." in report.output
     assert "The index matches the database." in report.output
