@@ -153,8 +153,11 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
         updates.append((item, row, diff, {**values, "b_id": row.id, "b_version": row.version,
                                           "updated_at": now}))
     if new:  # unclaimed, so not listed: nothing for the index (no change-log row)
-        ids = dict(session.execute(insert(_provider).returning(_provider.c.npi, _provider.c.id),
-                                   new).all())
+        # a plain executemany (one statement, parsed once), then the ids by NPI: an
+        # INSERT ... RETURNING of thousands of rows is one huge statement to render and parse
+        session.execute(insert(_provider), new)
+        ids = dict(session.execute(select(_provider.c.npi, _provider.c.id)
+                                   .where(_provider.c.npi.in_([row["npi"] for row in new]))).all())
         for row in new:
             provider_id = ids[row["npi"]]
             audits.append({"provider_id": provider_id, "action": "create",
