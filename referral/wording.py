@@ -2,15 +2,15 @@
 
 One place for the wording of fees (an honest range, never only the lowest fee)
 and of how a provider can see the patient, so the search page, the provider page
-and the pairs never disagree.
+and the pairs never disagree. The words follow the request's language (``referral.i18n``:
+English for the API, the patient's choice on the pages).
 """
 
 from __future__ import annotations
 
+from flask_babel import gettext
 
-def money(amount: int) -> str:
-    """``1200`` -> ``$1,200``."""
-    return f"${amount:,}"
+from .i18n import money
 
 
 def fee_range(fee_min: int | None, fee_max: int | None) -> str | None:
@@ -25,8 +25,8 @@ def fee_range(fee_min: int | None, fee_max: int | None) -> str | None:
 def fee_text(listing: dict) -> str:
     """A listing's fees as a card says them: ``Fees $40-$220 per session; sliding scale``."""
     fees = fee_range(listing.get("fee_min"), listing.get("fee_max"))
-    text = f"Fees {fees} per session" if fees else "Fees not listed"
-    return text + ("; sliding scale" if listing.get("sliding_scale") else "")
+    text = gettext("Fees %(fees)s per session", fees=fees) if fees else gettext("Fees not listed")
+    return text + (gettext("; sliding scale") if listing.get("sliding_scale") else "")
 
 
 def pair_fee_text(therapist: dict, prescriber: dict) -> str | None:
@@ -37,8 +37,9 @@ def pair_fee_text(therapist: dict, prescriber: dict) -> str | None:
         return None
     lows = [low if low is not None else high for low, high in sides]
     highs = [high if high is not None else low for low, high in sides]
-    return (f"Fees together {fee_range(sum(lows), sum(highs))} "
-            f"(therapist {fee_range(*sides[0])}, prescriber {fee_range(*sides[1])})")
+    return gettext("Fees together %(both)s (therapist %(therapist)s, prescriber %(prescriber)s)",
+                   both=fee_range(sum(lows), sum(highs)), therapist=fee_range(*sides[0]),
+                   prescriber=fee_range(*sides[1]))
 
 
 def reach_badges(listing: dict, state: str | None) -> list[str]:
@@ -49,14 +50,16 @@ def reach_badges(listing: dict, state: str | None) -> list[str]:
         offered = []
         if listing.get("in_person"):
             where = ", ".join(filter(None, (listing.get("city"), listing.get("state"))))
-            offered.append(f"In person ({where})" if where else "In person")
+            offered.append(gettext("In person (%(where)s)", where=where) if where
+                           else gettext("In person"))
         if listing.get("telehealth"):
             licensed = ", ".join(listing.get("licensed_states") or ())
-            offered.append(f"Telehealth (licensed in {licensed})" if licensed else "Telehealth")
+            offered.append(gettext("Telehealth (licensed in %(states)s)", states=licensed)
+                           if licensed else gettext("Telehealth"))
         return offered
     badges = []
     if "in_person" in listing["reach"]:
-        badges.append("In person")
+        badges.append(gettext("In person"))
     if "telehealth" in listing["reach"]:
-        badges.append(f"Telehealth (licensed in {state})")
+        badges.append(gettext("Telehealth (licensed in %(states)s)", states=state))
     return badges

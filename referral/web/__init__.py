@@ -11,9 +11,11 @@ import datetime as dt
 import re
 
 from flask import Flask, current_app
+from flask_babel import gettext
 from marshmallow import ValidationError
 
 from ..crisis import CRISIS_MESSAGE
+from ..i18n import N_, chosen_lang
 from ..schemas.listings import listing_label
 from ..vocab import (
     AGE_GROUPS,
@@ -63,24 +65,49 @@ def load_form(args, schema) -> tuple[dict | None, dict, dict]:
 
 #: Form fields of the patient pages in plain words (listing fields: ``listing_label``).
 FIELD_LABELS = {
-    "q": "Search words", "zip": "ZIP code", "radius_miles": "Distance", "concern": "Concern",
-    "modality": "Approach", "insurance": "Insurance", "language": "Language",
-    "age_group": "Age group", "gender": "Provider's gender", "role": "Therapist or prescriber",
-    "specialty": "Service or specialty", "max_fee": "Most you can pay per session",
-    "max_combined_fee": "Most you can pay for both visits", "sort": "Sort", "page": "Page",
-    "state": "State", "telehealth": "Telehealth", "in_person": "In person",
-    "prescriber_type": "Prescriber type", "per_page": "Results per page",
+    "q": N_("Search words"), "zip": N_("ZIP code"), "radius_miles": N_("Distance"),
+    "concern": N_("Concern"), "modality": N_("Approach"), "insurance": N_("Insurance"),
+    "language": N_("Language"), "age_group": N_("Age group"), "gender": N_("Provider's gender"),
+    "role": N_("Therapist or prescriber"), "specialty": N_("Service or specialty"),
+    "max_fee": N_("Most you can pay per session"),
+    "max_combined_fee": N_("Most you can pay for both visits"), "sort": N_("Sort"),
+    "page": N_("Page"), "state": N_("State"), "telehealth": N_("Telehealth"),
+    "in_person": N_("In person"), "prescriber_type": N_("Prescriber type"),
+    "per_page": N_("Results per page"),
 }
 _UNKNOWN = re.compile(r"^Unknown (\w+) '(.*)'; use one of")
+#: marshmallow's own messages that patient forms can show, as patterns -> plain words.
+_LIBRARY_MESSAGES = (
+    (re.compile(r"^Must be greater than or equal to (\S+) and less than or equal to (\S+)\.$"),
+     N_("Enter a number from %(low)s to %(high)s.")),
+    (re.compile(r"^Longer than maximum length (\d+)\.$"), N_("Use at most %(low)s characters.")),
+    (re.compile(r"^Not a valid boolean\.$"), N_("Choose yes or no.")),
+    (re.compile(r"^Must be one of: .*\.$"), N_("Choose one of the choices.")),
+    (re.compile(r"^Unknown field\.$"), N_("This field is not part of the form.")),
+)
+
+
+def _plain_message(message: str) -> str:
+    """A schema's message in the request's language (the schemas mark their own; the
+    library's known ones get plain words)."""
+    for pattern, words in _LIBRARY_MESSAGES:
+        found = pattern.match(message)
+        if found:
+            low, high = (*found.groups(), None, None)[:2]
+            return gettext(words, low=low, high=high)
+    return gettext(message)
 
 
 def _sentence(label: str, message: str, value=None) -> str:
+    label = gettext(label)
     unknown = _UNKNOWN.match(message)
     if unknown:
-        return f"{label}: \u201c{unknown.group(2)}\u201d is not one of the choices."
+        return gettext("%(field)s: \u201c%(value)s\u201d is not one of the choices.",
+                       field=label, value=unknown.group(2))
     if value is not None:
-        return f"{label}: \u201c{value}\u201d: {message}"
-    return f"{label}: {message}"
+        return gettext("%(field)s: \u201c%(value)s\u201d: %(message)s", field=label,
+                       value=value, message=_plain_message(message))
+    return gettext("%(field)s: %(message)s", field=label, message=_plain_message(message))
 
 
 def plain_errors(messages: dict, raw: dict) -> dict[str, list[str]]:
@@ -174,10 +201,19 @@ def register_web(app: Flask) -> None:
     @app.context_processor
     def vocabulary():
         return {
-            "crisis_message": CRISIS_MESSAGE,
-            "MODALITIES": MODALITIES, "CONCERNS": CONCERN_LABELS, "AGE_GROUPS": AGE_GROUPS,
-            "LANGUAGES": LANGUAGES, "PAYERS": {k: v[0] for k, v in PAYERS.items()},
-            "PROVIDER_TYPES": PROVIDER_TYPES, "STATES": STATES, "SPECIALTIES": SPECIALTIES,
-            "GENDERS": GENDERS,
+            "crisis_message": gettext(CRISIS_MESSAGE),
+            "MODALITIES": MODALITIES, "AGE_GROUPS": AGE_GROUPS,
+            "PAYERS": {k: v[0] for k, v in PAYERS.items()}, "PROVIDER_TYPES": PROVIDER_TYPES,
+            "GENDERS": GENDERS, **translated_labels(chosen_lang()),
             "stale_after_days": current_app.config["STALE_AFTER_DAYS"],
         }
+
+
+def translated_labels(lang: str) -> dict[str, dict[str, str]]:
+    """The vocabularies' labels the pages list, in a language (English: the declared ones)."""
+    labels = {"CONCERNS": CONCERN_LABELS, "LANGUAGES": LANGUAGES, "STATES": STATES,
+              "SPECIALTIES": SPECIALTIES}
+    if lang == "en":
+        return labels
+    return {name: {code: gettext(label) for code, label in table.items()}
+            for name, table in labels.items()}
