@@ -15,9 +15,8 @@ translated where they are shown. The catalog: ``referral/translations/es/LC_MESS
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import datetime as dt
+from urllib.parse import urlencode
 
 from babel.numbers import format_currency
 from flask import Flask, has_request_context, request
