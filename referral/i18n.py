@@ -1,4 +1,4 @@
-"""The patient pages' language: English or Spanish (Flask-Babel), and localised money.
+"""The patient pages' language: English or Spanish (Flask-Babel); localised money and dates.
 
 Patient pages (search, a provider's page, pairs, their error pages) speak the locale the
 patient chose with the language switch (the ``lang`` query parameter, remembered in the
@@ -32,7 +32,7 @@ _ENGLISH_ONLY = ("/api/", "/fhir", "/clinic", "/operator")
 babel = Babel()
 
 
-def N_(text: str) -> str:  # noqa: N802 - the name gettext tools look for
+def N_(text: str) -> str:  # the name gettext tools look for (babel's default keywords)
     """Mark a string declared at import time for translation; it is translated where shown."""
     return text
 
@@ -105,6 +105,5 @@ def init_app(app: Flask) -> None:
     app.after_request(remember_choice)
     app.jinja_env.globals["language_switch"] = language_switch
     app.jinja_env.globals["html_lang"] = html_lang
-    app.jinja_env.filters["money"] = money
     app.jinja_env.filters["miles"] = miles
     app.jinja_env.filters["local_date"] = local_date

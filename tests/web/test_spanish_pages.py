@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 
+from tests.conftest import make_app
 from tests.web.test_pages import text
 from tests.web.test_patient_pages import cards
 
@@ -126,7 +127,7 @@ def test_provider_page_and_pairs_in_spanish(client, make_clinic, create):
     assert "El prescriptor puede atender al paciente en persona" in page
     pairs = words(client.get("/match?zip=02115&age_group=older_adult", headers=ES))
     assert "Por qué esta pareja" in pairs and "Ambos coordinan la atención" in pairs
-    assert "El terapeuta lo atiende en persona, a" in pairs
+    assert "El terapeuta le atiende en persona, a" in pairs
 
 
 def test_error_pages_in_spanish(client):
@@ -151,3 +152,15 @@ def test_api_and_clinic_pages_stay_english(client, make_clinic, create):
     assert '<html lang="en">' in clinic and "Español" not in clinic
     assert "Call or text 988" in clinic
     assert "lang" not in client.get("/clinic/sign-in?lang=es").headers.get("Set-Cookie", "")
+
+
+def test_the_429_page_in_spanish_keeps_the_988_notice(app, database):
+    limited = make_app(database, RATE_LIMITS=True, RATELIMIT_SEARCH="2 per minute")
+    client = limited.test_client()
+    here = {"REMOTE_ADDR": "127.0.0.91"}
+    statuses = [client.get("/?zip=10001", headers=ES, environ_base=here).status_code
+                for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    page = words(client.get("/?zip=10001", headers=ES, environ_base=here))
+    assert "<h1>429 Demasiadas solicitudes</h1>" in page
+    assert "Espere un minuto y vuelva a intentarlo." in page and CRISIS_ES in page
