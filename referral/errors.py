@@ -22,7 +22,6 @@ import re
 import traceback
 
 from flask import Flask, render_template, request
-from flask_babel import gettext
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -30,7 +29,7 @@ from werkzeug.exceptions import NotFound as NotFoundError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .extensions import db
-from .i18n import N_
+from .i18n import N_, gettext
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,13 @@ translated where they are shown. The catalog: ``referral/translations/es/LC_MESS
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from urllib.parse import urlencode
 
+from babel import support
 from babel.numbers import format_currency
 from flask import Flask, has_request_context, request
-from flask_babel import Babel, format_date, format_decimal, get_locale
+from flask_babel import Babel, format_date, format_decimal, get_locale, get_translations
 
 #: The choices of the language switch: ``lang`` value -> (Babel locale, its own name).
 LOCALES = {"en": ("en_US", "English"), "es": ("es_US", "Español")}
@@ -35,6 +37,35 @@ babel = Babel()
 def N_(text: str) -> str:  # the name gettext tools look for (babel's default keywords)
     """Mark a string declared at import time for translation; it is translated where shown."""
     return text
+
+
+def translations() -> support.NullTranslations:
+    """This request's catalog, looked up once per request (a page asks for hundreds of
+    strings; Flask-Babel's own lookup walks the app and request contexts each time).
+    Outside a request: none, so English."""
+    if not has_request_context():
+        return _ENGLISH
+    found = request.environ.get(_CATALOG_KEY)
+    if found is None:
+        found = request.environ[_CATALOG_KEY] = get_translations()
+    return found
+
+
+_ENGLISH = support.NullTranslations()
+_CATALOG_KEY = "referral.translations"
+
+
+def gettext(text: str, **variables) -> str:
+    """``text`` in the request's language, ``%(name)s`` placeholders filled from
+    ``variables`` (Flask-Babel's ``gettext``, with the catalog looked up once)."""
+    translated = translations().ugettext(text)
+    return translated % variables if variables else translated
+
+
+def ngettext(singular: str, plural: str, num: int, **variables) -> str:
+    """The singular or plural of a message in the request's language (``%(num)s`` is
+    ``num``)."""
+    return translations().ungettext(singular, plural, num) % {"num": num, **variables}
 
 
 def patient_page() -> bool:
@@ -60,7 +91,13 @@ def select_locale() -> str:
 def money(amount: int) -> str:
     """Whole dollars in the request's locale: ``$1,200`` (English and US Spanish alike)."""
     locale = get_locale() if has_request_context() else None
-    return format_currency(amount, "USD", format="\u00a4#,##0", locale=locale or "en_US",
+    return _money(amount, str(locale or "en_US"))
+
+
+@functools.lru_cache(maxsize=8192)
+def _money(amount: int, locale: str) -> str:
+    # Babel's formatting costs a quarter of a millisecond; cards repeat the same few fees.
+    return format_currency(amount, "USD", format="\u00a4#,##0", locale=locale,
                            currency_digits=False)
 
 
@@ -102,6 +139,10 @@ def remember_choice(response):
 def init_app(app: Flask) -> None:
     """Bind Flask-Babel with the locale selector, the cookie and the template helpers."""
     babel.init_app(app, locale_selector=select_locale, default_locale="en_US")
+    app.jinja_env.install_gettext_callables(  # the templates' _() and ngettext(), as above
+        lambda text: translations().ugettext(text),
+        lambda singular, plural, num: translations().ungettext(singular, plural, num),
+        newstyle=True)
     app.after_request(remember_choice)
     app.jinja_env.globals["language_switch"] = language_switch
     app.jinja_env.globals["html_lang"] = html_lang

@@ -15,14 +15,13 @@ import datetime as dt
 from collections.abc import Callable
 
 import numpy as np
-from flask_babel import gettext
 
 from search_index.distance import lambert_miles
 from search_index.ranking import WEIGHTS
 from search_index.searcher import Criteria
 
 from .errors import NotFound
-from .i18n import N_
+from .i18n import N_, gettext
 from .limits import FINDER_DEPTH, MIN_PUBLIC_REFERRALS
 from .models import Provider, utcnow
 from .referrals import Responsiveness, completed_together, responsiveness

@@ -19,15 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask_babel import gettext
-
 from search_index.reach import reach
 from search_index.searcher import Criteria
 from search_index.text import words
 
 from .crisis import crisis_notice, signals_crisis
 from .geo import distance_miles, lookup_zip, nearest_place
-from .i18n import N_, money
+from .i18n import N_, gettext, money
 from .limits import DEFAULT_PER_PAGE, DEFAULT_RADIUS_MILES
 from .models import Provider, utcnow
 from .search_service import SearchService

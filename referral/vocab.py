@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from flask_babel import gettext
-
-from .i18n import N_
+from .i18n import N_, gettext
 
 ROLES = ("therapist", "prescriber")
 

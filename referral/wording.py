@@ -8,9 +8,7 @@ English for the API, the patient's choice on the pages).
 
 from __future__ import annotations
 
-from flask_babel import gettext
-
-from .i18n import money
+from .i18n import gettext, money
 
 
 def fee_range(fee_min: int | None, fee_max: int | None) -> str | None:

@@ -36,11 +36,10 @@ import math
 import re
 import unicodedata
 
-from flask_babel import gettext
 from marshmallow import ValidationError, fields, validate
 
 from ..geo import lookup_zip, normalize_zip
-from ..i18n import N_
+from ..i18n import N_, gettext
 from ..limits import MAX_ID
 from ..npi import is_valid_npi
 from ..taxonomy import TAXONOMY_CODE_RE

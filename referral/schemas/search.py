@@ -3,10 +3,9 @@ parameters and its answer."""
 
 from __future__ import annotations
 
-from flask_babel import gettext
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from ..i18n import N_
+from ..i18n import N_, gettext
 from ..limits import (
     DEFAULT_RADIUS_MILES,
     MAX_FEE,

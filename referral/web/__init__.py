@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from urllib.parse import urlencode
 
-from flask import Flask, current_app
-from flask_babel import gettext
+from flask import Flask, current_app, url_for
 from marshmallow import ValidationError
 
 from ..crisis import CRISIS_MESSAGE
-from ..i18n import N_, chosen_lang
+from ..i18n import N_, chosen_lang, gettext
 from ..schemas.listings import listing_label
 from ..vocab import (
     AGE_GROUPS,
@@ -176,6 +176,12 @@ def form_change(values: dict, change: dict) -> dict:
     return changed
 
 
+def search_url(values: dict, change: dict) -> str:
+    """The search page's address for the form ``values`` with ``change`` applied
+    (``form_change``); repeated fields (approaches, insurance) as repeated parameters."""
+    return url_for("web.search") + "?" + urlencode(form_change(values, change), doseq=True)
+
+
 def register_web(app: Flask) -> None:
     """Attach the pages, their template helpers and the site's static files."""
     from . import clinic, operator, public, referral_pages
@@ -189,7 +195,7 @@ def register_web(app: Flask) -> None:
     app.jinja_env.globals["term_options"] = term_options
     app.jinja_env.globals["reach_badges"] = reach_badges
     app.jinja_env.globals["term_label"] = term_label
-    app.jinja_env.globals["form_change"] = form_change
+    app.jinja_env.globals["search_url"] = search_url
     app.jinja_env.filters["fee_text"] = fee_text
     app.jinja_env.filters["modality_name"] = modality_name
     app.jinja_env.filters["modality_note"] = modality_note

@@ -201,3 +201,21 @@ def test_clinic_edit_links_name_their_listing(app, client, make_clinic, create):
     page = text(client.get("/clinic"))
     names = re.findall(r'>Edit<span class="sr-only"> ([^<]+)</span></a>', page)
     assert sorted(names) == ["Ann One", "Bo Two"]
+
+
+def test_links_keep_repeated_fields_as_repeated_parameters(client, make_clinic, create):
+    """Chips, suggestions and facet links carry approaches and insurance as
+    ``modality=CBT&modality=DBT`` (they once carried ``['CBT', 'DBT']``, which no form
+    reads), and following one answers the changed search."""
+    _, token = make_clinic()
+    create(token, last_name="Both", modalities=["CBT", "DBT"], insurance=["aetna"])
+    page = text(client.get("/?zip=02115&modality=CBT&modality=DBT&insurance=aetna&language=es"))
+    remove = html.unescape(re.search(r'href="([^"]+)" aria-label="Remove Spanish"', page)[1])
+    assert "modality=CBT&modality=DBT" in remove and "insurance=aetna" in remove
+    assert "%5B" not in page  # no list written into a link
+    followed = client.get(remove)
+    assert followed.status_code == 200 and set(cards(text(followed))) == {"Both"}
+    facet = html.unescape(re.search(
+        r'<a href="([^"]+)">Dialectical behavior therapy \(DBT\) \(1\)</a>', page)[1])
+    assert facet.endswith("&modality=DBT") and "modality=CBT" not in facet
+    assert set(cards(text(client.get(facet)))) == {"Both"}
