@@ -207,20 +207,24 @@ def modality_note(code: str) -> str:
     return note[:1].upper() + note[1:]
 
 
+#: Each vocabulary's labels as ``term_label`` shows them (approaches: ``modality_name``).
+_TERM_LABELS = {
+    "language": LANGUAGES, "concern": CONCERN_LABELS, "specialty": SPECIALTIES,
+    "role": {"therapist": N_("Therapists"), "prescriber": N_("Prescribers")},
+    "gender": {"female": N_("Women"), "male": N_("Men"), "non-binary": N_("Non-binary providers")},
+    "state": STATES, "provider_type": PROVIDER_TYPE_LABELS, "age_group": AGE_GROUP_LABELS,
+}
+
+
 def term_label(name: str, value: str) -> str:
     """A vocabulary value in the words a patient reads (``("language", "es")`` ->
-    ``Spanish``; ``("role", "prescriber")`` -> ``Prescribers``)."""
-    labels = {
-        "language": LANGUAGES, "concern": CONCERN_LABELS, "specialty": SPECIALTIES,
-        "insurance": {slug: display for slug, (display, _) in PAYERS.items()},
-        "role": {"therapist": N_("Therapists"), "prescriber": N_("Prescribers")},
-        "gender": {"female": N_("Women"), "male": N_("Men"),
-                   "non-binary": N_("Non-binary providers")},
-        "state": STATES, "provider_type": PROVIDER_TYPE_LABELS, "age_group": AGE_GROUP_LABELS,
-    }
+    ``Spanish``; ``("role", "prescriber")`` -> ``Prescribers``); insurers by their names,
+    which are not translated."""
     if name == "modality":
         return modality_name(value)
-    label = labels.get(name, {}).get(value)
+    if name == "insurance" and value in PAYERS:
+        return PAYERS[value][0]
+    label = _TERM_LABELS.get(name, {}).get(value)
     label = gettext(label) if label else value.replace("_", " ")
     return label[:1].upper() + label[1:]
 
