@@ -7,7 +7,9 @@ works without JavaScript.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import functools
 import re
 from urllib.parse import urlencode
 
@@ -179,7 +181,25 @@ def form_change(values: dict, change: dict) -> dict:
 def search_url(values: dict, change: dict) -> str:
     """The search page's address for the form ``values`` with ``change`` applied
     (``form_change``); repeated fields (approaches, insurance) as repeated parameters."""
-    return url_for("web.search") + "?" + urlencode(form_change(values, change), doseq=True)
+    pairs = [_query_pair(key, item) for key, value in form_change(values, change).items()
+             for item in (value if isinstance(value, list) else [value])]
+    return url_for("web.search") + "?" + "&".join(pairs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _query_pair(key: str, value: str) -> str:
+    # A results page links each chip, suggestion and facet: hundreds of pairs, few distinct.
+    return urlencode({key: value})
+
+
+def chosen_values(raw: dict, understood: dict) -> dict[str, set]:
+    """The values a search form's choices show as selected: what the form asked for and
+    what the words were understood to ask for (``{"language": {"es"}, ...}``)."""
+    picked: dict[str, set] = collections.defaultdict(set)
+    for source in (raw, understood):
+        for name, value in source.items():
+            picked[name].update(value if isinstance(value, list | tuple) else [value])
+    return picked
 
 
 def register_web(app: Flask) -> None:
@@ -196,6 +216,7 @@ def register_web(app: Flask) -> None:
     app.jinja_env.globals["reach_badges"] = reach_badges
     app.jinja_env.globals["term_label"] = term_label
     app.jinja_env.globals["search_url"] = search_url
+    app.jinja_env.globals["chosen_values"] = chosen_values
     app.jinja_env.filters["fee_text"] = fee_text
     app.jinja_env.filters["modality_name"] = modality_name
     app.jinja_env.filters["modality_note"] = modality_note
