@@ -128,8 +128,12 @@ def html_lang() -> str:
 
 
 def remember_choice(response):
-    """After a switch (``?lang=``), remember the choice in a cookie for a year."""
-    asked = request.args.get("lang") if patient_page() else None
+    """After a switch (``?lang=``), remember the choice in a cookie for a year; a patient
+    page says it varies with the browser's language and the cookie (caches keep both)."""
+    if not patient_page():
+        return response
+    response.vary.update(("Accept-Language", "Cookie"))
+    asked = request.args.get("lang")
     if asked in LOCALES and request.cookies.get(LANG_COOKIE) != asked:
         response.set_cookie(LANG_COOKIE, asked, max_age=365 * 24 * 3600, samesite="Lax",
                             secure=request.is_secure, httponly=True)

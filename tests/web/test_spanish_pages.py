@@ -99,6 +99,7 @@ def test_the_switch_keeps_the_query_and_is_remembered(client, make_clinic, creat
     link = html.unescape(re.search(r'<a class="lang" href="([^"]+)"', english)[1])
     assert link == "/?q=anxiety&zip=02115&lang=es"
     switched = client.get(link)
+    assert {"Accept-Language", "Cookie"} <= set(switched.vary)
     assert "lang=es" in switched.headers["Set-Cookie"] and "HttpOnly" in \
         switched.headers["Set-Cookie"]
     assert set(cards(text(switched))) == {"Okafor"} and "Se encontró 1 profesional" in \
