@@ -11,7 +11,7 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test test-postgres lint serve-prod venv browser clean
+.PHONY: demo test test-postgres lint serve-prod venv browser clean translations
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -58,6 +58,16 @@ test-postgres: $(STAMP) $(AXE) browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/vulture referral search_index seeds config.py tests bench --exclude referral/migrations --min-confidence 80
+
+# Translations of the patient pages (referral/translations, babel.cfg): extract every marked
+# string, add new ones to the Spanish catalog (untranslated until someone writes them; the
+# catalog test fails meanwhile), drop gone ones, and compile the .mo that is committed.
+POT := $(VENV)/messages.pot
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --width 100 -o $(POT) .
+	$(BIN)/pybabel update -i $(POT) -d referral/translations --width 100 --ignore-obsolete \
+		--no-fuzzy-matching --ignore-pot-creation-date
+	$(BIN)/pybabel compile -d referral/translations --statistics
 
 # Production serving: PostgreSQL from DATABASE_URL, SECRET_KEY required (see README).
 serve-prod: $(STAMP)

@@ -33,11 +33,12 @@ def create_app(config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, CSRF protection, request protections, geocoder and search index."""
-    from . import crypto, database, hygiene, security, services
+    from . import crypto, database, hygiene, i18n, security, services
     from .extensions import csrf, mail
     from .search_sync import install_outbox_once
 
     hygiene.init_app(app)
+    i18n.init_app(app)  # the patient pages' language (English, Spanish)
     database.init_app(app)
     csrf.init_app(app)
     security.init_app(app)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 
-CRISIS_MESSAGE = ("If you or someone you know is struggling or in crisis, help is available. "
-                  "Call or text 988 or chat 988lifeline.org. In immediate danger, call 911.")
+from .i18n import N_
+
+#: The notice in English (the API's); pages show it in the patient's language.
+CRISIS_MESSAGE = N_("If you or someone you know is struggling or in crisis, help is available. "
+                    "Call or text 988 or chat 988lifeline.org. In immediate danger, call 911.")
 
 #: Wording that signals a crisis, English and Spanish: suicide and self-harm (direct,
 #: passive and indirect), overdose, and harm to others. Each is tested phrase by phrase,

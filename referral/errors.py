@@ -25,9 +25,11 @@ from flask import Flask, render_template, request
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import NotFound as NotFoundError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .extensions import db
+from .i18n import N_, gettext
 
 log = logging.getLogger(__name__)
 
@@ -199,20 +201,31 @@ def handle_http_exception(error: HTTPException):
 
 def _message_for(error: HTTPException) -> str:
     if error.code >= 500:
-        return "The server could not complete the request. Nothing was changed."
+        return gettext("The server could not complete the request. Nothing was changed.")
     if error.code == 422:
-        return "The input is not valid."
+        return gettext("The input is not valid.")
     if error.code == 429:
-        return (f"Too many requests (the limit is {error.description}). "
-                "Please wait a minute and try again.")
+        return gettext("Too many requests (the limit is %(limit)s). Please wait a minute and "
+                       "try again.", limit=error.description)
+    if error.code == 404 and error.description == NotFoundError.description:
+        return gettext("There is no page at this address. Check it, or start a new search.")
     return (error.description or error.name).strip()
+
+
+#: The names of the statuses a patient may meet, for the error page's title.
+STATUS_NAMES = {400: N_("Bad Request"), 403: N_("Forbidden"), 404: N_("Not Found"),
+                405: N_("Method Not Allowed"), 409: N_("Conflict"),
+                413: N_("Request Entity Too Large"), 422: N_("Unprocessable Entity"),
+                429: N_("Too Many Requests"), 500: N_("Internal Server Error"),
+                503: N_("Service Unavailable")}
 
 
 def error_answer(status: int, message: str, errors: dict | None = None):
     """The error shape for the API; an HTML error page anywhere else."""
     if not request.path.startswith("/api/"):
-        return render_template("error.html", code=status,
-                               name=HTTP_STATUS_CODES.get(status, ""), message=message)
+        name = STATUS_NAMES.get(status) or HTTP_STATUS_CODES.get(status, "")
+        return render_template("error.html", code=status, name=gettext(name) if name else "",
+                               message=message)
     return error_payload(status, message, errors)
 
 

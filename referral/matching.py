@@ -21,13 +21,14 @@ from search_index.ranking import WEIGHTS
 from search_index.searcher import Criteria
 
 from .errors import NotFound
+from .i18n import N_, gettext
 from .limits import FINDER_DEPTH, MIN_PUBLIC_REFERRALS
 from .listing_rules import verification
 from .models import Provider, utcnow
 from .referrals import Responsiveness, completed_together, responsiveness
 from .search import Understood, build_criteria, placement
 from .search_service import Candidates, SearchService
-from .vocab import CONCERN_LABELS, CONCERN_MODALITIES, PAYERS, modality_name
+from .vocab import AGE_GROUP_PLURALS, CONCERN_LABELS, CONCERN_MODALITIES, PAYERS, modality_name
 from .wording import pair_fee_text
 
 #: Candidates kept per side before pairing (pairs scored: at most its square).
@@ -76,20 +77,40 @@ def _in_radius(side: Candidates, radius: float) -> np.ndarray:
     return ~np.isnan(side.distances) & (side.distances <= radius)
 
 
-def _how_seen(role: str, reach: list[str], distance: float | None, state: str | None) -> str:
+#: How one side can see the patient, per who it is and whom the sentence addresses:
+#: ``(side, kind) -> sentence`` (``patient``: a therapist reads it about their patient).
+_HOW_SEEN = {
+    ("therapist", "in_state"): N_("Therapist sees you in person in %(state)s"),
+    ("therapist", "near"): N_("Therapist sees you in person, %(miles)s miles away"),
+    ("therapist", "telehealth"): N_("Therapist sees you by telehealth, licensed in %(state)s"),
+    ("prescriber", "in_state"): N_("Prescriber sees you in person in %(state)s"),
+    ("prescriber", "near"): N_("Prescriber sees you in person, %(miles)s miles away"),
+    ("prescriber", "telehealth"): N_("Prescriber sees you by telehealth, licensed in %(state)s"),
+    ("patient", "in_state"): N_("Prescriber can see the patient in person in %(state)s"),
+    ("patient", "near"): N_("Prescriber can see the patient in person, %(miles)s miles away"),
+    ("patient", "telehealth"): N_("Prescriber can see the patient by telehealth, licensed in "
+                                  "%(state)s"),
+}
+
+
+def _how_seen(side: str, reach: list[str], distance: float | None, state: str | None) -> str:
     if "in_person" in reach:
-        if distance is None:
-            return f"{role} sees you in person in {state}"
-        return f"{role} sees you in person, {distance:.1f} miles away"
-    return f"{role} sees you by telehealth, licensed in {state}"
+        kind = "in_state" if distance is None else "near"
+    else:
+        kind = "telehealth"
+    miles = None if distance is None else f"{distance:.1f}"
+    return gettext(_HOW_SEEN[side, kind], state=state, miles=miles)
 
 
 def _responsiveness_words(figures: dict) -> str | None:
     if not figures["referrals_answered"] or figures["median_response_hours"] is None:
         return None
     share = figures["accepted_share"]
-    return (f"Prescriber answers referrals in about {figures['median_response_hours']:.0f} hours"
-            + (f" ({share:.0%} accepted)" if share is not None else ""))
+    hours = f"{figures['median_response_hours']:.0f}"
+    if share is None:
+        return gettext("Prescriber answers referrals in about %(hours)s hours", hours=hours)
+    return gettext("Prescriber answers referrals in about %(hours)s hours (%(share)s accepted)",
+                   hours=hours, share=f"{share:.0%}")
 
 
 def match_pairs(service: SearchService, session, params: dict,
@@ -218,34 +239,35 @@ def _pair_reasons(therapist: dict, prescriber: dict, criteria: Criteria, require
                   same_clinic: bool, shared: int, apart: float, close: bool,
                   params: dict) -> list[str]:
     # Shared referral history ranks a pair but is never named (it is about patients).
-    reasons = ["Both coordinate care and are taking new patients"]
+    reasons = [gettext("Both coordinate care and are taking new patients")]
     offered = [m for m in therapist["modalities"] if m in required]
     names = ", ".join(modality_name(m) for m in offered)
     if offered and concerns:
-        reasons.append(f"Therapist offers {names}, suited to "
-                       + ", ".join(CONCERN_LABELS[c] for c in concerns))
+        reasons.append(gettext("Therapist offers %(approaches)s, suited to %(concerns)s",
+                               approaches=names, concerns=", ".join(
+                                   gettext(CONCERN_LABELS[c]) for c in concerns)))
     elif offered:
-        reasons.append(f"Therapist offers {names}")
-    reasons.append(_how_seen("Therapist", therapist["reach"], therapist["distance_miles"],
+        reasons.append(gettext("Therapist offers %(approaches)s", approaches=names))
+    reasons.append(_how_seen("therapist", therapist["reach"], therapist["distance_miles"],
                              criteria.state))
-    reasons.append(_how_seen("Prescriber", prescriber["reach"], prescriber["distance_miles"],
+    reasons.append(_how_seen("prescriber", prescriber["reach"], prescriber["distance_miles"],
                              criteria.state))
     if criteria.age_groups:
-        reasons.append("Prescriber sees " + ", ".join(
-            a.replace("_", " ") + "s" for a in criteria.age_groups))
+        reasons.append(gettext("Prescriber sees %(ages)s", ages=", ".join(
+            gettext(AGE_GROUP_PLURALS[a]) for a in criteria.age_groups)))
     answered = _responsiveness_words(prescriber["responsiveness"])
     if answered:
         reasons.append(answered)
     if same_clinic and therapist.get("clinic"):
-        reasons.append(f"Same clinic: {therapist['clinic']['name']}")
+        reasons.append(gettext("Same clinic: %(clinic)s", clinic=therapist["clinic"]["name"]))
     if close and not same_clinic:
-        reasons.append(f"Practices {apart:.1f} miles apart")
+        reasons.append(gettext("Practices %(miles)s miles apart", miles=f"{apart:.1f}"))
     if "telehealth" in therapist["reach"] and "telehealth" in prescriber["reach"]:
-        reasons.append("Both offer telehealth")
+        reasons.append(gettext("Both offer telehealth"))
     payers = [PAYERS[p][0] for p in criteria.insurance
               if p in therapist["insurance"] and p in prescriber["insurance"]]
     if payers:
-        reasons.append(f"Both accept {', '.join(payers)}")
+        reasons.append(gettext("Both accept %(insurance)s", insurance=", ".join(payers)))
     fees = pair_fee_text(therapist, prescriber)
     if fees and (params.get("max_combined_fee") is not None or criteria.max_fee is not None):
         reasons.append(fees)
@@ -290,15 +312,15 @@ def prescribers_for_therapist(service: SearchService, session, therapist_id: int
             continue
         item = _side_item(listing, base, bool(found.stale[index]), bool(found.reported[index]))
         item["responsiveness"] = _figures(figures, int(ids[index]))
-        reasons = [_how_seen("Prescriber", item["reach"], item["distance_miles"], base.state)
-                   .replace("sees you", "can see the patient")]
+        reasons = [_how_seen("patient", item["reach"], item["distance_miles"], base.state)]
         words = _responsiveness_words(item["responsiveness"])
         if words:
             reasons.append(words)
         if same_clinic[index]:
-            reasons.append("Same clinic as the therapist")
+            reasons.append(gettext("Same clinic as the therapist"))
         if close[index]:
-            reasons.append(f"Practice {apart[index]:.1f} miles from the therapist's")
+            reasons.append(gettext("Practice %(miles)s miles from the therapist's",
+                                   miles=f"{apart[index]:.1f}"))
         item["reasons"] = reasons
         item["score"] = round(float(score[index]), 3)
         items.append(item)

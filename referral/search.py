@@ -25,6 +25,7 @@ from search_index.text import words
 
 from .crisis import crisis_notice, signals_crisis
 from .geo import distance_miles, lookup_zip, nearest_place
+from .i18n import N_, gettext, money
 from .limits import DEFAULT_PER_PAGE, DEFAULT_RADIUS_MILES
 from .listing_rules import verification
 from .models import Provider, utcnow
@@ -41,7 +42,7 @@ from .vocab import (
     modality_name,
     term_label,
 )
-from .wording import fee_range, money
+from .wording import fee_range
 
 #: The phrase table: how patients write, and what it means (see the file's header).
 PHRASE_FILE = Path(__file__).parent / "data" / "phrases.csv"
@@ -238,45 +239,52 @@ def reasons_for(listing: dict, criteria: Criteria, distance: float | None, match
     """Plain-language reasons why a listing (as dumped for the API) matched."""
     reasons = []
     if text_matched and understood.text_words:
-        reasons.append(f"Matches \u201c{' '.join(understood.text_words)}\u201d")
-    concern_names = [CONCERN_LABELS[c] for c in criteria.concerns]
+        reasons.append(gettext("Matches \u201c%(words)s\u201d",
+                               words=" ".join(understood.text_words)))
+    concern_names = [gettext(CONCERN_LABELS[c]) for c in criteria.concerns]
     offered = ", ".join(modality_name(m) for m in matched)
     if matched and criteria.suited_modalities:
-        reasons.append(f"Offers {offered}, suited to {', '.join(concern_names)}")
+        reasons.append(gettext("Offers %(approaches)s, suited to %(concerns)s",
+                               approaches=offered, concerns=", ".join(concern_names)))
     elif matched:
-        reasons.append(f"Offers {offered}")
-    treated = [CONCERN_LABELS[c] for c in criteria.concerns if c in listing["concerns"]]
+        reasons.append(gettext("Offers %(approaches)s", approaches=offered))
+    treated = [gettext(CONCERN_LABELS[c]) for c in criteria.concerns if c in listing["concerns"]]
     if treated:
-        reasons.append(f"Treats {', '.join(treated)}")
+        reasons.append(gettext("Treats %(concerns)s", concerns=", ".join(treated)))
     for specialty in criteria.specialties:
         if specialty in (listing.get("specialties") or ()):
-            reasons.append(SPECIALTIES[specialty])
+            reasons.append(gettext(SPECIALTIES[specialty]))
     if criteria.genders and gender_category(listing.get("gender")) in criteria.genders:
-        reasons.append(f"Gender: {listing['gender']}")
+        reasons.append(gettext("Gender: %(gender)s", gender=listing["gender"]))
     if distance is not None:
-        reasons.append(f"In person, {distance:.1f} miles away")
+        reasons.append(gettext("In person, %(miles)s miles away", miles=f"{distance:.1f}"))
     if (criteria.state and criteria.telehealth and listing["telehealth"]
             and criteria.state in listing["licensed_states"]):
-        reasons.append(f"Telehealth, licensed in {criteria.state}")
+        reasons.append(gettext("Telehealth, licensed in %(state)s", state=criteria.state))
     fees = fee_range(listing["fee_min"], listing["fee_max"])
     if criteria.max_fee is not None and fees:
         within = max(fee for fee in (listing["fee_min"], listing["fee_max"])
                      if fee is not None) <= criteria.max_fee
-        reasons.append(f"Fees {fees}, " + (f"all within your {money(criteria.max_fee)}" if within
-                       else f"sliding scale from {money(listing['fee_min'])} "
-                            f"(your limit {money(criteria.max_fee)})"))
+        if within:
+            reasons.append(gettext("Fees %(fees)s, all within your %(limit)s", fees=fees,
+                                   limit=money(criteria.max_fee)))
+        else:
+            reasons.append(gettext("Fees %(fees)s, sliding scale from %(lowest)s (your limit "
+                                   "%(limit)s)", fees=fees, lowest=money(listing["fee_min"]),
+                                   limit=money(criteria.max_fee)))
     if criteria.sliding_scale and listing["sliding_scale"]:
-        reasons.append("Sliding-scale fees")
+        reasons.append(gettext("Sliding-scale fees"))
     paid = [PAYERS[p][0] for p in criteria.insurance if p in listing["insurance"]]
     if paid:
-        reasons.append(f"Accepts {', '.join(paid)}")
-    spoken = [LANGUAGES[code] for code in criteria.languages if code in listing["languages"]]
+        reasons.append(gettext("Accepts %(insurance)s", insurance=", ".join(paid)))
+    spoken = [gettext(LANGUAGES[code]) for code in criteria.languages
+              if code in listing["languages"]]
     if spoken:
-        reasons.append(f"Speaks {', '.join(spoken)}")
+        reasons.append(gettext("Speaks %(languages)s", languages=", ".join(spoken)))
     if criteria.accepting_only and listing["accepting_new_patients"]:
-        reasons.append("Accepting new patients")
+        reasons.append(gettext("Accepting new patients"))
     if criteria.coordinated_only and listing["accepts_coordinated_care"]:
-        reasons.append("Coordinates care with the patient's other providers")
+        reasons.append(gettext("Coordinates care with the patient's other providers"))
     return reasons
 
 
@@ -427,30 +435,33 @@ def relaxations_for(params: dict, understood: Understood) -> list[dict]:
     (``change`` as form values, ``None`` meaning remove; ``params`` the changed search)."""
     options: list[tuple[str, dict]] = []
     if params.get("q") and understood.text_words and not understood.terms:
-        options.append((f"Search without \u201c{' '.join(understood.text_words)}\u201d",
-                        {"q": None}))
+        options.append((gettext("Search without \u201c%(words)s\u201d",
+                                words=" ".join(understood.text_words)), {"q": None}))
     located = params.get("zip") or params.get("lat") is not None
     radius = params.get("radius_miles", DEFAULT_RADIUS_MILES)
     if located and params.get("in_person") is not False and radius < _WIDER[-1]:
         wider = next(r for r in _WIDER if r > radius)
-        options.append((f"Widen to {wider} miles", {"radius_miles": wider}))
+        options.append((gettext("Widen to %(miles)s miles", miles=wider),
+                        {"radius_miles": wider}))
     only_in_person = params.get("telehealth") is False or (
         params.get("in_person") and not params.get("telehealth"))
     if only_in_person and (located or params.get("state")):
-        options.append(("Include telehealth", {"telehealth": None, "in_person": None}))
+        options.append((gettext("Include telehealth"), {"telehealth": None, "in_person": None}))
     if params.get("telehealth") and not params.get("in_person") and located:
-        options.append(("Include in-person visits", {"telehealth": None, "in_person": None}))
+        options.append((gettext("Include in-person visits"),
+                        {"telehealth": None, "in_person": None}))
     if params.get("max_fee") is not None and not params.get("sliding_scale"):
-        options.append(("Include sliding-scale fees", {"sliding_scale": True}))
-    for label, name in (("Any insurance", "insurance"), ("Any fee", "max_fee"),
-                        ("Not only sliding scale", "sliding_scale"),
-                        ("Not only coordinated care", "accepts_coordinated_care")):
+        options.append((gettext("Include sliding-scale fees"), {"sliding_scale": True}))
+    for label, name in ((N_("Any insurance"), "insurance"), (N_("Any fee"), "max_fee"),
+                        (N_("Not only sliding scale"), "sliding_scale"),
+                        (N_("Not only coordinated care"), "accepts_coordinated_care")):
         if params.get(name):
-            options.append((label, {name: None}))
+            options.append((gettext(label), {name: None}))
     for chip in chips(params, understood):
-        options.append((f"Without \u201c{chip['label']}\u201d", chip["change"]))
+        options.append((gettext("Without \u201c%(label)s\u201d", label=chip["label"]),
+                        chip["change"]))
     if params.get("accepting_new_patients", True):
-        options.append(("Include providers not taking new patients",
+        options.append((gettext("Include providers not taking new patients"),
                         {"accepting_new_patients": False}))
     relaxed = []
     for label, change in options:

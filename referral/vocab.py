@@ -10,25 +10,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .i18n import N_, gettext
+
 ROLES = ("therapist", "prescriber")
 
 #: Therapy modalities (docs/domain.md section 2), with a plain-language note for patients.
 MODALITIES: dict[str, str] = {
-    "CBT": "Cognitive behavioral therapy: changing unhelpful thoughts and habits.",
-    "DBT": "Dialectical behavior therapy: skills for intense emotions and self-harm urges.",
-    "EMDR": "Eye movement desensitization and reprocessing: processing traumatic memories.",
-    "ERP": "Exposure and response prevention: the first-line therapy for OCD.",
-    "CPT": "Cognitive processing therapy: working through trauma-related beliefs.",
-    "PE": "Prolonged exposure: gradually facing trauma memories and reminders.",
-    "ACT": "Acceptance and commitment therapy: acting on your values alongside difficult feelings.",
-    "IPT": "Interpersonal therapy: improving relationships and life transitions.",
-    "BA": "Behavioral activation: rebuilding rewarding activities to lift mood.",
-    "CBT-I": "CBT for insomnia: the recommended first treatment for chronic insomnia.",
-    "MBCT": "Mindfulness-based cognitive therapy: mindfulness skills that help prevent relapse.",
-    "PSYCHODYNAMIC": "Psychodynamic therapy: understanding patterns rooted in past experience.",
-    "FAMILY": "Family systems therapy: working with family or partners together.",
-    "MI": "Motivational interviewing: building your own motivation to change, e.g. substance use.",
-    "PSYCHOEDUCATION": "Psychoeducation: learning about a condition and how to manage it.",
+    "CBT": N_("Cognitive behavioral therapy: changing unhelpful thoughts and habits."),
+    "DBT": N_("Dialectical behavior therapy: skills for intense emotions and self-harm urges."),
+    "EMDR": N_("Eye movement desensitization and reprocessing: processing traumatic memories."),
+    "ERP": N_("Exposure and response prevention: the first-line therapy for OCD."),
+    "CPT": N_("Cognitive processing therapy: working through trauma-related beliefs."),
+    "PE": N_("Prolonged exposure: gradually facing trauma memories and reminders."),
+    "ACT": N_("Acceptance and commitment therapy: acting on your values alongside difficult "
+               "feelings."),
+    "IPT": N_("Interpersonal therapy: improving relationships and life transitions."),
+    "BA": N_("Behavioral activation: rebuilding rewarding activities to lift mood."),
+    "CBT-I": N_("CBT for insomnia: the recommended first treatment for chronic insomnia."),
+    "MBCT": N_("Mindfulness-based cognitive therapy: mindfulness skills that help prevent "
+                "relapse."),
+    "PSYCHODYNAMIC": N_("Psychodynamic therapy: understanding patterns rooted in past experience."),
+    "FAMILY": N_("Family systems therapy: working with family or partners together."),
+    "MI": N_("Motivational interviewing: building your own motivation to change, e.g. substance "
+              "use."),
+    "PSYCHOEDUCATION": N_("Psychoeducation: learning about a condition and how to manage it."),
 }
 
 #: Concerns and their evidence-informed therapy modalities (docs/domain.md section 2).
@@ -53,24 +58,30 @@ CONCERN_MODALITIES: dict[str, tuple[str, ...]] = {
 }
 CONCERNS = tuple(CONCERN_MODALITIES)
 CONCERN_LABELS = {
-    "depression": "depression", "anxiety": "anxiety", "panic": "panic", "ocd": "OCD",
-    "ptsd": "PTSD", "trauma": "trauma", "emotion_dysregulation": "emotion dysregulation",
-    "self_harm": "self-harm", "bpd": "BPD", "bipolar": "bipolar disorder", "adhd": "ADHD",
-    "insomnia": "insomnia", "substance_use": "substance use", "grief": "grief",
-    "relationships": "relationships", "life_transitions": "life transitions",
+    "depression": N_("depression"), "anxiety": N_("anxiety"), "panic": N_("panic"),
+    "ocd": N_("OCD"), "ptsd": N_("PTSD"), "trauma": N_("trauma"),
+    "emotion_dysregulation": N_("emotion dysregulation"), "self_harm": N_("self-harm"),
+    "bpd": N_("BPD"), "bipolar": N_("bipolar disorder"), "adhd": N_("ADHD"),
+    "insomnia": N_("insomnia"), "substance_use": N_("substance use"), "grief": N_("grief"),
+    "relationships": N_("relationships"), "life_transitions": N_("life transitions"),
 }
 
 AGE_GROUPS = ("child", "adolescent", "adult", "older_adult")
+#: Age groups in plain words: as a choice, and as the people a provider sees.
+AGE_GROUP_LABELS = {"child": N_("Child"), "adolescent": N_("Adolescent"), "adult": N_("Adult"),
+                    "older_adult": N_("Older adult")}
+AGE_GROUP_PLURALS = {"child": N_("children"), "adolescent": N_("adolescents"),
+                     "adult": N_("adults"), "older_adult": N_("older adults")}
 
 #: Services and populations a listing can declare (what a real directory records beyond
 #: approaches and concerns), with the words a patient sees.
 SPECIALTIES: dict[str, str] = {
-    "mat": "Medication for opioid use disorder (e.g. buprenorphine / Suboxone)",
-    "lgbtq_affirming": "LGBTQ+ affirming",
-    "veterans": "Works with veterans and military families",
-    "perinatal": "Pregnancy and postpartum (perinatal) mental health",
-    "couples": "Couples counseling",
-    "eating_disorders": "Eating disorders",
+    "mat": N_("Medication for opioid use disorder (e.g. buprenorphine / Suboxone)"),
+    "lgbtq_affirming": N_("LGBTQ+ affirming"),
+    "veterans": N_("Works with veterans and military families"),
+    "perinatal": N_("Pregnancy and postpartum (perinatal) mental health"),
+    "couples": N_("Couples counseling"),
+    "eating_disorders": N_("Eating disorders"),
 }
 
 #: Gender categories a patient can filter by; listings describe themselves in free text.
@@ -114,26 +125,27 @@ PROVIDER_TYPES: dict[str, str] = {
 
 #: Provider types in plain words.
 PROVIDER_TYPE_LABELS = {
-    "psychologist": "Psychologist", "clinical_social_worker": "Clinical social worker",
-    "counselor": "Counselor", "marriage_family_therapist": "Marriage and family therapist",
-    "psychoanalyst": "Psychoanalyst", "behavior_analyst": "Behavior analyst",
-    "psychiatrist": "Psychiatrist", "psychiatric_np": "Psychiatric nurse practitioner",
-    "nurse_practitioner": "Nurse practitioner", "primary_care": "Primary-care doctor",
-    "physician_assistant": "Physician assistant", "addiction_medicine": "Addiction medicine",
-    "prescribing_psychologist": "Prescribing psychologist",
+    "psychologist": N_("Psychologist"), "clinical_social_worker": N_("Clinical social worker"),
+    "counselor": N_("Counselor"), "marriage_family_therapist": N_("Marriage and family therapist"),
+    "psychoanalyst": N_("Psychoanalyst"), "behavior_analyst": N_("Behavior analyst"),
+    "psychiatrist": N_("Psychiatrist"), "psychiatric_np": N_("Psychiatric nurse practitioner"),
+    "nurse_practitioner": N_("Nurse practitioner"), "primary_care": N_("Primary-care doctor"),
+    "physician_assistant": N_("Physician assistant"),
+    "addiction_medicine": N_("Addiction medicine"),
+    "prescribing_psychologist": N_("Prescribing psychologist"),
 }
 
 #: Languages by ISO 639 code, with the English name (also accepted as input).
 LANGUAGES: dict[str, str] = {
-    "en": "English", "es": "Spanish", "zh": "Chinese", "yue": "Cantonese",
-    "cmn": "Mandarin", "tl": "Tagalog", "vi": "Vietnamese", "ar": "Arabic",
-    "fr": "French", "ko": "Korean", "ru": "Russian", "de": "German",
-    "ht": "Haitian Creole", "hi": "Hindi", "pt": "Portuguese", "it": "Italian",
-    "pl": "Polish", "ur": "Urdu", "fa": "Persian", "ja": "Japanese",
-    "gu": "Gujarati", "bn": "Bengali", "pa": "Punjabi", "he": "Hebrew",
-    "hy": "Armenian", "km": "Khmer", "hmn": "Hmong", "so": "Somali",
-    "am": "Amharic", "uk": "Ukrainian", "el": "Greek", "ne": "Nepali",
-    "ase": "American Sign Language",
+    "en": N_("English"), "es": N_("Spanish"), "zh": N_("Chinese"), "yue": N_("Cantonese"),
+    "cmn": N_("Mandarin"), "tl": N_("Tagalog"), "vi": N_("Vietnamese"), "ar": N_("Arabic"),
+    "fr": N_("French"), "ko": N_("Korean"), "ru": N_("Russian"), "de": N_("German"),
+    "ht": N_("Haitian Creole"), "hi": N_("Hindi"), "pt": N_("Portuguese"), "it": N_("Italian"),
+    "pl": N_("Polish"), "ur": N_("Urdu"), "fa": N_("Persian"), "ja": N_("Japanese"),
+    "gu": N_("Gujarati"), "bn": N_("Bengali"), "pa": N_("Punjabi"), "he": N_("Hebrew"),
+    "hy": N_("Armenian"), "km": N_("Khmer"), "hmn": N_("Hmong"), "so": N_("Somali"),
+    "am": N_("Amharic"), "uk": N_("Ukrainian"), "el": N_("Greek"), "ne": N_("Nepali"),
+    "ase": N_("American Sign Language"),
 }
 
 #: Normalized payer names: canonical slug -> (display name, other accepted spellings).
@@ -158,19 +170,21 @@ PAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 #: USPS codes of the states, DC and the territories where providers are licensed.
 STATES: dict[str, str] = {
-    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
-    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
-    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
-    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
-    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota",
-    "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
-    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York",
-    "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon",
-    "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
-    "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia",
-    "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
-    "PR": "Puerto Rico", "GU": "Guam", "VI": "U.S. Virgin Islands", "AS": "American Samoa",
-    "MP": "Northern Mariana Islands",
+    "AL": N_("Alabama"), "AK": N_("Alaska"), "AZ": N_("Arizona"), "AR": N_("Arkansas"),
+    "CA": N_("California"), "CO": N_("Colorado"), "CT": N_("Connecticut"), "DE": N_("Delaware"),
+    "DC": N_("District of Columbia"), "FL": N_("Florida"), "GA": N_("Georgia"), "HI": N_("Hawaii"),
+    "ID": N_("Idaho"), "IL": N_("Illinois"), "IN": N_("Indiana"), "IA": N_("Iowa"),
+    "KS": N_("Kansas"), "KY": N_("Kentucky"), "LA": N_("Louisiana"), "ME": N_("Maine"),
+    "MD": N_("Maryland"), "MA": N_("Massachusetts"), "MI": N_("Michigan"), "MN": N_("Minnesota"),
+    "MS": N_("Mississippi"), "MO": N_("Missouri"), "MT": N_("Montana"), "NE": N_("Nebraska"),
+    "NV": N_("Nevada"), "NH": N_("New Hampshire"), "NJ": N_("New Jersey"), "NM": N_("New Mexico"),
+    "NY": N_("New York"), "NC": N_("North Carolina"), "ND": N_("North Dakota"), "OH": N_("Ohio"),
+    "OK": N_("Oklahoma"), "OR": N_("Oregon"), "PA": N_("Pennsylvania"), "RI": N_("Rhode Island"),
+    "SC": N_("South Carolina"), "SD": N_("South Dakota"), "TN": N_("Tennessee"), "TX": N_("Texas"),
+    "UT": N_("Utah"), "VT": N_("Vermont"), "VA": N_("Virginia"), "WA": N_("Washington"),
+    "WV": N_("West Virginia"), "WI": N_("Wisconsin"), "WY": N_("Wyoming"), "PR": N_("Puerto Rico"),
+    "GU": N_("Guam"), "VI": N_("U.S. Virgin Islands"), "AS": N_("American Samoa"),
+    "MP": N_("Northern Mariana Islands"),
 }
 
 
@@ -183,29 +197,35 @@ def modality_name(code: str) -> str:
     """An approach's name in plain words, from its note (``PSYCHODYNAMIC`` ->
     ``Psychodynamic therapy``; ``EMDR`` -> ``Eye movement ... reprocessing (EMDR)``):
     the code is added only when the name does not already say it."""
-    name = MODALITIES[code].split(":", 1)[0]
+    name = gettext(MODALITIES[code]).split(":", 1)[0]
     return name if fold(code) in fold(name) else f"{name} ({code})"
 
 
 def modality_note(code: str) -> str:
     """What an approach is for, in a few plain words (the part of its note after the name)."""
-    note = MODALITIES[code].split(":", 1)[1].strip()
+    note = gettext(MODALITIES[code]).split(":", 1)[1].strip()
     return note[:1].upper() + note[1:]
+
+
+#: Each vocabulary's labels as ``term_label`` shows them (approaches: ``modality_name``).
+_TERM_LABELS = {
+    "language": LANGUAGES, "concern": CONCERN_LABELS, "specialty": SPECIALTIES,
+    "role": {"therapist": N_("Therapists"), "prescriber": N_("Prescribers")},
+    "gender": {"female": N_("Women"), "male": N_("Men"), "non-binary": N_("Non-binary providers")},
+    "state": STATES, "provider_type": PROVIDER_TYPE_LABELS, "age_group": AGE_GROUP_LABELS,
+}
 
 
 def term_label(name: str, value: str) -> str:
     """A vocabulary value in the words a patient reads (``("language", "es")`` ->
-    ``Spanish``; ``("role", "prescriber")`` -> ``Prescribers``)."""
-    labels = {
-        "language": LANGUAGES, "concern": CONCERN_LABELS, "specialty": SPECIALTIES,
-        "insurance": {slug: display for slug, (display, _) in PAYERS.items()},
-        "role": {"therapist": "Therapists", "prescriber": "Prescribers"},
-        "gender": {"female": "Women", "male": "Men", "non-binary": "Non-binary providers"},
-        "state": STATES, "provider_type": PROVIDER_TYPE_LABELS,
-    }
+    ``Spanish``; ``("role", "prescriber")`` -> ``Prescribers``); insurers by their names,
+    which are not translated."""
     if name == "modality":
         return modality_name(value)
-    label = labels.get(name, {}).get(value) or value.replace("_", " ")
+    if name == "insurance" and value in PAYERS:
+        return PAYERS[value][0]
+    label = _TERM_LABELS.get(name, {}).get(value)
+    label = gettext(label) if label else value.replace("_", " ")
     return label[:1].upper() + label[1:]
 
 

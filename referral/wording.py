@@ -2,17 +2,15 @@
 
 One place for the wording of fees (an honest range, never only the lowest fee),
 of how a provider can see the patient and of how fresh a listing is, so the search
-page, the provider page and the pairs never disagree.
+page, the provider page and the pairs never disagree. The words follow the request's
+language (``referral.i18n``: English for the API, the patient's choice on the pages).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-
-def money(amount: int) -> str:
-    """``1200`` -> ``$1,200``."""
-    return f"${amount:,}"
+from .i18n import N_, gettext, money, ngettext
 
 
 def fee_range(fee_min: int | None, fee_max: int | None) -> str | None:
@@ -27,8 +25,8 @@ def fee_range(fee_min: int | None, fee_max: int | None) -> str | None:
 def fee_text(listing: dict) -> str:
     """A listing's fees as a card says them: ``Fees $40-$220 per session; sliding scale``."""
     fees = fee_range(listing.get("fee_min"), listing.get("fee_max"))
-    text = f"Fees {fees} per session" if fees else "Fees not listed"
-    return text + ("; sliding scale" if listing.get("sliding_scale") else "")
+    text = gettext("Fees %(fees)s per session", fees=fees) if fees else gettext("Fees not listed")
+    return text + (gettext("; sliding scale") if listing.get("sliding_scale") else "")
 
 
 def pair_fee_text(therapist: dict, prescriber: dict) -> str | None:
@@ -39,8 +37,9 @@ def pair_fee_text(therapist: dict, prescriber: dict) -> str | None:
         return None
     lows = [low if low is not None else high for low, high in sides]
     highs = [high if high is not None else low for low, high in sides]
-    return (f"Fees together {fee_range(sum(lows), sum(highs))} "
-            f"(therapist {fee_range(*sides[0])}, prescriber {fee_range(*sides[1])})")
+    return gettext("Fees together %(both)s (therapist %(therapist)s, prescriber %(prescriber)s)",
+                   both=fee_range(sum(lows), sum(highs)), therapist=fee_range(*sides[0]),
+                   prescriber=fee_range(*sides[1]))
 
 
 def reach_badges(listing: dict, state: str | None) -> list[str]:
@@ -51,16 +50,18 @@ def reach_badges(listing: dict, state: str | None) -> list[str]:
         offered = []
         if listing.get("in_person"):
             where = ", ".join(filter(None, (listing.get("city"), listing.get("state"))))
-            offered.append(f"In person ({where})" if where else "In person")
+            offered.append(gettext("In person (%(where)s)", where=where) if where
+                           else gettext("In person"))
         if listing.get("telehealth"):
             licensed = ", ".join(listing.get("licensed_states") or ())
-            offered.append(f"Telehealth (licensed in {licensed})" if licensed else "Telehealth")
+            offered.append(gettext("Telehealth (licensed in %(states)s)", states=licensed)
+                           if licensed else gettext("Telehealth"))
         return offered
     badges = []
     if "in_person" in listing["reach"]:
-        badges.append("In person")
+        badges.append(gettext("In person"))
     if "telehealth" in listing["reach"]:
-        badges.append(f"Telehealth (licensed in {state})")
+        badges.append(gettext("Telehealth (licensed in %(states)s)", states=state))
     return badges
 
 
@@ -68,9 +69,10 @@ def reach_badges(listing: dict, state: str | None) -> list[str]:
 # Freshness: the one wording of how current a listing is (search cards, the provider
 # page, the clinic pages; the API gives the same facts as ``verification``).
 
-#: What a reported listing says (``referral.reports``): on its page, and on its cards.
-REPORTED_NOTICE = "Patients reported that this listing may be out of date."
-REPORTED_BADGE = "Reported out of date"
+#: What a reported listing says (``referral.reports``): on its page, and on its cards
+#: (translated where shown: ``gettext(REPORTED_NOTICE)``).
+REPORTED_NOTICE = N_("Patients reported that this listing may be out of date.")
+REPORTED_BADGE = N_("Reported out of date")
 
 
 def days_since(when) -> int | None:
@@ -85,7 +87,7 @@ def days_since(when) -> int | None:
 
 
 def _days(count: int) -> str:
-    return f"{count} day" if count == 1 else f"{count} days"
+    return ngettext("%(num)s day", "%(num)s days", count)
 
 
 def verified_text(verification: dict) -> str:
@@ -93,11 +95,13 @@ def verified_text(verification: dict) -> str:
     stale; ``Never verified``."""
     days = days_since(verification.get("at"))
     if days is None:
-        return "Never verified"
+        return gettext("Never verified")
     if verification.get("stale"):
-        return f"Not verified for {_days(days)}"
-    by = f" by {verification['by']}" if verification.get("by") else ""
-    return f"Verified {_days(days)} ago{by}"
+        return gettext("Not verified for %(days)s", days=_days(days))
+    if verification.get("by"):
+        return gettext("Verified %(days)s ago by %(clinic)s", days=_days(days),
+                       clinic=verification["by"])
+    return gettext("Verified %(days)s ago", days=_days(days))
 
 
 def hidden_notice(verification: dict, hidden_after_days: int) -> str | None:
@@ -106,8 +110,12 @@ def hidden_notice(verification: dict, hidden_after_days: int) -> str | None:
     days = days_since(verification.get("at"))
     if days is not None and days <= hidden_after_days:
         return None
-    why = ("its clinic has never confirmed it" if days is None
-           else f"its clinic has not confirmed it for {_days(days)}, more than "
-                f"{_days(hidden_after_days)}")
-    return (f"This listing is hidden from search because {why}. The details may be out "
-            "of date: check with the provider before you rely on them.")
+    if days is None:
+        why = gettext("This listing is hidden from search because its clinic has never "
+                      "confirmed it.")
+    else:
+        why = gettext("This listing is hidden from search because its clinic has not "
+                      "confirmed it for %(days)s, more than %(limit)s.", days=_days(days),
+                      limit=_days(hidden_after_days))
+    return why + " " + gettext("The details may be out of date: check with the provider "
+                               "before you rely on them.")

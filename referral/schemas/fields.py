@@ -43,6 +43,7 @@ import unicodedata
 from marshmallow import ValidationError, fields, validate
 
 from ..geo import lookup_zip, normalize_zip
+from ..i18n import N_, gettext
 from ..limits import MAX_ID
 from ..npi import is_valid_npi
 from ..taxonomy import TAXONOMY_CODE_RE
@@ -73,10 +74,13 @@ def clean_text(value: str) -> str:
     controls (``ValidationError``), strip invisible characters, collapse whitespace."""
     found = refused_character(value)
     if found is not None:
-        kind = ("a text-direction control" if found in BIDI_CONTROLS
-                else "a lone surrogate" if unicodedata.category(found) == "Cs"
-                else "a control character")
-        raise ValidationError(f"Must not contain {kind} (U+{ord(found):04X}).")
+        if found in BIDI_CONTROLS:
+            message = N_("Must not contain a text-direction control (U+%(code)s).")
+        elif unicodedata.category(found) == "Cs":
+            message = N_("Must not contain a lone surrogate (U+%(code)s).")
+        else:
+            message = N_("Must not contain a control character (U+%(code)s).")
+        raise ValidationError(gettext(message, code=f"{ord(found):04X}"))
     return re.sub(r"\s+", " ", value.translate(_STRIP_TABLE)).strip()
 
 
@@ -108,7 +112,7 @@ class _Cleaned:
         if not text and not self.allow_blank:
             if self.allow_none:
                 return None
-            raise ValidationError("Must not be blank.")
+            raise ValidationError(gettext("Must not be blank."))
         return text
 
     def _validate(self, value):
@@ -141,11 +145,11 @@ class WholeNumber(fields.Integer):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
-            raise ValidationError("Not a valid integer.")
+            raise ValidationError(gettext("Not a valid integer."))
         if isinstance(value, float) and not value.is_integer():
-            raise ValidationError("Not a valid integer.")
+            raise ValidationError(gettext("Not a valid integer."))
         if isinstance(value, str) and not re.fullmatch(r"\s*-?\d{1,9}\s*", value):
-            raise ValidationError("Not a valid integer.")
+            raise ValidationError(gettext("Not a valid integer."))
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -154,10 +158,10 @@ class FiniteFloat(fields.Float):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
-            raise ValidationError("Not a valid number.")
+            raise ValidationError(gettext("Not a valid number."))
         number = super()._deserialize(value, attr, data, **kwargs)
         if not math.isfinite(number):
-            raise ValidationError("Not a valid number.")
+            raise ValidationError(gettext("Not a valid number."))
         return number
 
 
@@ -223,9 +227,10 @@ class Zip(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         five = normalize_zip(text)
         if five is None:
-            raise ValidationError("A ZIP code is 5 digits (ZIP+4 is accepted).")
+            raise ValidationError(gettext("A ZIP code is 5 digits (ZIP+4 is accepted)."))
         if lookup_zip(five) is None:
-            raise ValidationError(f"ZIP code {five} is not a known US ZIP code.")
+            raise ValidationError(gettext("ZIP code %(zip)s is not a known US ZIP code.",
+                                          zip=five))
         return five
 
 

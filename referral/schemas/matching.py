@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from ..i18n import N_
 from ..limits import FINDER_DEPTH, MAX_FEE, MAX_PAIRS
 from ..vocab import PROVIDER_TYPES
 from .fields import Term, WholeNumber
@@ -42,7 +43,7 @@ class PrescriberFinderQuerySchema(PatientLocationSchema):
     page = page_field(FINDER_DEPTH)
     per_page = per_page_field()
 
-    _depth = deepest(FINDER_DEPTH, "Only the best 200 prescribers are ranked.")
+    _depth = deepest(FINDER_DEPTH, N_("Only the best 200 prescribers are ranked."))
 
 
 class ResponsivenessSchema(Schema):

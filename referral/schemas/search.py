@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from ..i18n import N_, gettext
 from ..limits import (
     DEFAULT_RADIUS_MILES,
     MAX_FEE,
@@ -54,20 +55,21 @@ class PatientLocationSchema(Schema):
         errors: dict[str, list[str]] = {}
         has_point = "lat" in data or "lon" in data
         if has_point and ("lat" not in data or "lon" not in data):
-            errors["lat"] = ["Give both lat and lon."]
+            errors["lat"] = [gettext("Give both lat and lon.")]
         if has_point and "zip" in data:
-            errors["zip"] = ["Give zip or lat+lon, not both."]
+            errors["zip"] = [gettext("Give zip or lat+lon, not both.")]
         located = has_point or "zip" in data
         if self.location_required and not located and not data.get("state"):
-            errors["zip"] = ["Give the patient's zip (or lat+lon) or state."]
+            errors["zip"] = [gettext("Give the patient's zip (or lat+lon) or state.")]
         if data.get("telehealth") is False and data.get("in_person") is False:
-            errors["telehealth"] = ["telehealth and in_person cannot both be false."]
+            errors["telehealth"] = [gettext("telehealth and in_person cannot both be false.")]
         if data.get("telehealth") and not (located or data.get("state")):
-            errors.setdefault("state", ["Telehealth needs the patient's state (state or zip)."])
+            errors.setdefault("state", [
+                gettext("Telehealth needs the patient's state (state or zip).")])
         if data.get("in_person") and not located:
-            errors.setdefault("zip", ["In-person care needs a location (zip or lat+lon)."])
+            errors.setdefault("zip", [gettext("In-person care needs a location (zip or lat+lon).")])
         if data.get("sort") == "distance" and not located:
-            errors["sort"] = ["Sorting by distance needs a location (zip or lat+lon)."]
+            errors["sort"] = [gettext("Sorting by distance needs a location (zip or lat+lon).")]
         if errors:
             raise ValidationError(errors)
 
@@ -76,7 +78,7 @@ def deepest(results: int, message: str):
     """A schema check that ``page * per_page`` stays within the first ``results``."""
     def check(self, data, **kwargs):
         if data.get("page", 1) * data.get("per_page", 20) > results:
-            raise ValidationError({"page": [message]})
+            raise ValidationError({"page": [gettext(message)]})
     return validates_schema(check)
 
 
@@ -102,7 +104,7 @@ class SearchQuerySchema(PatientLocationSchema):
     page = page_field(MAX_SEARCH_RESULTS)
     per_page = per_page_field()
 
-    _depth = deepest(MAX_SEARCH_RESULTS, "Results beyond the first 10,000 are not available.")
+    _depth = deepest(MAX_SEARCH_RESULTS, N_("Results beyond the first 10,000 are not available."))
 
 
 class CrisisSchema(Schema):

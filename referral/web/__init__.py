@@ -7,12 +7,16 @@ works without JavaScript.
 
 from __future__ import annotations
 
+import collections
+import functools
 import re
+from urllib.parse import urlencode
 
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 from marshmallow import ValidationError
 
 from ..crisis import CRISIS_MESSAGE
+from ..i18n import N_, chosen_lang, gettext
 from ..schemas.listings import listing_label
 from ..vocab import (
     AGE_GROUPS,
@@ -69,26 +73,51 @@ def load_form(args, schema) -> tuple[dict | None, dict, dict]:
 
 #: Form fields of the patient pages in plain words (listing fields: ``listing_label``).
 FIELD_LABELS = {
-    "q": "Search words", "zip": "ZIP code", "radius_miles": "Distance", "concern": "Concern",
-    "modality": "Approach", "insurance": "Insurance", "language": "Language",
-    "age_group": "Age group", "gender": "Provider's gender", "role": "Therapist or prescriber",
-    "specialty": "Service or specialty", "max_fee": "Most you can pay per session",
-    "max_combined_fee": "Most you can pay for both visits", "sort": "Sort", "page": "Page",
-    "state": "State", "telehealth": "Telehealth", "in_person": "In person",
-    "prescriber_type": "Prescriber type", "per_page": "Results per page",
-    "reason": "What is wrong", "text": "What you found", "note": "Note",
-    "resolution": "How it was resolved",
+    "q": N_("Search words"), "zip": N_("ZIP code"), "radius_miles": N_("Distance"),
+    "concern": N_("Concern"), "modality": N_("Approach"), "insurance": N_("Insurance"),
+    "language": N_("Language"), "age_group": N_("Age group"), "gender": N_("Provider's gender"),
+    "role": N_("Therapist or prescriber"), "specialty": N_("Service or specialty"),
+    "max_fee": N_("Most you can pay per session"),
+    "max_combined_fee": N_("Most you can pay for both visits"), "sort": N_("Sort"),
+    "page": N_("Page"), "state": N_("State"), "telehealth": N_("Telehealth"),
+    "in_person": N_("In person"), "prescriber_type": N_("Prescriber type"),
+    "per_page": N_("Results per page"),
+    "reason": N_("What is wrong"), "text": N_("What you found"), "note": N_("Note"),
+    "resolution": N_("How it was resolved"),
 }
 _UNKNOWN = re.compile(r"^Unknown (\w+) '(.*)'; use one of")
+#: marshmallow's own messages that patient forms can show, as patterns -> plain words.
+_LIBRARY_MESSAGES = (
+    (re.compile(r"^Must be greater than or equal to (\S+) and less than or equal to (\S+)\.$"),
+     N_("Enter a number from %(low)s to %(high)s.")),
+    (re.compile(r"^Longer than maximum length (\d+)\.$"), N_("Use at most %(low)s characters.")),
+    (re.compile(r"^Not a valid boolean\.$"), N_("Choose yes or no.")),
+    (re.compile(r"^Must be one of: .*\.$"), N_("Choose one of the choices.")),
+    (re.compile(r"^Unknown field\.$"), N_("This field is not part of the form.")),
+)
+
+
+def _plain_message(message: str) -> str:
+    """A schema's message in the request's language (the schemas mark their own; the
+    library's known ones get plain words)."""
+    for pattern, words in _LIBRARY_MESSAGES:
+        found = pattern.match(message)
+        if found:
+            low, high = (*found.groups(), None, None)[:2]
+            return gettext(words, low=low, high=high)
+    return gettext(message)
 
 
 def _sentence(label: str, message: str, value=None) -> str:
+    label = gettext(label)
     unknown = _UNKNOWN.match(message)
     if unknown:
-        return f"{label}: \u201c{unknown.group(2)}\u201d is not one of the choices."
+        return gettext("%(field)s: \u201c%(value)s\u201d is not one of the choices.",
+                       field=label, value=unknown.group(2))
     if value is not None:
-        return f"{label}: \u201c{value}\u201d: {message}"
-    return f"{label}: {message}"
+        return gettext("%(field)s: \u201c%(value)s\u201d: %(message)s", field=label,
+                       value=value, message=_plain_message(message))
+    return gettext("%(field)s: %(message)s", field=label, message=_plain_message(message))
 
 
 def plain_errors(messages: dict, raw: dict) -> dict[str, list[str]]:
@@ -149,6 +178,30 @@ def form_change(values: dict, change: dict) -> dict:
     return changed
 
 
+def search_url(values: dict, change: dict) -> str:
+    """The search page's address for the form ``values`` with ``change`` applied
+    (``form_change``); repeated fields (approaches, insurance) as repeated parameters."""
+    pairs = [_query_pair(key, item) for key, value in form_change(values, change).items()
+             for item in (value if isinstance(value, list) else [value])]
+    return url_for("web.search") + "?" + "&".join(pairs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _query_pair(key: str, value: str) -> str:
+    # A results page links each chip, suggestion and facet: hundreds of pairs, few distinct.
+    return urlencode({key: value})
+
+
+def chosen_values(raw: dict, understood: dict) -> dict[str, set]:
+    """The values a search form's choices show as selected: what the form asked for and
+    what the words were understood to ask for (``{"language": {"es"}, ...}``)."""
+    picked: dict[str, set] = collections.defaultdict(set)
+    for source in (raw, understood):
+        for name, value in source.items():
+            picked[name].update(value if isinstance(value, list | tuple) else [value])
+    return picked
+
+
 def register_web(app: Flask) -> None:
     """Attach the pages, their template helpers and the site's static files."""
     from . import clinic, operator, public, referral_pages, report_pages
@@ -166,7 +219,8 @@ def register_web(app: Flask) -> None:
     app.jinja_env.globals["REPORTED_NOTICE"] = REPORTED_NOTICE
     app.jinja_env.globals["REPORTED_BADGE"] = REPORTED_BADGE
     app.jinja_env.globals["term_label"] = term_label
-    app.jinja_env.globals["form_change"] = form_change
+    app.jinja_env.globals["search_url"] = search_url
+    app.jinja_env.globals["chosen_values"] = chosen_values
     app.jinja_env.filters["fee_text"] = fee_text
     app.jinja_env.filters["modality_name"] = modality_name
     app.jinja_env.filters["modality_note"] = modality_note
@@ -178,10 +232,19 @@ def register_web(app: Flask) -> None:
     @app.context_processor
     def vocabulary():
         return {
-            "crisis_message": CRISIS_MESSAGE,
-            "MODALITIES": MODALITIES, "CONCERNS": CONCERN_LABELS, "AGE_GROUPS": AGE_GROUPS,
-            "LANGUAGES": LANGUAGES, "PAYERS": {k: v[0] for k, v in PAYERS.items()},
-            "PROVIDER_TYPES": PROVIDER_TYPES, "STATES": STATES, "SPECIALTIES": SPECIALTIES,
-            "GENDERS": GENDERS,
+            "crisis_message": gettext(CRISIS_MESSAGE),
+            "MODALITIES": MODALITIES, "AGE_GROUPS": AGE_GROUPS,
+            "PAYERS": {k: v[0] for k, v in PAYERS.items()}, "PROVIDER_TYPES": PROVIDER_TYPES,
+            "GENDERS": GENDERS, **translated_labels(chosen_lang()),
             "stale_after_days": current_app.config["STALE_AFTER_DAYS"],
         }
+
+
+def translated_labels(lang: str) -> dict[str, dict[str, str]]:
+    """The vocabularies' labels the pages list, in a language (English: the declared ones)."""
+    labels = {"CONCERNS": CONCERN_LABELS, "LANGUAGES": LANGUAGES, "STATES": STATES,
+              "SPECIALTIES": SPECIALTIES}
+    if lang == "en":
+        return labels
+    return {name: {code: gettext(label) for code, label in table.items()}
+            for name, table in labels.items()}

@@ -34,7 +34,7 @@ from .. import claims as claim_rules
 from ..actors import Actor, set_actor
 from ..auth import end_session, session_for, start_session, token_for
 from ..bulk import upload_listings
-from ..errors import DomainError, Gone, Invalid
+from ..errors import Conflict, DomainError, Gone, Invalid, PreconditionFailed
 from ..extensions import db
 from ..limits import MAX_ID
 from ..listing_csv import rows_from_csv, rows_to_csv
@@ -354,20 +354,41 @@ def edit(provider_id):
     provider = listings.clinic_provider(g.clinic, provider_id)
     errors: dict = {}
     values = ProviderSchema().dump(provider)
+    version, status = provider.version, 200
     if request.method == "POST":
         changes = _form_changes(request.form)
         values.update({k: v for k, v in changes.items()})
+        opened = request.form.get("version", "")
         try:
+            if not opened.isdigit() or len(opened) > 9:
+                raise Invalid(MISSING_VERSION)
             loaded = ListingPatchSchema(partial=True).load(changes)
-            listings.update_provider(g.clinic, provider_id, loaded, geocoder())
+            listings.update_provider(g.clinic, provider_id, loaded, geocoder(),
+                                     expected_versions={int(opened)})
             flash("Saved.")
             return redirect(url_for("clinic.home"))
         except ValidationError as error:
-            errors = plain_errors(error.messages, changes)
+            errors, status = plain_errors(error.messages, changes), 422
         except Invalid as error:
-            errors = plain_errors(error.errors, changes)
+            errors = plain_errors(error.errors, changes) or {"_": [error.message]}
+            status = 422
+        except (PreconditionFailed, Conflict):
+            # Someone saved first: nothing of this save was written. Show what is saved now
+            # (and its version), so a second save can never overwrite their change unseen.
+            db.session.rollback()
+            provider = listings.clinic_provider(g.clinic, provider_id)
+            values, version, status = ProviderSchema().dump(provider), provider.version, 409
+            errors = {"_": [SAVED_BY_SOMEONE_ELSE]}
     return render_template("clinic/edit.html", p=values, errors=errors, form_fields=FORM_FIELDS,
-                           provider_id=provider_id), 422 if errors else 200
+                           provider_id=provider_id, version=version), status
+
+
+#: The edit form's answer when the listing changed after the form was opened.
+SAVED_BY_SOMEONE_ELSE = (
+    "Someone else saved this listing after you opened it, so your changes were not saved. "
+    "The form now shows the listing as it is saved; make your changes again and save.")
+MISSING_VERSION = ("The form did not say which version of the listing it was opened on; "
+                   "nothing was saved. Reload the page and make your changes again.")
 
 
 def _with_values(errors: list[dict], data: bytes) -> list[dict]:

@@ -12,6 +12,7 @@ from referral.nppes_import import import_records
 from tests.fixtures.nppes_fixture import PATH, npi
 from tests.test_accounts import LINK, PASSWORD, sign_in
 from tests.test_clinic_pages_helpers import form_for
+from tests.web.test_clinic_edit_form import opened
 from tests.web.test_pages import csrf, text
 
 MARY = npi(1)
@@ -71,9 +72,10 @@ def test_sign_up_to_patient_search(app, mailing, smtp, runner):
     assert "O&#39;BRIEN" in home and "Never verified" in home
     assert not found_in_search(patient, provider_id)  # claimed, not yet completed
 
-    completed = clinic.post(f"/clinic/providers/{provider_id}/edit", data={
+    edit_url = f"/clinic/providers/{provider_id}/edit"
+    completed = clinic.post(edit_url, data={
         **form_for(clinic_values=True), "first_name": "Mary Ann", "last_name": "O'Brien",
-        "csrf_token": csrf(clinic, "/clinic")})
+        **opened(clinic, edit_url)})
     assert completed.status_code == 302
     clinic.post(f"/clinic/providers/{provider_id}/verify", data={"csrf_token":
                                                                 csrf(clinic, "/clinic")})

@@ -131,6 +131,8 @@ def test_clinic_journey_without_a_browser(app, client, make_clinic, create, list
             "provider_type": "clinical_social_worker", "address_line1": "1 Main St",
             "state": "MA", "zip": "02115", "licensed_states": "MA", "fee_min": "300",
             "fee_max": "100", "in_person": "true", "modalities": ["CBT"]}
+    form["version"] = re.search(r'name="version" value="(\d+)"', text(client.get(
+        f"/clinic/providers/{stale['id']}/edit")))[1]
     bad_edit = client.post(f"/clinic/providers/{stale['id']}/edit", data=form)
     assert bad_edit.status_code == 422 and "fee_min" in text(bad_edit).lower().replace(" ", "_")
     form["fee_min"] = "90"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 
+from tests.web.test_clinic_edit_form import opened
 from tests.web.test_pages import csrf, text
 
 
@@ -134,7 +135,7 @@ def test_clinic_form_names_the_wrong_state_and_speaks_plainly(app, client, make_
     client.post("/clinic/sign-in", data={"token": token,
                                          "csrf_token": csrf(client, "/clinic/sign-in")})
     url = f"/clinic/providers/{made['id']}/edit"
-    form = {"csrf_token": csrf(client, url), "first_name": "Maya", "last_name": "Okafor",
+    form = {**opened(client, url), "first_name": "Maya", "last_name": "Okafor",
             "provider_type": "clinical_social_worker", "licensed_states": "ZZ, NY",
             "fee_min": "200", "fee_max": "100", "zip": "02115"}
     page = html.unescape(text(client.post(url, data=form)))
@@ -143,7 +144,7 @@ def test_clinic_form_names_the_wrong_state_and_speaks_plainly(app, client, make_
     form.update(licensed_states="MA, NY", csrf_token=csrf(client, url))
     page = html.unescape(text(client.post(url, data=form)))
     assert "The lowest fee must not be more than the highest fee." in page
-    assert "fee_min" not in re.sub(r'(name|id|for)="[^"]*"', "", page)
+    assert "fee_min" not in re.sub(r'(name|id|for|href|aria-describedby)="[^"]*"', "", page)
 
 
 def test_match_opens_on_an_empty_form(client):
@@ -200,3 +201,21 @@ def test_clinic_edit_links_name_their_listing(app, client, make_clinic, create):
     page = text(client.get("/clinic"))
     names = re.findall(r'>Edit<span class="sr-only"> ([^<]+)</span></a>', page)
     assert sorted(names) == ["Ann One", "Bo Two"]
+
+
+def test_links_keep_repeated_fields_as_repeated_parameters(client, make_clinic, create):
+    """Chips, suggestions and facet links carry approaches and insurance as
+    ``modality=CBT&modality=DBT`` (they once carried ``['CBT', 'DBT']``, which no form
+    reads), and following one answers the changed search."""
+    _, token = make_clinic()
+    create(token, last_name="Both", modalities=["CBT", "DBT"], insurance=["aetna"])
+    page = text(client.get("/?zip=02115&modality=CBT&modality=DBT&insurance=aetna&language=es"))
+    remove = html.unescape(re.search(r'href="([^"]+)" aria-label="Remove Spanish"', page)[1])
+    assert "modality=CBT&modality=DBT" in remove and "insurance=aetna" in remove
+    assert "%5B" not in page  # no list written into a link
+    followed = client.get(remove)
+    assert followed.status_code == 200 and set(cards(text(followed))) == {"Both"}
+    facet = html.unescape(re.search(
+        r'<a href="([^"]+)">Dialectical behavior therapy \(DBT\) \(1\)</a>', page)[1])
+    assert facet.endswith("&modality=DBT") and "modality=CBT" not in facet
+    assert set(cards(text(client.get(facet)))) == {"Both"}
