@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from ..i18n import N_
 from ..limits import MAX_REPORT_TEXT
 from ..models import REPORT_REASONS
 from ..reports import CLINIC_RESOLUTIONS
@@ -12,13 +13,13 @@ from .fields import CleanString
 
 #: Each reason in plain words, as the report form offers them.
 REASON_LABELS = {
-    "could_not_reach": "I could not reach them (phone or email did not work)",
-    "not_accepting": "They are not taking new patients",
-    "insurance_not_accepted": "They do not take the insurance listed",
-    "wrong_contact": "The phone, email or website is wrong",
-    "wrong_location": "The address is wrong",
-    "no_longer_practicing": "They no longer practice here",
-    "other": "Something else is wrong",
+    "could_not_reach": N_("I could not reach them (phone or email did not work)"),
+    "not_accepting": N_("They are not taking new patients"),
+    "insurance_not_accepted": N_("They do not take the insurance listed"),
+    "wrong_contact": N_("The phone, email or website is wrong"),
+    "wrong_location": N_("The address is wrong"),
+    "no_longer_practicing": N_("They no longer practice here"),
+    "other": N_("Something else is wrong"),
 }
 
 
@@ -31,11 +32,10 @@ class ReportSchema(Schema):
         unknown = RAISE
 
     reason = fields.String(required=True, validate=validate.OneOf(
-        REPORT_REASONS, error="Choose one of the reasons listed."),
-        error_messages={"required": "Choose what is wrong with the listing."}, metadata={
+        REPORT_REASONS, error=N_("Choose one of the reasons listed.")),
+        error_messages={"required": N_("Choose what is wrong with the listing.")}, metadata={
         "description": "What is wrong: " + ", ".join(REPORT_REASONS) + "."})
-    text = CleanString(allow_none=True, validate=validate.Length(
-        max=MAX_REPORT_TEXT, error=f"At most {MAX_REPORT_TEXT} characters; please shorten it."),
+    text = CleanString(allow_none=True, validate=validate.Length(max=MAX_REPORT_TEXT),
                        metadata={"description": f"Optional, at most {MAX_REPORT_TEXT} "
                                                 "characters; shown only to the listing's "
                                                 "clinic and the directory's operators."})

@@ -9,7 +9,7 @@ import html
 import re
 
 from tests.conftest import make_app
-from tests.web.test_pages import text
+from tests.web.test_pages import csrf, text
 from tests.web.test_patient_pages import cards
 
 ES = {"Accept-Language": "es-MX,es;q=0.9,en;q=0.5"}
@@ -129,6 +129,33 @@ def test_provider_page_and_pairs_in_spanish(client, make_clinic, create):
     pairs = words(client.get("/match?zip=02115&age_group=older_adult", headers=ES))
     assert "Por qué esta pareja" in pairs and "Ambos coordinan la atención" in pairs
     assert "El terapeuta le atiende en persona, a" in pairs
+
+
+def test_freshness_and_the_report_form_in_spanish(app, client, make_clinic, create):
+    """The provider page's freshness, reported notice and report form (with its error)
+    in Spanish, from the one wording of ``referral.wording`` and the form's partial."""
+    import datetime as dt
+
+    from referral.extensions import db
+    from referral.models import Provider
+
+    _, token = make_clinic()
+    listing = create(token, last_name="Okafor")
+    with app.app_context():
+        provider = db.session.get(Provider, listing["id"])
+        provider.reported_at = dt.datetime.now(dt.UTC)
+        provider.last_verified_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=120)
+        db.session.commit()
+    page = words(client.get(f"/providers/{listing['id']}", headers=ES))
+    assert "Sin verificar desde hace 120 días" in page
+    assert "Algunos pacientes informaron que esta ficha podría estar desactualizada." in page
+    assert "Informar un problema con esta ficha" in page and "¿Qué está mal?" in page
+    assert "No pude comunicarme (el teléfono o el correo no funcionó)" in page
+    url = f"/providers/{listing['id']}"
+    refused = client.post(f"{url}/report", headers=ES,
+                          data={"csrf_token": csrf(client, url), "text": "no funciona"})
+    assert refused.status_code == 422
+    assert "Qué está mal: Elija qué está mal en la ficha." in words(refused)
 
 
 def test_error_pages_in_spanish(client):
