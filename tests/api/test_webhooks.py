@@ -39,7 +39,8 @@ def test_create_list_delete_and_the_secret_is_shown_once(app, client, token, mak
     all_types = client.post(HOOKS, json={"url": "http://127.0.0.1:9/all"},
                             headers=bearer(token)).json
     assert set(all_types["event_types"]) == {"referral.created", "referral.status_changed",
-                                             "referral.message", "listing.reminder"}
+                                             "referral.message", "listing.reminder",
+                                             "referral.reminder"}
 
 
 @pytest.mark.parametrize("body, field", [
