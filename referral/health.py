@@ -13,7 +13,7 @@ What counts:
   *open reports*: patients' reports of these listings not yet resolved; *accepting*:
   taking new patients. By state means the listing's practice state.
 - **Referrals**: those sent in the last ``REFERRAL_WINDOW_DAYS`` (90) days, by the
-  receiving listing's state and the receiving clinic. *Median answer time*: hours from
+  patient's state (where the patient is to be seen) and the receiving clinic. *Median answer time*: hours from
   sending to the answer (accepted or declined), over answered referrals. *Answered within
   2 business days*: answered within two business days (Monday to Friday, UTC:
   ``referral.business_time``, the same rule as the reminders) among the referrals due an
@@ -114,7 +114,7 @@ def _listing_rows(moment: Moment, key=None, where=None) -> dict:
 
 
 def _referral_key(key_name: str | None):
-    return {None: None, "state": Provider.state,
+    return {None: None, "state": Referral.patient_state,
             "clinic": Referral.receiver_clinic_id}[key_name]
 
 
@@ -128,7 +128,6 @@ def _referral_rows(moment: Moment, key_name: str | None = None, where=None) -> d
     due = or_(answered, Referral.status == "expired",
               and_(Referral.status == "requested", waited >= limit))
     base = (select().select_from(Referral)
-            .join(Provider, Provider.id == Referral.prescriber_id)
             .where(Referral.created_at >= moment.days_ago(REFERRAL_WINDOW_DAYS)))
     if where is not None:
         base = base.where(where)
@@ -210,20 +209,27 @@ def by_clinic(page: int, per_page: int, moment: Moment | None = None) -> dict:
     ``{"items", "total", "page", "per_page"}``."""
     moment = moment or Moment.current()
     verified_share = _count_if(_verified(moment)) * 1.0 / func.count()
-    ranked = (select(Provider.clinic_id, Clinic.name).join(Clinic, Clinic.id == Provider.clinic_id)
-              .where(_listed()).group_by(Provider.clinic_id, Clinic.name)
+    ranked = (select(Provider.clinic_id, func.count().over().label("total"))
+              .where(_listed()).group_by(Provider.clinic_id)
               .order_by(verified_share, Provider.clinic_id)
-              .limit(per_page).offset((page - 1) * per_page))
-    shown = db.session.execute(ranked).all()
-    total = db.session.scalar(select(func.count(func.distinct(Provider.clinic_id)))
-                              .where(_listed()))
-    ids = [clinic_id for clinic_id, _ in shown]
+              .limit(per_page).offset((page - 1) * per_page)).subquery()
+    shown = db.session.execute(select(ranked.c.clinic_id, Clinic.name, ranked.c.total)
+                               .join(Clinic, Clinic.id == ranked.c.clinic_id)).all()
+    total = shown[0].total if shown else _clinic_count()
+    ids = [row.clinic_id for row in shown]
     listings = _listing_rows(moment, Provider.clinic_id, Provider.clinic_id.in_(ids))
     referrals = _referral_rows(moment, "clinic", Referral.receiver_clinic_id.in_(ids))
     items = [{"clinic": {"id": clinic_id, "name": name},
               **figures(listings.get(clinic_id), referrals.get(clinic_id))}
-             for clinic_id, name in shown]
+             for clinic_id, name, _ in shown]
+    items.sort(key=lambda item: ids.index(item["clinic"]["id"]))  # the ranking's order
     return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+def _clinic_count() -> int:
+    """How many clinics keep listings (for a page past the last one)."""
+    return db.session.scalar(select(func.count(func.distinct(Provider.clinic_id)))
+                             .where(_listed()))
 
 
 def verification_age(moment: Moment | None = None) -> dict:
@@ -232,13 +238,12 @@ def verification_age(moment: Moment | None = None) -> dict:
     moment = moment or Moment.current()
     age_days = whole_days(literal(moment.now.timestamp()) - epoch_seconds(
         Provider.last_verified_at))
-    bucket = case((age_days < 0, 0), (age_days >= (BUCKETS - 1) * BUCKET_DAYS, BUCKETS - 1),
-                  else_=age_days // BUCKET_DAYS)
+    bucket = case((Provider.last_verified_at.is_(None), -1), (age_days < 0, 0),
+                  (age_days >= (BUCKETS - 1) * BUCKET_DAYS, BUCKETS - 1),
+                  else_=age_days // BUCKET_DAYS)  # -1: never verified
     counts = dict(db.session.execute(
-        select(bucket.label("bucket"), func.count()).where(
-            _listed(), Provider.last_verified_at.is_not(None)).group_by(bucket)).all())
-    never = db.session.scalar(select(func.count()).where(
-        _listed(), Provider.last_verified_at.is_(None)))
+        select(bucket.label("bucket"), func.count()).where(_listed()).group_by(bucket)).all())
+    never = counts.get(-1, 0)
     buckets = [{"from_days": index * BUCKET_DAYS,
                 "to_days": (index + 1) * BUCKET_DAYS - 1 if index < BUCKETS - 1 else None,
                 "listings": int(counts.get(index, 0))} for index in range(BUCKETS)]

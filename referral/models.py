@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -244,6 +245,12 @@ class Provider(db.Model):
         CheckConstraint(f"fee_max IS NULL OR fee_max <= {MAX_FEE}", name="fee_max"),
         Index("ix_provider_clinic_verified", "clinic_id", "last_verified_at"),
         Index("ix_provider_role_state", "role", "state"),
+        # The directory-health figures (``referral.health``) read only these columns of
+        # the listings kept by clinics: an index-only scan instead of the whole table.
+        Index("ix_provider_health", "state", "clinic_id", "last_verified_at", "reported_at",
+              "accepting_new_patients",
+              sqlite_where=text("active IS 1 AND clinic_id IS NOT NULL"),
+              postgresql_where=text("active IS true AND clinic_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

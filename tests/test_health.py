@@ -85,11 +85,11 @@ def rows(app):
             row = {"therapist_id": therapist["id"], "prescriber_id": prescriber["id"],
                    "sender_clinic_id": therapist["clinic_id"],
                    "receiver_clinic_id": prescriber["clinic_id"], "patient_ref": f"PT-{number}",
-                   "patient_state": "MA", "urgency": "routine", "contact_preference": "phone",
+                   "patient_state": rng.choice(["MA", "NY", "VT"]), "urgency": "routine", "contact_preference": "phone",
                    "consent_to_coordinate": True, "status": status, "created_at": created,
                    "responded_at": responded}
             db.session.add(Referral(**row))
-            referrals.append({**row, "state": prescriber["state"]})
+            referrals.append(row)
         db.session.commit()
     return {"listings": listings, "referrals": referrals, "reports": reports,
             "clinic_ids": clinic_ids}
@@ -143,14 +143,16 @@ def test_overall_state_and_clinic_figures_match_the_rows(app, rows):
     assert got["overall"] == expected(listings, reports, referrals)
     assert got["overall"]["referrals"]["due_an_answer"] > got["overall"]["referrals"][
         "answered_within_2_business_days"] > 0  # the data exercises both sides
-    states = {s for s in (p["state"] for p in listings
-                          if p["active"] and p["clinic_id"] is not None)}
+    states = {p["state"] for p in listings if p["active"] and p["clinic_id"] is not None}
+    states |= {r["patient_state"] for r in referrals
+               if NOW - r["created_at"] <= dt.timedelta(days=90)}
+    assert "VT" in states and "TX" in states  # only referrals / only listings
     assert [entry["state"] for entry in got["by_state"]] == sorted(
         states - {None}) + ([None] if None in states else [])
     for entry in got["by_state"]:
         state = entry.pop("state")
         assert entry == expected([p for p in listings if p["state"] == state], reports,
-                                 [r for r in referrals if r["state"] == state]), state
+                                 [r for r in referrals if r["patient_state"] == state]), state
     clinics = got["by_clinic"]
     assert clinics["total"] == len(rows["clinic_ids"])
     order = [entry["clinic"]["id"] for entry in clinics["items"]]

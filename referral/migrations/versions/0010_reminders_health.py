@@ -73,7 +73,17 @@ def upgrade():
     )
 
 
+    # the directory-health figures: an index-only scan of the listings kept by clinics
+    with op.batch_alter_table("provider") as batch:
+        batch.create_index("ix_provider_health", ["state", "clinic_id", "last_verified_at",
+                                                  "reported_at", "accepting_new_patients"],
+                           sqlite_where=sa.text("active IS 1 AND clinic_id IS NOT NULL"),
+                           postgresql_where=sa.text("active IS true AND clinic_id IS NOT NULL"))
+
+
 def downgrade():
+    with op.batch_alter_table("provider") as batch:
+        batch.drop_index("ix_provider_health")
     op.drop_table("daily_run")
     op.drop_table("referral_reminder")
     op.drop_index(op.f("ix_listing_link_provider_id"), table_name="listing_link")
