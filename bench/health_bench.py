@@ -38,7 +38,8 @@ def _generate_postgres(connection, count: int, clinics: int) -> None:
     states = "ARRAY[" + ", ".join(f"'{s}'" for s in STATES) + "]"
     statements = [
         f"""INSERT INTO clinic (name, status, created_at)
-            SELECT 'Clinic ' || g, 'approved', now() FROM generate_series(1::bigint, {clinics}) g""",
+            SELECT 'Clinic ' || g, 'approved', now()
+            FROM generate_series(1::bigint, {clinics}) g""",
         f"""INSERT INTO provider (npi, first_name, last_name, role, provider_type,
               taxonomy_codes, modalities, concerns, age_groups, languages, specialties,
               telehealth, in_person, licensed_states, state, sliding_scale, insurance,
@@ -237,7 +238,8 @@ def main() -> None:
             rows.append((database, part, figures, load))
             print(f"{database} {part}: p50 {figures['p50']:.0f} ms, p95 {figures['p95']:.0f} "
                   f"ms (load {load:.1f})", flush=True)
-    print("\n| database | figures | p50 ms | p95 ms | load average at start |\n|---|---|---|---|---|")
+    print("\n| database | figures | p50 ms | p95 ms | load average at start |")
+    print("|---|---|---|---|---|")
     for database, part, figures, load in rows:
         print(f"| {database} | {part} | {figures['p50']:.0f} | {figures['p95']:.0f} | "
               f"{load:.1f} |")

@@ -13,8 +13,9 @@ What counts:
   *open reports*: patients' reports of these listings not yet resolved; *accepting*:
   taking new patients. By state means the listing's practice state.
 - **Referrals**: those sent in the last ``REFERRAL_WINDOW_DAYS`` (90) days, by the
-  patient's state (where the patient is to be seen) and the receiving clinic. *Median answer time*: hours from
-  sending to the answer (accepted or declined), over answered referrals. *Answered within
+  patient's state (where the patient is to be seen) and the receiving clinic. *Median
+  answer time*: hours from sending to the answer (accepted or declined), over answered
+  referrals. *Answered within
   2 business days*: answered within two business days (Monday to Friday, UTC:
   ``referral.business_time``, the same rule as the reminders) among the referrals due an
   answer: answered ones, expired ones, and ones still waiting after two business days.

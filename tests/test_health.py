@@ -85,7 +85,8 @@ def rows(app):
             row = {"therapist_id": therapist["id"], "prescriber_id": prescriber["id"],
                    "sender_clinic_id": therapist["clinic_id"],
                    "receiver_clinic_id": prescriber["clinic_id"], "patient_ref": f"PT-{number}",
-                   "patient_state": rng.choice(["MA", "NY", "VT"]), "urgency": "routine", "contact_preference": "phone",
+                   "patient_state": rng.choice(["MA", "NY", "VT"]), "urgency": "routine",
+                   "contact_preference": "phone",
                    "consent_to_coordinate": True, "status": status, "created_at": created,
                    "responded_at": responded}
             db.session.add(Referral(**row))
