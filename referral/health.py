@@ -31,9 +31,20 @@ import datetime as dt
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import (
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
 
-from .business_time import DAY, business_clock, business_clock_sql, epoch_seconds, whole_days
+from .business_time import DAY, business_clock, business_clock_sql, epoch_seconds
 from .extensions import db
 from .models import Clinic, ListingReport, Provider, Referral, utcnow
 from .reminders import ANSWER_WITHIN_BUSINESS_DAYS
@@ -79,83 +90,198 @@ def _verified(moment: Moment):
     return Provider.last_verified_at >= moment.days_ago(moment.stale_after_days)
 
 
-def _listing_columns(moment: Moment) -> list:
-    verified_at = Provider.last_verified_at
-    return [func.count().label("listings"), _count_if(_verified(moment)).label("verified"),
+def _listing_columns(moment: Moment, listed) -> list:
+    """The aggregates of the listing figures over the ``listed`` rows."""
+    verified_at = listed.c.last_verified_at
+    return [func.count().label("listings"),
+            _count_if(verified_at >= moment.days_ago(moment.stale_after_days)
+                      ).label("verified"),
             _count_if(or_(verified_at.is_(None),
                           verified_at < moment.days_ago(moment.hidden_after_days))
                       ).label("hidden"),
-            _count_if(Provider.reported_at.is_not(None)).label("reported"),
-            _count_if(Provider.accepting_new_patients.is_(True)).label("accepting_new_patients")]
+            _count_if(listed.c.reported_at.is_not(None)).label("reported"),
+            _count_if(listed.c.accepting_new_patients.is_(True)
+                      ).label("accepting_new_patients")]
 
 
-def _grouped(query, key):
-    """``query`` with ``key`` as its first column and grouped by it (None: one row)."""
-    if key is None:
-        return query
-    return query.add_columns(key.label("key")).group_by(key)
+def _age_bucket(moment: Moment):
+    """SQL: a listing's verification-age bucket (-1: never verified; the last bucket: that
+    old or more). Comparisons with the buckets' bounds, computed once here, cost the
+    database far less per row than date arithmetic."""
+    verified_at = Provider.last_verified_at
+    return case((verified_at.is_(None), -1),
+                *[(verified_at > moment.days_ago((index + 1) * BUCKET_DAYS), index)
+                  for index in range(BUCKETS - 1)],
+                else_=BUCKETS - 1)
 
 
-def _listing_rows(moment: Moment, key=None, where=None) -> dict:
-    """``{key: {count: n}}`` of the listing counts (key None: the whole directory)."""
-    query = select(*_listing_columns(moment)).where(_listed())
-    if where is not None:
-        query = query.where(where)
-    rows = db.session.execute(_grouped(query, key)).mappings()
-    found = {row.get("key"): {name: int(row[name]) for name in LISTING_COUNTS} for row in rows}
-    reports = select(func.count().label("open_reports")).select_from(ListingReport).join(
-        Provider, Provider.id == ListingReport.provider_id).where(
-        _listed(), ListingReport.status == "open")
-    if where is not None:
-        reports = reports.where(where)
-    for row in db.session.execute(_grouped(reports, key)).mappings():
-        if row.get("key") in found:
-            found[row.get("key")]["open_reports"] = int(row["open_reports"])
+def _postgresql() -> bool:
+    """Whether the database is PostgreSQL; if so, give this transaction's aggregates room
+    (hash tables and sorts in memory, not on disk) and no JIT (its compile time costs more
+    than it saves on these statements)."""
+    if db.engine.dialect.name != "postgresql":
+        return False
+    db.session.execute(text("SET LOCAL work_mem = '64MB'"))
+    db.session.execute(text("SET LOCAL jit = off"))
+    return True
+
+
+def _listed_rows(moment: Moment, with_open_reports: bool = False):
+    """One row per listing kept by a clinic, with the columns the figures need (the
+    database flattens this into its scan of the listings); ``with_open_reports`` adds
+    each listing's open reports (from their own small aggregate)."""
+    columns = [Provider.state.label("state"), Provider.clinic_id.label("clinic_id"),
+               _age_bucket(moment).label("bucket"), Provider.last_verified_at,
+               Provider.reported_at, Provider.accepting_new_patients]
+    source = Provider.__table__
+    if with_open_reports:
+        reports = (select(ListingReport.provider_id, func.count().label("open"))
+                   .where(ListingReport.status == "open")
+                   .group_by(ListingReport.provider_id).subquery("open_reports"))
+        source = source.outerjoin(reports, reports.c.provider_id == Provider.id)
+        columns.append(reports.c.open)
+    return select(*columns).select_from(source).where(_listed()).subquery("listed")
+
+
+def _counts(row) -> dict:
+    return {name: int(row[name] or 0) for name in (*LISTING_COUNTS, "open_reports")
+            if name in row}
+
+
+def _listing_groups(moment: Moment) -> dict:
+    """The listing figures overall, by state and by verification-age bucket:
+    ``{"overall": {None: counts}, "state": {state: counts}, "age": {bucket: counts}}``.
+
+    One pass over the listings: the database counts each (state, bucket) cell (at most
+    50 x 14 of them), then adds the cells up into the three groupings in the same
+    statement (PostgreSQL: ``GROUPING SETS`` over the cells, so that the pass over the
+    listings may run in parallel; SQLite: a materialized CTE read three times).
+    """
+    listed = _listed_rows(moment, with_open_reports=True)
+    cells = (select(listed.c.state, listed.c.bucket, *_listing_columns(moment, listed),
+                    func.coalesce(func.sum(listed.c.open), 0).label("open_reports"))
+             .group_by(listed.c.state, listed.c.bucket))
+    names = (*LISTING_COUNTS, "open_reports")
+    found: dict = {"overall": {}, "state": {}, "age": {}}
+    if _postgresql():
+        cells = cells.subquery("cells")
+        flags = func.grouping(cells.c.state, cells.c.bucket)  # a bit per column NOT grouped
+        kind = case((flags == 3, "overall"), (flags == 1, "state"), else_="age")
+        statement = (select(kind.label("kind"), cells.c.state, cells.c.bucket,
+                            *[func.sum(cells.c[name]).label(name) for name in names])
+                     .group_by(func.grouping_sets(literal_column("()"), cells.c.state,
+                                                  cells.c.bucket)))
+    else:
+        cells = cells.cte("cells").prefix_with("MATERIALIZED")
+        sums = [func.sum(cells.c[name]).label(name) for name in names]
+        statement = union_all(
+            select(literal("overall").label("kind"), null().label("state"),
+                   null().label("bucket"), *sums),
+            select(literal("state"), cells.c.state, null(), *sums).group_by(cells.c.state),
+            select(literal("age"), null(), cells.c.bucket, *sums).group_by(cells.c.bucket))
+    for row in db.session.execute(statement).mappings():
+        key = {"overall": None, "state": row["state"], "age": row["bucket"]}[row["kind"]]
+        if row["kind"] != "overall" or row["listings"]:
+            found[row["kind"]][key] = _counts(row)
     return found
 
 
-def _referral_key(key_name: str | None):
-    return {None: None, "state": Referral.patient_state,
-            "clinic": Referral.receiver_clinic_id}[key_name]
+def _open_reports(clinic_ids) -> dict:
+    """Open patients' reports of the listings of the given clinics: ``{clinic_id: n}``."""
+    rows = db.session.execute(
+        select(Provider.clinic_id, func.count()).select_from(ListingReport)
+        .join(Provider, Provider.id == ListingReport.provider_id)
+        .where(_listed(), ListingReport.status == "open", Provider.clinic_id.in_(clinic_ids))
+        .group_by(Provider.clinic_id))
+    return {clinic_id: int(count) for clinic_id, count in rows}
 
 
-def _referral_rows(moment: Moment, key_name: str | None = None, where=None) -> dict:
-    """``{key: {count: n, "median_answer_hours": h}}`` of the referral figures."""
-    key = _referral_key(key_name)
+def _clinic_page(moment: Moment, page: int, per_page: int) -> tuple[list, int | None]:
+    """One page of clinics by their listing figures, the least verified first (then by
+    id): ``([(clinic_id, counts)], total clinics)`` (total None past the last page)."""
+    listed = _listed_rows(moment)
+    columns = _listing_columns(moment, listed)
+    rank = (columns[1] * 1.0 / columns[0], listed.c.clinic_id)
+    statement = (select(listed.c.clinic_id, *columns, func.count().over().label("total"))
+                 .group_by(listed.c.clinic_id).order_by(*rank)
+                 .limit(per_page).offset((page - 1) * per_page))
+    rows = list(db.session.execute(statement).mappings())
+    ids = [row["clinic_id"] for row in rows]
+    reports = _open_reports(ids) if ids else {}
+    shown = [(row["clinic_id"], {**_counts(row), "open_reports": reports.get(
+        row["clinic_id"], 0)}) for row in rows]
+    return shown, (rows[0]["total"] if rows else None)
+
+
+def _referral_groups(moment: Moment, by: str | None = None, clinic_ids=None) -> dict:
+    """The referral figures: ``{key: counts and "median_answer_hours"}`` of the whole
+    directory and each patient state (``by`` None: both, in one statement on PostgreSQL)
+    or of the given receiving clinics (``by="clinic"``).
+
+    The median is PostgreSQL's ``percentile_cont``; SQLite has none, so there it is the
+    middle row (or the mean of the two) by window functions.
+    """
     limit = ANSWER_WITHIN_BUSINESS_DAYS * DAY
     answered = Referral.responded_at.is_not(None)
     waited = literal(business_clock(moment.now)) - business_clock_sql(Referral.created_at)
     took = business_clock_sql(Referral.responded_at) - business_clock_sql(Referral.created_at)
     due = or_(answered, Referral.status == "expired",
               and_(Referral.status == "requested", waited >= limit))
-    base = (select().select_from(Referral)
-            .where(Referral.created_at >= moment.days_ago(REFERRAL_WINDOW_DAYS)))
-    if where is not None:
-        base = base.where(where)
-    counts = base.add_columns(func.count().label("sent"), _count_if(answered).label("answered"),
-                              _count_if(due).label("due"),
-                              _count_if(and_(answered, took <= limit)).label("answered_in_time"))
-    found = {row.get("key"): {name: int(row[name]) for name in REFERRAL_COUNTS}
-             for row in db.session.execute(_grouped(counts, key)).mappings()}
-    # The median by window functions (PostgreSQL and SQLite alike): the middle row, or
-    # the mean of the two middle rows, of each group's answer times in order.
     seconds = epoch_seconds(Referral.responded_at) - epoch_seconds(Referral.created_at)
-    partition = {"partition_by": key} if key is not None else {}
-    ordered = base.where(answered).add_columns(
-        seconds.label("seconds"),
-        func.row_number().over(order_by=seconds, **partition).label("position"),
-        func.count().over(**partition).label("n"))
-    if key is not None:
-        ordered = ordered.add_columns(key.label("key"))
-    ordered = ordered.subquery()
-    middle = or_(ordered.c.position == (ordered.c.n + 1) // 2,
-                 ordered.c.position == (ordered.c.n + 2) // 2)
-    median = select(func.avg(ordered.c.seconds).label("median")).where(middle)
-    if key is not None:
-        median = median.add_columns(ordered.c.key.label("key")).group_by(ordered.c.key)
-    for row in db.session.execute(median).mappings():
-        if row.get("key") in found and row["median"] is not None:
-            found[row.get("key")]["median_answer_hours"] = round(float(row["median"]) / 3600, 1)
+    window = Referral.created_at >= moment.days_ago(REFERRAL_WINDOW_DAYS)
+    counts = [func.count().label("sent"), _count_if(answered).label("answered"),
+              _count_if(due).label("due"),
+              _count_if(and_(answered, took <= limit)).label("answered_in_time")]
+    if by == "clinic":
+        keys = [(Referral.receiver_clinic_id, "clinic")]
+        where = and_(window, Referral.receiver_clinic_id.in_(clinic_ids))
+    else:
+        keys = [(None, "overall"), (Referral.patient_state, "state")]
+        where = window
+    found = {name: {} for _, name in keys}
+    if _postgresql():
+        median = func.percentile_cont(0.5).within_group(seconds).filter(answered)
+        if by == "clinic":
+            statement = (select(literal("clinic").label("kind"),
+                                Referral.receiver_clinic_id.label("key"), *counts,
+                                median.label("median")).where(where)
+                         .group_by(Referral.receiver_clinic_id))
+        else:
+            kind = case((func.grouping(Referral.patient_state) == 1, "overall"),
+                        else_="state")
+            statement = (select(kind.label("kind"), Referral.patient_state.label("key"),
+                                *counts, median.label("median")).where(where)
+                         .group_by(func.grouping_sets(literal_column("()"),
+                                                      Referral.patient_state)))
+        rows = list(db.session.execute(statement).mappings())
+        medians = {(row["kind"], row["key"]): row["median"] for row in rows}
+    else:
+        parts = [select(literal(name).label("kind"),
+                        (column if column is not None else null()).label("key"), *counts)
+                 .where(where).group_by(*([column] if column is not None else []))
+                 for column, name in keys]
+        rows = list(db.session.execute(union_all(*parts)).mappings())
+        medians = {}
+        for column, name in keys:
+            partition = {"partition_by": column} if column is not None else {}
+            ordered = (select(seconds.label("seconds"),
+                              (column if column is not None else null()).label("key"),
+                              func.row_number().over(order_by=seconds, **partition)
+                              .label("position"),
+                              func.count().over(**partition).label("n"))
+                       .where(where, answered).subquery())
+            middle = or_(ordered.c.position == (ordered.c.n + 1) // 2,
+                         ordered.c.position == (ordered.c.n + 2) // 2)
+            for key, value in db.session.execute(
+                    select(ordered.c.key, func.avg(ordered.c.seconds))
+                    .where(middle).group_by(ordered.c.key)):
+                medians[(name, key)] = value
+    for row in rows:
+        entry = {name: int(row[name]) for name in REFERRAL_COUNTS}
+        value = medians.get((row["kind"], row["key"]))
+        entry["median_answer_hours"] = (round(float(value) / 3600, 1)
+                                        if value is not None else None)
+        found[row["kind"]][row["key"]] = entry
     return found
 
 
@@ -190,74 +316,66 @@ def figures(listing: dict | None, referral: dict | None) -> dict:
 
 
 def overall(moment: Moment | None = None) -> dict:
-    """The whole directory's figures."""
+    """The whole directory's figures (the public page)."""
     moment = moment or Moment.current()
-    return figures(_listing_rows(moment).get(None), _referral_rows(moment).get(None))
+    return figures(_listing_groups(moment)["overall"].get(None),
+                   _referral_groups(moment)["overall"].get(None))
+
+
+def _states(listings: dict, referrals: dict) -> list[dict]:
+    return [{"state": state, **figures(listings.get(state), referrals.get(state))}
+            for state in sorted(set(listings) | set(referrals), key=lambda s: (s is None, s))]
+
+
+def _ages(counts: dict) -> dict:
+    buckets = [{"from_days": index * BUCKET_DAYS,
+                "to_days": (index + 1) * BUCKET_DAYS - 1 if index < BUCKETS - 1 else None,
+                "listings": counts.get(index, {}).get("listings", 0)}
+               for index in range(BUCKETS)]
+    return {"buckets": buckets, "never_verified": counts.get(-1, {}).get("listings", 0)}
 
 
 def by_state(moment: Moment | None = None) -> list[dict]:
     """Each practice state's figures, by state code (listings without a state: ``None``
-    last)."""
+    last); referrals by the patient's state."""
     moment = moment or Moment.current()
-    listings = _listing_rows(moment, Provider.state)
-    referrals = _referral_rows(moment, "state")
-    return [{"state": state, **figures(listings.get(state), referrals.get(state))}
-            for state in sorted(set(listings) | set(referrals), key=lambda s: (s is None, s))]
+    return _states(_listing_groups(moment)["state"], _referral_groups(moment)["state"])
 
 
 def by_clinic(page: int, per_page: int, moment: Moment | None = None) -> dict:
     """One page of clinics with their figures, the least verified first (then by id):
     ``{"items", "total", "page", "per_page"}``."""
     moment = moment or Moment.current()
-    verified_share = _count_if(_verified(moment)) * 1.0 / func.count()
-    ranked = (select(Provider.clinic_id, func.count().over().label("total"))
-              .where(_listed()).group_by(Provider.clinic_id)
-              .order_by(verified_share, Provider.clinic_id)
-              .limit(per_page).offset((page - 1) * per_page)).subquery()
-    shown = db.session.execute(select(ranked.c.clinic_id, Clinic.name, ranked.c.total)
-                               .join(Clinic, Clinic.id == ranked.c.clinic_id)).all()
-    total = shown[0].total if shown else _clinic_count()
-    ids = [row.clinic_id for row in shown]
-    listings = _listing_rows(moment, Provider.clinic_id, Provider.clinic_id.in_(ids))
-    referrals = _referral_rows(moment, "clinic", Referral.receiver_clinic_id.in_(ids))
-    items = [{"clinic": {"id": clinic_id, "name": name},
-              **figures(listings.get(clinic_id), referrals.get(clinic_id))}
-             for clinic_id, name, _ in shown]
-    items.sort(key=lambda item: ids.index(item["clinic"]["id"]))  # the ranking's order
+    shown, total = _clinic_page(moment, page, per_page)
+    ids = [clinic_id for clinic_id, _ in shown]
+    names = dict(db.session.execute(select(Clinic.id, Clinic.name)
+                                    .where(Clinic.id.in_(ids))).all())
+    referrals = _referral_groups(moment, "clinic", ids)["clinic"] if ids else {}
+    if total is None:  # a page past the last one
+        total = db.session.scalar(select(func.count(func.distinct(Provider.clinic_id)))
+                                  .where(_listed()))
+    items = [{"clinic": {"id": clinic_id, "name": names.get(clinic_id)},
+              **figures(counts, referrals.get(clinic_id))} for clinic_id, counts in shown]
     return {"items": items, "total": total, "page": page, "per_page": per_page}
-
-
-def _clinic_count() -> int:
-    """How many clinics keep listings (for a page past the last one)."""
-    return db.session.scalar(select(func.count(func.distinct(Provider.clinic_id)))
-                             .where(_listed()))
 
 
 def verification_age(moment: Moment | None = None) -> dict:
     """``{"buckets": [{"from_days", "to_days", "listings"}], "never_verified": n}`` of the
     active listings kept by clinics (``to_days`` None: the open last bucket)."""
     moment = moment or Moment.current()
-    age_days = whole_days(literal(moment.now.timestamp()) - epoch_seconds(
-        Provider.last_verified_at))
-    bucket = case((Provider.last_verified_at.is_(None), -1), (age_days < 0, 0),
-                  (age_days >= (BUCKETS - 1) * BUCKET_DAYS, BUCKETS - 1),
-                  else_=age_days // BUCKET_DAYS)  # -1: never verified
-    counts = dict(db.session.execute(
-        select(bucket.label("bucket"), func.count()).where(_listed()).group_by(bucket)).all())
-    never = counts.get(-1, 0)
-    buckets = [{"from_days": index * BUCKET_DAYS,
-                "to_days": (index + 1) * BUCKET_DAYS - 1 if index < BUCKETS - 1 else None,
-                "listings": int(counts.get(index, 0))} for index in range(BUCKETS)]
-    return {"buckets": buckets, "never_verified": int(never)}
+    return _ages(_listing_groups(moment)["age"])
 
 
 def directory_health(page: int = 1, per_page: int = 50, moment: Moment | None = None) -> dict:
-    """Everything the operators see: overall, by state, a page of clinics, verification
-    age, and the moment and rules they were computed with."""
+    """Everything the operators see (overall, by state, a page of clinics, verification
+    age, and the moment and rules they were computed with)."""
     moment = moment or Moment.current()
+    listings = _listing_groups(moment)
+    referrals = _referral_groups(moment)
     return {"as_of": moment.now, "stale_after_days": moment.stale_after_days,
             "hidden_after_days": moment.hidden_after_days,
             "referral_window_days": REFERRAL_WINDOW_DAYS,
-            "overall": overall(moment), "by_state": by_state(moment),
+            "overall": figures(listings["overall"].get(None), referrals["overall"].get(None)),
+            "by_state": _states(listings["state"], referrals["state"]),
             "by_clinic": by_clinic(page, per_page, moment),
-            "verification_age": verification_age(moment)}
+            "verification_age": _ages(listings["age"])}

@@ -248,7 +248,7 @@ class Provider(db.Model):
         # The directory-health figures (``referral.health``) read only these columns of
         # the listings kept by clinics: an index-only scan instead of the whole table.
         Index("ix_provider_health", "state", "clinic_id", "last_verified_at", "reported_at",
-              "accepting_new_patients",
+              "accepting_new_patients", "id",
               sqlite_where=text("active IS 1 AND clinic_id IS NOT NULL"),
               postgresql_where=text("active IS true AND clinic_id IS NOT NULL")),
     )

@@ -76,7 +76,8 @@ def upgrade():
     # the directory-health figures: an index-only scan of the listings kept by clinics
     with op.batch_alter_table("provider") as batch:
         batch.create_index("ix_provider_health", ["state", "clinic_id", "last_verified_at",
-                                                  "reported_at", "accepting_new_patients"],
+                                                  "reported_at", "accepting_new_patients",
+                                                  "id"],
                            sqlite_where=sa.text("active IS 1 AND clinic_id IS NOT NULL"),
                            postgresql_where=sa.text("active IS true AND clinic_id IS NOT NULL"))
 
