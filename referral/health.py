@@ -85,11 +85,6 @@ def _count_if(condition):
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _verified(moment: Moment):
-    """SQL condition: verified within ``stale_after_days``."""
-    return Provider.last_verified_at >= moment.days_ago(moment.stale_after_days)
-
-
 def _listing_columns(moment: Moment, listed) -> list:
     """The aggregates of the listing figures over the ``listed`` rows."""
     verified_at = listed.c.last_verified_at
@@ -152,37 +147,39 @@ def _listing_groups(moment: Moment) -> dict:
     """The listing figures overall, by state and by verification-age bucket:
     ``{"overall": {None: counts}, "state": {state: counts}, "age": {bucket: counts}}``.
 
-    One pass over the listings: the database counts each (state, bucket) cell (at most
-    50 x 14 of them), then adds the cells up into the three groupings in the same
-    statement (PostgreSQL: ``GROUPING SETS`` over the cells, so that the pass over the
-    listings may run in parallel; SQLite: a materialized CTE read three times).
+    One pass over the listings, grouped by state only (about 50 groups, which the
+    planner estimates well, so it hashes them, in parallel on PostgreSQL), each bucket
+    of verification age a counted column; the same statement then adds the states up
+    (PostgreSQL: ``GROUPING SETS``; SQLite: a materialized CTE read twice).
     """
     listed = _listed_rows(moment, with_open_reports=True)
-    cells = (select(listed.c.state, listed.c.bucket, *_listing_columns(moment, listed),
-                    func.coalesce(func.sum(listed.c.open), 0).label("open_reports"))
-             .group_by(listed.c.state, listed.c.bucket))
-    names = (*LISTING_COUNTS, "open_reports")
-    found: dict = {"overall": {}, "state": {}, "age": {}}
+    ages = [f"age_{index}" for index in range(-1, BUCKETS)]  # age_-1: never verified
+    cells = (select(listed.c.state, *_listing_columns(moment, listed),
+                    func.coalesce(func.sum(listed.c.open), 0).label("open_reports"),
+                    *[_count_if(listed.c.bucket == index).label(ages[index + 1])
+                      for index in range(-1, BUCKETS)])
+             .group_by(listed.c.state))
+    names = (*LISTING_COUNTS, "open_reports", *ages)
     if _postgresql():
         cells = cells.subquery("cells")
-        flags = func.grouping(cells.c.state, cells.c.bucket)  # a bit per column NOT grouped
-        kind = case((flags == 3, "overall"), (flags == 1, "state"), else_="age")
-        statement = (select(kind.label("kind"), cells.c.state, cells.c.bucket,
+        kind = case((func.grouping(cells.c.state) == 1, "overall"), else_="state")
+        statement = (select(kind.label("kind"), cells.c.state,
                             *[func.sum(cells.c[name]).label(name) for name in names])
-                     .group_by(func.grouping_sets(literal_column("()"), cells.c.state,
-                                                  cells.c.bucket)))
+                     .group_by(func.grouping_sets(literal_column("()"), cells.c.state)))
     else:
         cells = cells.cte("cells").prefix_with("MATERIALIZED")
         sums = [func.sum(cells.c[name]).label(name) for name in names]
         statement = union_all(
-            select(literal("overall").label("kind"), null().label("state"),
-                   null().label("bucket"), *sums),
-            select(literal("state"), cells.c.state, null(), *sums).group_by(cells.c.state),
-            select(literal("age"), null(), cells.c.bucket, *sums).group_by(cells.c.bucket))
+            select(literal("overall").label("kind"), null().label("state"), *sums),
+            select(literal("state"), cells.c.state, *sums).group_by(cells.c.state))
+    found: dict = {"overall": {}, "state": {}, "age": {}}
     for row in db.session.execute(statement).mappings():
-        key = {"overall": None, "state": row["state"], "age": row["bucket"]}[row["kind"]]
-        if row["kind"] != "overall" or row["listings"]:
-            found[row["kind"]][key] = _counts(row)
+        if row["kind"] == "state":
+            found["state"][row["state"]] = _counts(row)
+        elif row["listings"]:
+            found["overall"][None] = _counts(row)
+            found["age"] = {index: {"listings": int(row[ages[index + 1]])}
+                            for index in range(-1, BUCKETS)}
     return found
 
 
