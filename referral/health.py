@@ -82,7 +82,8 @@ def _listed():
 
 
 def _count_if(condition):
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+    """``count(*) FILTER (WHERE condition)``: far cheaper per row than summing a CASE."""
+    return func.count().filter(condition)
 
 
 def _listing_columns(moment: Moment, listed) -> list:
@@ -97,17 +98,6 @@ def _listing_columns(moment: Moment, listed) -> list:
             _count_if(listed.c.reported_at.is_not(None)).label("reported"),
             _count_if(listed.c.accepting_new_patients.is_(True)
                       ).label("accepting_new_patients")]
-
-
-def _age_bucket(moment: Moment):
-    """SQL: a listing's verification-age bucket (-1: never verified; the last bucket: that
-    old or more). Comparisons with the buckets' bounds, computed once here, cost the
-    database far less per row than date arithmetic."""
-    verified_at = Provider.last_verified_at
-    return case((verified_at.is_(None), -1),
-                *[(verified_at > moment.days_ago((index + 1) * BUCKET_DAYS), index)
-                  for index in range(BUCKETS - 1)],
-                else_=BUCKETS - 1)
 
 
 def _postgresql() -> bool:
@@ -126,7 +116,7 @@ def _listed_rows(moment: Moment, with_open_reports: bool = False):
     database flattens this into its scan of the listings); ``with_open_reports`` adds
     each listing's open reports (from their own small aggregate)."""
     columns = [Provider.state.label("state"), Provider.clinic_id.label("clinic_id"),
-               _age_bucket(moment).label("bucket"), Provider.last_verified_at,
+               Provider.last_verified_at,
                Provider.reported_at, Provider.accepting_new_patients]
     source = Provider.__table__
     if with_open_reports:
@@ -153,13 +143,16 @@ def _listing_groups(moment: Moment) -> dict:
     (PostgreSQL: ``GROUPING SETS``; SQLite: a materialized CTE read twice).
     """
     listed = _listed_rows(moment, with_open_reports=True)
-    ages = [f"age_{index}" for index in range(-1, BUCKETS)]  # age_-1: never verified
+    # newer_k: verified less than (k + 1) x 30 days ago; a bucket is the difference of two
+    newer = [f"newer_{index}" for index in range(BUCKETS - 1)]
     cells = (select(listed.c.state, *_listing_columns(moment, listed),
                     func.coalesce(func.sum(listed.c.open), 0).label("open_reports"),
-                    *[_count_if(listed.c.bucket == index).label(ages[index + 1])
-                      for index in range(-1, BUCKETS)])
+                    _count_if(listed.c.last_verified_at.is_(None)).label("never"),
+                    *[_count_if(listed.c.last_verified_at > moment.days_ago(
+                        (index + 1) * BUCKET_DAYS)).label(name)
+                      for index, name in enumerate(newer)])
              .group_by(listed.c.state))
-    names = (*LISTING_COUNTS, "open_reports", *ages)
+    names = (*LISTING_COUNTS, "open_reports", "never", *newer)
     if _postgresql():
         cells = cells.subquery("cells")
         kind = case((func.grouping(cells.c.state) == 1, "overall"), else_="state")
@@ -178,8 +171,12 @@ def _listing_groups(moment: Moment) -> dict:
             found["state"][row["state"]] = _counts(row)
         elif row["listings"]:
             found["overall"][None] = _counts(row)
-            found["age"] = {index: {"listings": int(row[ages[index + 1]])}
-                            for index in range(-1, BUCKETS)}
+            newer_than = [0] + [int(row[name]) for name in newer]
+            verified = int(row["listings"]) - int(row["never"])
+            found["age"] = {index: {"listings": (newer_than[index + 1] if index < BUCKETS - 1
+                                                 else verified) - newer_than[index]}
+                            for index in range(BUCKETS)}
+            found["age"][-1] = {"listings": int(row["never"])}
     return found
 
 
