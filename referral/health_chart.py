@@ -57,7 +57,7 @@ def verification_age_svg(ages: dict, stale_after_days: int) -> str:
         for bar, gid in zip(bars, ids, strict=True):
             bar.set_gid(gid)
         axes.bar_label(bars, labels=[f"{count:,}" for count in counts], padding=2)
-        axes.set_xticks(range(len(counts)), labels, rotation=0)
+        axes.set_xticks(range(len(counts)), labels, rotation=40, ha="right")
         axes.set_xlabel("Days since the clinic last verified the listing")
         axes.set_ylabel("Listings")
         axes.spines[["top", "right"]].set_visible(False)
