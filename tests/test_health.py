@@ -309,6 +309,7 @@ def test_the_chart_is_well_formed_svg_with_one_bar_per_bucket(app, rows, people)
 def test_the_public_accuracy_page_states_the_figures(app, rows, client):
     with app.app_context():
         figures = health.overall()
+    app.extensions.pop("accuracy_figures", None)  # figures kept from an earlier test
     page = client.get("/about/accuracy")
     assert page.status_code == 200
     body = text(page)
@@ -316,3 +317,12 @@ def test_the_public_accuracy_page_states_the_figures(app, rows, client):
     assert f"{figures['listings']:,} listings" in body
     assert f"{round(100 * figures['verified_share'])}%" in body
     assert 'href="/about/accuracy"' in text(client.get("/"))  # linked from the footer
+    # computed at most every few minutes: a change shows only after that
+    listed = next(p for p in rows["listings"] if p["active"] and p["clinic_id"] is not None)
+    with app.app_context():
+        db.session.get(Provider, listed["id"]).active = False
+        db.session.commit()
+        assert health.overall()["listings"] == figures["listings"] - 1
+    assert f"{figures['listings']:,} listings" in text(client.get("/about/accuracy"))
+    app.extensions.pop("accuracy_figures")
+    assert f"{figures['listings'] - 1:,} listings" in text(client.get("/about/accuracy"))

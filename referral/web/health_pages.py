@@ -4,6 +4,9 @@ verification age, and the public promise to patients (``/about/accuracy``), both
 
 from __future__ import annotations
 
+import threading
+import time
+
 from flask import Blueprint, Response, current_app, render_template, request
 
 from .. import health
@@ -40,9 +43,22 @@ def verification_age_chart():
     return Response(svg, mimetype="image/svg+xml")
 
 
+#: The public page's figures are computed at most this often per process: anyone may open
+#: it, and at a million listings the figures cost the database about a second.
+PUBLIC_FIGURES_SECONDS = 300
+_public_lock = threading.Lock()
+
+
 @bp.get("/about/accuracy")
 def accuracy():
-    """How current the directory is, in plain words, for patients."""
-    moment = health.Moment.current()
-    return render_template("about_accuracy.html", figures=health.overall(moment),
-                           moment=moment, window=health.REFERRAL_WINDOW_DAYS)
+    """How current the directory is, in plain words, for patients (figures at most
+    ``PUBLIC_FIGURES_SECONDS`` old)."""
+    with _public_lock:
+        kept = current_app.extensions.get("accuracy_figures")
+        if kept is None or time.monotonic() - kept[0] > PUBLIC_FIGURES_SECONDS:
+            moment = health.Moment.current()
+            kept = (time.monotonic(), moment, health.overall(moment))
+            current_app.extensions["accuracy_figures"] = kept
+    _, moment, figures = kept
+    return render_template("about_accuracy.html", figures=figures, moment=moment,
+                           window=health.REFERRAL_WINDOW_DAYS)
