@@ -93,6 +93,13 @@ Notifications and the coordination thread (issue 12):
   a worker that dies loses its claims after this and another worker retries them.
 - ``IN_PROCESS_WORKER`` (bool, default off): run a delivery worker thread inside the web
   process (single-process set-ups; ``make demo`` runs ``referral worker`` beside it).
+
+Reminders and directory health (issue 14):
+
+- ``REMINDER_LINK_DAYS`` (int): how long a digest's one-click "Still current" link works
+  (default 14, two digest weeks; it works once).
+- ``WORKER_DAILY_JOBS`` (bool, default on): delivery workers also run the daily jobs
+  (expire referrals, send reminders), at most once per UTC day per directory.
 """
 
 from __future__ import annotations
@@ -232,6 +239,9 @@ def load_config(instance_path: str) -> dict:
         "WORKER_POLL": env.float("WORKER_POLL", 0.25, validate=Range(min=0.01, max=60)),
         "WORKER_LEASE": env.float("WORKER_LEASE", 60.0, validate=Range(min=1)),
         "IN_PROCESS_WORKER": env.bool("IN_PROCESS_WORKER", False),
+        # Reminders and directory health (issue 14)
+        "REMINDER_LINK_DAYS": env.int("REMINDER_LINK_DAYS", 14, validate=count),
+        "WORKER_DAILY_JOBS": env.bool("WORKER_DAILY_JOBS", True),
     }
     try:
         env.seal()

@@ -139,7 +139,7 @@ def environment(url: str, **extra) -> dict:
     """The environment of a server or worker process on the benchmark database."""
     return {**os.environ, "DATABASE_URL": url, "RATE_LIMITS": "0",
             "REFERRAL_INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-delivery-"),
-            "WORKER_POLL": "0.1", **extra}
+            "WORKER_POLL": "0.1", "WORKER_DAILY_JOBS": "0", **extra}
 
 
 def start_workers(url: str, count: int, concurrency: int) -> list[subprocess.Popen]:

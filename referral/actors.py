@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from flask import g, has_app_context, has_request_context
 
-#: The channels a change can come through.
-CHANNELS = ("page", "api", "import", "cli")
+#: The channels a change can come through (``link``: a one-click link from an email).
+CHANNELS = ("page", "api", "import", "cli", "link")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 
-from flask import g, request
+from flask import g, request, session
 from flask_smorest import abort
 from sqlalchemy import select
 
@@ -128,6 +128,29 @@ def clinic_required(view):
             abort(401, message="The clinic token is not valid or has been revoked.")
         g.clinic = row.clinic
         set_actor(Actor(channel="api", token_id=row.id))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def operator_required(view):
+    """Let the API view run only for an operator's signed-in session (the pages' session
+    cookie; there are no operator tokens): none 401, a clinic's session or any bearer
+    token 403. The operator is ``g.user``."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if bearer_token() is not None:
+            abort(403, message="Clinic tokens cannot read operator figures. Sign in as an "
+                               "operator on /clinic/sign-in and send that session's cookie.")
+        live = session_for(session.get("key"))
+        if live is None:
+            abort(401, message="Sign in as an operator on /clinic/sign-in and send that "
+                               "session's cookie.")
+        if live.user is None or live.user.role != "operator":
+            abort(403, message="Only the directory's operators can read this.")
+        g.user = live.user
+        set_actor(Actor(channel="api", user_id=live.user_id))
         return view(*args, **kwargs)
 
     return wrapper

@@ -330,10 +330,13 @@ def rotate_keys_command():
 @click.command("remind-stale")
 @with_appcontext
 def remind_stale_command():
-    """Write a reminder event (webhook, email) to each clinic with stale listings."""
-    from .events import remind_stale
+    """Send this week's listing digests and the unanswered-referral reminders (safe to
+    repeat: each digest once per clinic and week, each referral reminded once)."""
+    from .reminders import send_reminders
 
-    click.echo(f"Reminded {remind_stale(current_app.config['STALE_AFTER_DAYS'])} clinics.")
+    digests, referrals = send_reminders()
+    click.echo(f"Sent {digests} listing digests and {referrals} unanswered-referral "
+               "reminders.")
 
 
 def _password_or_new(password: str | None) -> tuple[str, bool]:

@@ -33,14 +33,19 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from .crypto import encryptor
+from .daily_jobs import run_daily_jobs
+from .events import LISTING_REMINDER
 from .extensions import db
 from .mailer import compose, send_email
 from .models import Clinic, Delivery, Event, WebhookEndpoint, utcnow
+from .reminders import digest_email
 from .webhooks import Outcome, Sender, signed_headers
 from .webhooks import payload as webhook_payload
 
 log = logging.getLogger(__name__)
 table = Delivery.__table__
+#: Seconds between a worker's looks at whether today's daily jobs have run.
+DAILY_CHECK_SECONDS = 60.0
 
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:
@@ -70,6 +75,9 @@ class Job:
     secret: str | None = None
     email: str | None = None
     cancelled: bool = False
+    #: An email's subject and body composed at claim time (a listing digest names its
+    #: listings, read from the database); None: composed from the event alone.
+    text: tuple[str, str] | None = None
 
 
 class Worker:
@@ -90,6 +98,8 @@ class Worker:
         self.sender = Sender(config["WEBHOOK_TIMEOUT"],
                              production=config["REFERRAL_ENV"] == "production",
                              pool_size=self.concurrency)
+        self.secret_key = config["SECRET_KEY"]
+        self.daily_jobs = config["WORKER_DAILY_JOBS"]
         self.counts = {"delivered": 0, "retrying": 0, "failed": 0, "skipped": 0,
                        "cancelled": 0, "lost_lease": 0}
 
@@ -133,6 +143,13 @@ class Worker:
                     job.url = row.url
                     job.secret = encryptor(self.app).decrypt(row.secret_ciphertext)
             jobs.append(job)
+        digests = [job for job in jobs if job.channel == "email"
+                   and job.event_type == LISTING_REMINDER]
+        if digests:  # a digest's email names its listings: read them now, not while sending
+            with db.engine.connect() as connection:
+                for job in digests:
+                    job.text = digest_email(connection, job.event_data, self.base_url,
+                                            self.secret_key)
         return jobs
 
     # -- one attempt (in a pool thread; no database session) ---------------------
@@ -148,7 +165,7 @@ class Worker:
                                         signed_headers(job.secret, job.message_id, body))
             if self.smtp and not job.email:
                 return Outcome(False, error="skipped: the clinic has no email address")
-            subject, body = compose(job.event_type, job.event_data, self.base_url)
+            subject, body = job.text or compose(job.event_type, job.event_data, self.base_url)
             with self.app.app_context():
                 send_email(job.email, job.clinic_id, subject, body,
                            f"<{job.message_id}.c{job.clinic_id}@referral>")
@@ -209,11 +226,19 @@ class Worker:
         in_flight: dict[Future, Job] = {}
         next_poll = 0.0
         next_report = time.monotonic() + report_every
+        next_daily = 0.0
+        daily: threading.Thread | None = None
         log.info("delivery worker %s started (%s at a time)", self.name, self.concurrency)
         with self.app.app_context():
             try:
                 while not stop.is_set() or in_flight:
                     now = time.monotonic()
+                    if (self.daily_jobs and not stop.is_set() and now >= next_daily
+                            and (daily is None or not daily.is_alive())):
+                        next_daily = now + DAILY_CHECK_SECONDS
+                        daily = threading.Thread(target=self._daily_jobs_safely, daemon=True,
+                                                 name="daily-jobs")
+                        daily.start()
                     free = self.concurrency - len(in_flight)
                     # claim in batches: when half the slots are free, or nothing is in flight
                     batch = free >= max(1, self.concurrency // 2) or not in_flight
@@ -238,6 +263,8 @@ class Worker:
                         self.report()
             finally:
                 executor.shutdown(wait=True)
+                if daily is not None:
+                    daily.join()  # a daily job in the middle of a clinic finishes it
                 self.sender.close()
                 self.report()
                 log.info("delivery worker %s stopped", self.name)
@@ -253,6 +280,17 @@ class Worker:
         log.info("worker %s: %s; %s pending", self.name,
                  ", ".join(f"{k} {v}" for k, v in self.counts.items() if v) or "nothing yet",
                  waiting)
+
+    def _daily_jobs_safely(self) -> None:
+        """Run today's daily jobs if no worker has (in its own thread and app context, so
+        that deliveries go on meanwhile)."""
+        with self.app.app_context():
+            try:
+                run_daily_jobs(self.name)
+            except DBAPIError as error:  # the database is away: the next check tries again
+                log.warning("daily jobs not run: %s", type(error.orig).__name__)
+            finally:
+                db.session.remove()
 
     def _claim_safely(self, limit: int) -> list[Job]:
         try:

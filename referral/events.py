@@ -10,14 +10,12 @@ deliveries together, or none of them (``referral.delivery`` sends them).
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from collections import defaultdict
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from .extensions import db
-from .models import Delivery, Event, Provider, Referral, WebhookEndpoint, utcnow
+from .models import Delivery, Event, Referral, WebhookEndpoint, utcnow
 
 REFERRAL_CREATED = "referral.created"
 REFERRAL_STATUS_CHANGED = "referral.status_changed"
@@ -26,9 +24,11 @@ LISTING_REMINDER = "listing.reminder"
 #: A patient reported a listing (``referral.reports``): ``{provider_id, report_id, reason,
 #: reported}``, never the report's text.
 LISTING_REPORTED = "listing.reported"
+#: A referral has waited two business days for the receiving clinic's answer.
+REFERRAL_REMINDER = "referral.reminder"
 #: Every event type, for webhook subscriptions.
 EVENT_TYPES = (REFERRAL_CREATED, REFERRAL_STATUS_CHANGED, REFERRAL_MESSAGE, LISTING_REMINDER,
-               LISTING_REPORTED)
+               LISTING_REPORTED, REFERRAL_REMINDER)
 
 
 def new_public_id() -> str:
@@ -82,25 +82,9 @@ def referral_event(referral: Referral, event_type: str, actor_clinic_id: int | N
                   referral_id=referral.id, actor_clinic_id=actor_clinic_id)
 
 
-def listing_reminder(clinic_id: int, provider_ids: list[int]) -> Event:
-    """Record a reminder to a clinic that listings need checking (ids only)."""
+def listing_reminder(clinic_id: int, provider_ids: list[int], **data) -> Event:
+    """Record a reminder to a clinic that listings need checking (ids only: the digest's
+    id and the listings', ``referral.reminders``)."""
     return record(LISTING_REMINDER, {"provider_ids": sorted(provider_ids),
-                                     "count": len(provider_ids)},
+                                     "count": len(provider_ids), **data},
                   clinic_ids=[clinic_id], email_to=[clinic_id])
-
-
-def remind_stale(stale_after_days: int) -> int:
-    """Write one reminder event to each clinic with active listings not verified within
-    ``stale_after_days``, and commit; return how many clinics were reminded."""
-    cutoff = utcnow() - dt.timedelta(days=stale_after_days)
-    stale: dict[int, list[int]] = defaultdict(list)
-    for provider_id, clinic_id in db.session.execute(
-            select(Provider.id, Provider.clinic_id)
-            .where(Provider.clinic_id.is_not(None), Provider.active.is_(True),
-                   or_(Provider.last_verified_at.is_(None),
-                       Provider.last_verified_at < cutoff))):
-        stale[clinic_id].append(provider_id)
-    for clinic_id, provider_ids in stale.items():
-        listing_reminder(clinic_id, provider_ids)
-    db.session.commit()
-    return len(stale)

@@ -21,6 +21,7 @@ from .events import (
     LISTING_REPORTED,
     REFERRAL_CREATED,
     REFERRAL_MESSAGE,
+    REFERRAL_REMINDER,
     REFERRAL_STATUS_CHANGED,
 )
 from .extensions import db, mail
@@ -37,7 +38,8 @@ CLINIC_HEADER = "X-Referral-Clinic"
 
 
 def compose(event_type: str, data: dict, base_url: str) -> tuple[str, str]:
-    """The subject and body of the email about an event (ids and statuses only)."""
+    """The subject and body of the email about an event (ids and statuses only; a listing
+    digest's own email is ``reminders.digest_email``)."""
     base = base_url.rstrip("/")
     if event_type == LISTING_REMINDER:
         subject = "Listings need checking"
@@ -60,6 +62,10 @@ def compose(event_type: str, data: dict, base_url: str) -> tuple[str, str]:
     if event_type == REFERRAL_CREATED:
         subject = "You have a new referral"
         what = f"Your clinic has received a new referral (number {number})."
+    elif event_type == REFERRAL_REMINDER:
+        subject = "A referral is waiting for your answer"
+        what = (f"Referral {number} has waited more than two business days for your "
+                "clinic's answer. Please accept or decline it.")
     elif event_type == REFERRAL_MESSAGE:
         subject = "A new message on a referral"
         what = f"There is a new message on referral {number}."

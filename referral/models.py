@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     and_,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -248,6 +249,12 @@ class Provider(db.Model):
         CheckConstraint(f"fee_max IS NULL OR fee_max <= {MAX_FEE}", name="fee_max"),
         Index("ix_provider_clinic_verified", "clinic_id", "last_verified_at"),
         Index("ix_provider_role_state", "role", "state"),
+        # The directory-health figures (``referral.health``) read only these columns of
+        # the listings kept by clinics: an index-only scan instead of the whole table.
+        Index("ix_provider_health", "state", "clinic_id", "last_verified_at", "reported_at",
+              "accepting_new_patients", "id",
+              sqlite_where=text("active IS 1 AND clinic_id IS NOT NULL"),
+              postgresql_where=text("active IS true AND clinic_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -604,3 +611,78 @@ class OutboxEmail(db.Model):
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ---------------------------------------------------------------------------
+# Reminders (issue 14, migration 0010): one listing digest per clinic and ISO week, its
+# one-click "Still current" links, one reminder per unanswered referral, and the daily
+# jobs' runs. Unique keys make each of them happen once, whatever runs at the same time.
+
+
+class ReminderDigest(db.Model):
+    """The one reminder digest a clinic gets in a period (an ISO week, ``2026-W49``): its
+    listings that go stale soon or are stale. The unique key is what makes two runs at
+    the same moment (two workers, two nodes) send one digest."""
+
+    __tablename__ = "reminder_digest"
+    __table_args__ = (
+        Index("uq_reminder_digest_clinic_period", "clinic_id", "period", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(10))
+    event_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("event.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ListingLink(db.Model):
+    """A digest's one-click "Still current" link for one listing: only the hash of its
+    key is stored; it works once, until ``expires_at``, and only for ``provider_id``."""
+
+    __tablename__ = "listing_link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("reminder_digest.id", ondelete="CASCADE"),
+                                           index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id", ondelete="CASCADE"),
+                                             index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Whether the listing was stale already when the digest was made (else: soon).
+    stale: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    digest: Mapped[ReminderDigest] = relationship()
+    provider: Mapped[Provider] = relationship()
+
+
+class ReferralReminder(db.Model):
+    """The one reminder to a receiving clinic about a referral it has not answered within
+    two business days (the primary key makes it once per referral)."""
+
+    __tablename__ = "referral_reminder"
+
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    event_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("event.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DailyRun(db.Model):
+    """One run of a daily job (``expire-referrals``, ``remind-stale``) on one UTC day: the
+    worker that inserts the row first runs it; the others see the key taken."""
+
+    __tablename__ = "daily_run"
+
+    job: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[int | None]

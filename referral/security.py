@@ -145,7 +145,7 @@ def _headers(response):
     if current_app.config.get("REFERRAL_ENV") == "production":
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if request.path.startswith(("/clinic", "/operator", "/api/v1/referrals", "/api/v1/clinics",
-                                "/api/v1/claims", "/api/v1/registry")):
+                                "/api/v1/claims", "/api/v1/registry", "/api/v1/operator")):
         headers["Cache-Control"] = "no-store"
     if request.method in ("GET", "HEAD", "OPTIONS") and PUBLIC_READ.match(request.path):
         headers["Access-Control-Allow-Origin"] = "*"

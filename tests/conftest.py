@@ -63,7 +63,9 @@ def make_app(database, **overrides):
               "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True,
                                             **engine_options},
               "INDEX_DIR": tempfile.mkdtemp(prefix="referral-index-"),
-              "RATE_LIMITS": False}
+              "RATE_LIMITS": False,
+              # workers in tests deliver only; the daily jobs' tests switch them on
+              "WORKER_DAILY_JOBS": False}
     config.update(overrides)
     return create_app(config)
 

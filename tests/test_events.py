@@ -8,7 +8,7 @@ import datetime as dt
 from cryptography.fernet import Fernet
 
 from referral.extensions import db
-from referral.models import Delivery, Event, Provider
+from referral.models import Delivery, Event, Provider, ReminderDigest
 from tests.conftest import bearer
 
 
@@ -26,11 +26,13 @@ def test_reminders_go_to_clinics_with_stale_listings_only(app, runner, make_clin
             dt.datetime.now(dt.UTC) - dt.timedelta(days=120))
         db.session.commit()
     result = runner.invoke(args=["remind-stale"])
-    assert result.exit_code == 0 and "Reminded 1 clinics" in result.output
+    assert result.exit_code == 0 and "Sent 1 listing digests" in result.output
     with app.app_context():
         events = db.session.scalars(db.select(Event)).all()
+        digest = db.session.scalars(db.select(ReminderDigest)).one()
         assert [(e.type, e.data) for e in events] == [
-            ("listing.reminder", {"provider_ids": [old["id"]], "count": 1})]
+            ("listing.reminder", {"provider_ids": [old["id"]], "count": 1,
+                                  "digest_id": digest.id, "stale_provider_ids": [old["id"]]})]
         deliveries = {(d.channel, d.clinic_id, d.endpoint_id)
                       for d in db.session.scalars(db.select(Delivery))}
         assert deliveries == {("webhook", stale_id, hook["id"]), ("email", stale_id, None)}

@@ -34,13 +34,26 @@ class Blueprint(flask_smorest.Blueprint):
 
 def register_api(app) -> None:
     """Attach the API blueprints and the OpenAPI document to ``app``."""
-    from . import claims, clinics, matching, providers, referrals, vocabularies, webhooks
+    from . import (
+        claims,
+        clinics,
+        matching,
+        operator,
+        providers,
+        referrals,
+        vocabularies,
+        webhooks,
+    )
 
     api.ERROR_SCHEMA = ErrorSchema
     api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponsesPlugin()]})
     api.spec.components.security_scheme(
         "clinicToken", {"type": "http", "scheme": "bearer",
                         "description": "A clinic API token (`referral clinic create`)."})
-    for module in (providers, matching, referrals, clinics, claims, vocabularies, webhooks):
+    api.spec.components.security_scheme(
+        "operatorSession", {"type": "apiKey", "in": "cookie", "name": "session",
+                            "description": "An operator's signed-in session (/clinic/sign-in)."})
+    for module in (providers, matching, referrals, clinics, claims, vocabularies, webhooks,
+                   operator):
         api.register_blueprint(module.blp, url_prefix="/api/v1" + module.blp.url_prefix)
         csrf.exempt(module.blp)  # the API authenticates with bearer tokens, not cookies

@@ -204,13 +204,23 @@ def chosen_values(raw: dict, understood: dict) -> dict[str, set]:
 
 def register_web(app: Flask) -> None:
     """Attach the pages, their template helpers and the site's static files."""
-    from . import clinic, operator, public, referral_pages, report_pages
+    from . import (
+        clinic,
+        health_pages,
+        operator,
+        public,
+        referral_pages,
+        reminder_pages,
+        report_pages,
+    )
 
     app.register_blueprint(public.bp)
     app.register_blueprint(clinic.bp)
     app.register_blueprint(referral_pages.bp)  # referrals, webhooks, outbox
     app.register_blueprint(operator.bp)
     app.register_blueprint(report_pages.bp)  # patients' reports: clinic and operator pages
+    app.register_blueprint(reminder_pages.bp)  # the digests' one-click links
+    app.register_blueprint(health_pages.bp)  # /operator/health, /about/accuracy
     app.jinja_env.filters["humanize"] = humanize
     app.jinja_env.globals["term_options"] = term_options
     app.jinja_env.globals["reach_badges"] = reach_badges

@@ -40,7 +40,7 @@ def test_create_list_delete_and_the_secret_is_shown_once(app, client, token, mak
                             headers=bearer(token)).json
     assert set(all_types["event_types"]) == {"referral.created", "referral.status_changed",
                                              "referral.message", "listing.reminder",
-                                             "listing.reported"}
+                                             "listing.reported", "referral.reminder"}
 
 
 @pytest.mark.parametrize("body, field", [

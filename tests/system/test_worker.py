@@ -26,7 +26,7 @@ pytestmark = pytest.mark.system
 def start_worker(database, **environment) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": subprocess_url(database), "RATE_LIMITS": "0",
            "REFERRAL_INSTANCE_PATH": tempfile.mkdtemp(prefix="worker-instance-"),
-           "WORKER_POLL": "0.05", **environment}
+           "WORKER_POLL": "0.05", "WORKER_DAILY_JOBS": "0", **environment}
     return subprocess.Popen([sys.executable, "-m", "referral.cli", "worker",
                              "--report-every", "1"], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -187,6 +187,7 @@ AUDITED = {
     "not-found": "/providers/99999999", "clinic-sign-in": "/clinic/sign-in",
     "clinic-home": "/clinic", "clinic-upload": "/clinic/upload",
     "clinic-edit": "/clinic/providers/{clinic_provider_id}/edit",
+    "about-accuracy": "/about/accuracy",
 }
 
 
@@ -387,3 +388,45 @@ def test_sign_up_claim_and_approval_journey(journey_site, browser):
     clinic.get_by_text("MARY ANN O'BRIEN").first.wait_for()
     assert clinic.get_by_text("Never verified").count() >= 1
     shot(clinic, "6-claimed-listing")
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_health_pages_and_the_still_current_link_are_accessible(site, browser, width):
+    """The operators' health page (with its chart), the public accuracy page and a
+    digest's still-current page: no serious axe-core violation, nothing wider than the
+    screen, the chart drawn."""
+    from referral import accounts, reminders
+    from referral.models import ListingLink
+
+    app = site["app"]
+    with app.app_context():
+        if accounts.user_by_email("ops-axe@dir.example") is None:
+            accounts.create_user(None, "ops-axe@dir.example", "operator", JOURNEY_PASSWORD,
+                                 confirmed=True)
+            db.session.commit()
+        reminders.send_listing_digests()
+        link = db.session.scalars(db.select(ListingLink).order_by(ListingLink.id)).first()
+        key = reminders.link_key(link.digest_id, link.provider_id, app.config["SECRET_KEY"])
+        still_current = f"/clinic/listings/{link.provider_id}/still-current/{key}"
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    browser_sign_in(page, site["url"], "ops-axe@dir.example")
+    page.get_by_role("heading", name="Waiting for a decision").wait_for()
+    found = {}
+    for name, path in {"operator-health": "/operator/health", "about-accuracy":
+                       "/about/accuracy", "still-current": still_current}.items():
+        page.goto(site["url"] + path)
+        page.wait_for_load_state("load")
+        serious = serious_violations(page)
+        if serious:
+            found[name] = serious
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, name
+        shot(page, f"health-{width}-{name}")
+        if name == "operator-health":
+            assert page.evaluate("document.querySelector('.chart img').naturalWidth") > 0
+            assert "Days since each of" in page.locator(".chart img").get_attribute("alt")
+        if name == "still-current":
+            page.get_by_role("button", name="Yes, it is still current").wait_for()
+    context.close()
+    assert found == {}
