@@ -23,7 +23,14 @@ from search_index.searcher import Criteria, any_bits, relevance, search
 from search_index.table import ProviderTable
 from search_index.text import words
 
-from .search_sync import VOCABULARIES, SearchState, check_index, latest_change, table_record
+from .search_sync import (
+    VOCABULARIES,
+    BackgroundApplier,
+    SearchState,
+    check_index,
+    latest_change,
+    table_record,
+)
 
 
 @dataclass
@@ -103,12 +110,19 @@ class SearchService(Protocol):
     def sync_on_commit(self) -> bool:
         """Whether a commit that changed listings should update the text index now."""
 
+    def committed(self, engine) -> None:
+        """Listing changes were committed on ``engine``: apply them in the background."""
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until changes committed so far are in the text index (False: not yet)."""
+
 
 class IndexSearchService:
     """The search service over this process's whoosh index and numpy table."""
 
     def __init__(self, index_dir: str, cache_listings: bool = True, sync_on_commit: bool = True):
         self.state = SearchState(index_dir, cache_listings)
+        self.applier = BackgroundApplier(self.state)
         self._sync_on_commit = sync_on_commit
         self._deferred = 0
 
@@ -186,6 +200,14 @@ class IndexSearchService:
     def sync_on_commit(self) -> bool:
         """False while a ``deferred_sync`` block runs or when configured off."""
         return self._sync_on_commit and not self._deferred
+
+    def committed(self, engine) -> None:
+        """Wake this process's background applier (the caller does not wait)."""
+        self.applier.wake(engine)
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait for the background applier to apply what was committed before the call."""
+        return self.applier.settle(timeout)
 
     @contextlib.contextmanager
     def deferred_sync(self) -> Iterator[None]:
@@ -303,6 +325,13 @@ class InMemorySearchService:
     def pending(self, connection) -> int:
         """Never behind."""
         return 0
+
+    def committed(self, engine) -> None:
+        """Nothing to apply: the listings are given directly."""
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Always current."""
+        return True
 
     @contextlib.contextmanager
     def deferred_sync(self) -> Iterator[None]:
