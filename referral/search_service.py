@@ -130,10 +130,27 @@ class IndexSearchService:
 
     def refresh(self, session, *, text: bool = False) -> bool | None:
         """Bring the table (and, with ``text``, the text index) up to date."""
-        connection = session.connection()
         with self.state.lock:
-            table = self.state.refresh_table(connection)
-            return self.state.text_current(connection, table.position) if text else None
+            table = self._table(session)
+            return (self.state.text_current(session.connection(), table.position) if text
+                    else None)
+
+    def _table(self, session) -> ProviderTable:
+        """The table, brought up to the newest change once per transaction of ``session``
+        (a search's several questions cost one look at the change log, not one each).
+        A flush of listing changes in the transaction makes it look again."""
+        from sqlalchemy.orm import scoped_session
+
+        if isinstance(session, scoped_session):
+            session = session()
+        key = f"search_table_checked_{id(self)}"
+        transaction = session.get_transaction()
+        if (transaction is not None and session.info.get(key) is transaction
+                and self.state.table is not None and not session.info.get("provider_changes")):
+            return self.state.table
+        table = self.state.refresh_table(session.connection())
+        session.info[key] = session.get_transaction()
+        return table
 
     def knows_word(self, word: str) -> bool:
         """Whether ``word`` is a term of a listed name or clinic name."""
@@ -143,21 +160,18 @@ class IndexSearchService:
     def find(self, session, criteria: Criteria, text: str | None = None, *,
              facets: bool = True) -> Found:
         """Search the table for ``criteria``, intersected with the text index for ``text``."""
-        connection = session.connection()
         with self.state.lock:
-            table = self.state.refresh_table(connection)
+            table = self._table(session)
             if text:
-                self.state.text_current(connection, table.position)
+                self.state.text_current(session.connection(), table.position)
                 criteria = dataclasses.replace(criteria)
                 criteria.text_ids, criteria.text_scores = self.state.text.search(text)
             return _found(table, search(table, criteria, with_facets=facets))
 
     def candidates(self, session, criteria: Criteria, concerns=()) -> Candidates:
         """One side's candidates for pairing, best first."""
-        connection = session.connection()
         with self.state.lock:
-            table = self.state.refresh_table(connection)
-            return _candidates(table, criteria, concerns)
+            return _candidates(self._table(session), criteria, concerns)
 
     def suggest(self, text: str) -> str | None:
         """The text index's spelling suggestion."""

@@ -141,10 +141,12 @@ def install_outbox(session_factory, on_commit: Callable[[], None]) -> None:
 # Reading listings for the index
 
 
+_LATEST_CHANGE = select(func.coalesce(func.max(ProviderChange.id), 0))
+
+
 def latest_change(connection) -> int:
     """The newest change-log id (0 when empty)."""
-    return int(connection.execute(select(func.coalesce(func.max(ProviderChange.id), 0)))
-               .scalar_one())
+    return int(connection.execute(_LATEST_CHANGE).scalar_one())
 
 
 def changed_since(connection, position: int, upto: int) -> list[int]:
