@@ -12,7 +12,8 @@ import statistics
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "data")
+#: Where benchmark databases live (``BENCH_DATA`` lets an exported older tree use them).
+DATA = os.environ.get("BENCH_DATA") or os.path.join(HERE, "data")
 SEED = 1
 
 

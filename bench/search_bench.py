@@ -91,6 +91,46 @@ def families(app, count: int, only=None) -> dict:
     return results
 
 
+def before_and_after(args, app) -> dict:
+    """Each family measured with ``args.before``'s code and with this tree's, alternating,
+    each variant in a fresh subprocess on the same database, index and queries."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from bench.common import DATA, HERE
+
+    del app  # the database exists: the subprocesses open it themselves
+    exported = tempfile.mkdtemp(prefix="search-bench-code-")
+    archive = subprocess.run(["git", "archive", args.before], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", exported], input=archive, check=True)
+    shutil.rmtree(os.path.join(exported, "bench"))
+    shutil.copytree(HERE, os.path.join(exported, "bench"),
+                    ignore=shutil.ignore_patterns("data", "__pycache__"))
+    here = os.path.dirname(HERE)
+    results: dict = {}
+    try:
+        for family in args.families or FAMILIES:
+            for label, code in ((f"before ({args.before})", exported), ("after", here)):
+                output = subprocess.run(
+                    [sys.executable, "-m", "bench.search_bench", "--count", str(args.count),
+                     "--queries", str(args.queries), "--families", family],
+                    cwd=code, env={**os.environ, "PYTHONPATH": code, "BENCH_DATA": DATA},
+                    capture_output=True, text=True, check=True).stdout
+                found = json.loads(output[output.index("\n{") + 1:])["families"][family]
+                results.setdefault(family, {})[label] = found
+                print(family, label, json.dumps(found), flush=True)
+    finally:
+        shutil.rmtree(exported, ignore_errors=True)
+    print("| family | variant | p50 | p95 | mean matches | load |")
+    for family, variants in results.items():
+        for label, r in variants.items():
+            print(f"| {family} | {label} | {r['p50']:.1f} ms | {r['p95']:.1f} ms | "
+                  f"{r['mean_matches']:,} | {r['load_average']} |")
+    return results
+
+
 def project(app, queries, names, reindex: bool, procs: int) -> dict:
     from referral.extensions import db
     from referral.schemas.listings import listing_dump
@@ -361,6 +401,10 @@ def main() -> None:
     parser.add_argument("--tantivy", action="store_true", help="include tantivy")
     parser.add_argument("--reindex", action="store_true", help="time a full reindex first")
     parser.add_argument("--procs", type=int, default=2, help="processes for the reindex")
+    parser.add_argument("--before", metavar="GIT_REF",
+                        help="with --families: also measure the search code of this commit "
+                             "(exported, with this benchmark) in a subprocess, family by "
+                             "family alternating with this tree")
     parser.add_argument("--families", nargs="*", choices=FAMILIES, metavar="FAMILY",
                         help="measure only the query families of issue 17 (all when none "
                              f"is named: {', '.join(FAMILIES)})")
@@ -372,7 +416,10 @@ def main() -> None:
     report = {"count": args.count, "queries": args.queries,
               "machine": f"{os.cpu_count()} cores", "when": dt.datetime.now().isoformat()}
     if args.families is not None:
-        report["families"] = families(app, args.queries, args.families)
+        if args.before:
+            report["families"] = before_and_after(args, app)
+        else:
+            report["families"] = families(app, args.queries, args.families)
         print(json.dumps(report, indent=1), flush=True)
         return
     report["project"] = project(app, queries, names, args.reindex, args.procs)
