@@ -31,9 +31,11 @@ Environment variables:
   (default 365).
 - ``SEARCH_LISTING_CACHE`` (bool, default on): keep rendered listings per process, reused
   while their version matches the index; off renders every result from the database.
-- ``SEARCH_SYNC_ON_COMMIT`` (bool, default on): bring this process's search index up to
-  date after each commit that changed listings; off leaves that to the next search
-  (bulk loads and benchmarks switch it off).
+- ``SEARCH_SYNC_ON_COMMIT`` (bool, default on): after each commit that changed listings,
+  wake this process's background applier, which brings the text index up to date off
+  the request path (the request returns after its commit); off leaves that to the next
+  text search, an import's catch-up or another process (bulk loads and benchmarks
+  switch it off). Either way a text search applies pending changes before it reads.
 - ``DB_CONNECT_TIMEOUT`` (int, seconds, default 3): how long opening a PostgreSQL
   connection may take.
 - ``DB_STATEMENT_TIMEOUT`` (int, seconds, default 30): PostgreSQL's own

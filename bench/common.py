@@ -12,7 +12,8 @@ import statistics
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "data")
+#: Where benchmark databases live (``BENCH_DATA`` lets an exported older tree use them).
+DATA = os.environ.get("BENCH_DATA") or os.path.join(HERE, "data")
 SEED = 1
 
 
@@ -138,3 +139,57 @@ def name_queries(app, count: int, seed: int = 11) -> list[str]:
             cut = rng.randrange(1, len(name))
             queries.append(name[:cut] + name[cut + 1:])
     return queries
+
+
+#: Free text as patients type it (read for vocabulary first, the rest goes to the text index).
+PATIENT_TEXTS = (
+    "grief counseling", "cbt for anxiety teenager", "therapist for depression",
+    "couples therapy", "trauma emdr", "someone who speaks spanish for my son",
+    "adhd medication adult", "panic attacks", "ocd exposure therapy", "eating disorder help",
+    "bipolar psychiatrist", "anxiety and insomnia", "postpartum depression",
+    "lgbtq affirming therapist", "substance use counselor", "dbt for teens",
+    "child psychologist autism", "ptsd veterans", "medication management",
+    "mindfulness for stress at work", "family therapy", "woman therapist anxiety",
+    "sleep problems", "anger management", "help with my depression and anxiety",
+)
+
+#: The query families of issue 17, in the order the benchmark reports them.
+FAMILIES = ("free_text_zip", "free_text_national", "concern_national", "radius_100_by_distance",
+            "deep_pages_50mi", "telehealth_state_modality_fee", "every_filter")
+
+
+def family_queries(count: int, seed: int = 17) -> dict[str, list[dict]]:
+    """``count`` search parameter sets per family of ``FAMILIES`` (before validation)."""
+    from referral.vocab import AGE_GROUPS, CONCERNS
+    from seeds.generator import PAYER_WEIGHTS, weighted_zips
+
+    rng = random.Random(seed)
+    places, cumulative = weighted_zips()
+    common = ("CBT", "DBT", "EMDR", "ACT", "IPT", "ERP", "CPT", "MBCT")
+    payers, weights = list(PAYER_WEIGHTS), list(PAYER_WEIGHTS.values())
+
+    def place():
+        return rng.choices(places, cum_weights=cumulative)[0]
+
+    families: dict[str, list[dict]] = {name: [] for name in FAMILIES}
+    for _ in range(count):
+        families["free_text_zip"].append({"q": rng.choice(PATIENT_TEXTS), "zip": place().zip})
+        families["free_text_national"].append({"q": rng.choice(PATIENT_TEXTS)})
+        families["concern_national"].append({"concern": [rng.choice(CONCERNS)]})
+        families["radius_100_by_distance"].append(
+            {"zip": place().zip, "radius_miles": 100.0, "sort": "distance"})
+        families["deep_pages_50mi"].append(
+            {"zip": place().zip, "radius_miles": 50.0, "page": rng.randint(5, 40)})
+        families["telehealth_state_modality_fee"].append({
+            "state": place().state, "telehealth": True, "in_person": False,
+            "modality": rng.sample(common, rng.randint(1, 2)),
+            "max_fee": rng.choice((100, 150, 200, 250))})
+        families["every_filter"].append({
+            "zip": place().zip, "radius_miles": 50.0, "modality": rng.sample(common, 2),
+            "concern": [rng.choice(CONCERNS)],
+            "insurance": [rng.choices(payers, weights=weights)[0]],
+            "language": rng.choice(("en", "en", "es")), "age_group": rng.choice(AGE_GROUPS),
+            "gender": rng.choice(("female", "male")), "role": "therapist",
+            "max_fee": rng.choice((150, 200, 250)), "sliding_scale": rng.random() < 0.3,
+            "accepts_coordinated_care": True})
+    return families

@@ -5,6 +5,8 @@ Run from the project root (needs ``wrk``: ``apt-get install wrk``, and the bench
     .venv/bin/python -m bench.http_bench --count 100000 --workers 2 --duration 30
     .venv/bin/python -m bench.http_bench --count 100000 --database postgres \
         --writes-per-second 5
+    .venv/bin/python -m bench.http_bench --count 100000 --writes-per-second 0 5 \
+        --before <commit>   # that commit's server and this tree's, alternating
 
 With ``--writes-per-second`` a clinic updates its listings through the same server
 while the searches run (PATCH of the wait time), and those writes are counted too.
@@ -114,6 +116,73 @@ def _write_load(token, ids, per_second, stop, writes) -> None:
         stop.wait(max(0.0, 1.0 / per_second - (time.monotonic() - started)))
 
 
+def _warm_up(paths: list[str], workers: int) -> None:
+    """Every path a few times from ``workers`` clients at once, so that each worker has
+    loaded its table and rendered the listings the load will ask for (steady state)."""
+    def fetch(chunk):
+        for path in chunk:
+            urllib.request.urlopen(f"http://{HOST}:{PORT}{path}", timeout=60).read()
+
+    threads = [threading.Thread(target=fetch, args=(paths * 2,)) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _export(ref: str) -> str:
+    """The project's source at git ``ref``, exported to a temporary directory."""
+    directory = tempfile.mkdtemp(prefix="http-bench-code-")
+    archive = subprocess.run(["git", "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
+    return directory
+
+
+def run(args, environment: dict, code: str | None, writes_per_second: float,
+        token: str, listing_ids: list[int]) -> dict:
+    """One measured run: a fresh gunicorn (from ``code``, default this tree) under wrk,
+    with a clinic writing ``writes_per_second`` meanwhile."""
+    if code is not None:  # the exported tree comes first on the path
+        environment = {**environment, "PYTHONPATH": code}
+    server = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", str(args.workers),
+         "-b", f"{HOST}:{PORT}", "--log-level", "warning", "referral:create_app()"],
+        env=environment, start_new_session=True, cwd=code or os.getcwd(),
+        stdout=subprocess.DEVNULL)  # the access log
+    try:
+        paths = _paths(500)
+        _wait_ready(f"http://{HOST}:{PORT}{paths[0]}")
+        _warm_up(paths, args.workers)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(_lua(paths))
+        command = ["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
+                   "--latency", "-s", script.name, f"http://{HOST}:{PORT}"]
+        writes: dict = {"done": 0, "errors": 0, "seconds": []}
+        stop = threading.Event()
+        writer = threading.Thread(target=_write_load, daemon=True, args=(
+            token, listing_ids, writes_per_second, stop, writes))
+        if writes_per_second:
+            writer.start()
+        load_before = os.getloadavg()[0]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        load_after = os.getloadavg()[0]
+        stop.set()
+        if writes_per_second:
+            writer.join(timeout=30)
+        os.unlink(script.name)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    seconds = sorted(writes["seconds"]) or [0.0]
+    print(output, flush=True)
+    return {"code": code or "this tree", "writes_per_second": writes_per_second,
+            "writes": writes["done"], "write_errors": writes["errors"],
+            "write_p50_ms": round(seconds[len(seconds) // 2] * 1000, 1),
+            "write_p99_ms": round(seconds[min(len(seconds) - 1,
+                                              round(0.99 * len(seconds)))] * 1000, 1),
+            "load_average_1min": [load_before, load_after], **_parse_wrk(output)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="HTTP search throughput")
     parser.add_argument("--count", type=int, default=100_000)
@@ -121,7 +190,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--writes-per-second", type=float, default=0.0)
+    parser.add_argument("--writes-per-second", type=float, nargs="+", default=[0.0],
+                        help="one run per rate (0: searches only)")
+    parser.add_argument("--before", metavar="GIT_REF",
+                        help="also run the server from this commit (exported), alternating "
+                             "with this tree, for a before/after in one run")
     parser.add_argument("--no-listing-cache", action="store_true",
                         help="render every result from the database (SEARCH_LISTING_CACHE=0)")
     args = parser.parse_args()
@@ -144,41 +217,29 @@ def main() -> None:
                    "INDEX_DIR": os.path.join(directory, "index"),
                    "SEARCH_LISTING_CACHE": "0" if args.no_listing_cache else "1",
                    "RATE_LIMITS": "0"}  # one client address would hit the per-client limit
-    server = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", str(args.workers),
-         "-b", f"{HOST}:{PORT}", "--log-level", "warning", "referral:create_app()"],
-        env=environment, start_new_session=True)
+    codes = [None] if not args.before else [_export(args.before), None]
+    runs = []
     try:
-        paths = _paths(500)
-        _wait_ready(f"http://{HOST}:{PORT}{paths[0]}")
-        for path in paths[: 20 * args.workers]:  # every worker loads its table
-            urllib.request.urlopen(f"http://{HOST}:{PORT}{path}", timeout=60).read()
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(_lua(paths))
-        command = ["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
-                   "--latency", "-s", script.name, f"http://{HOST}:{PORT}"]
-        writes: dict = {"done": 0, "errors": 0, "seconds": []}
-        stop = threading.Event()
-        writer = threading.Thread(target=_write_load, daemon=True, args=(
-            token, listing_ids, args.writes_per_second, stop, writes))
-        if args.writes_per_second:
-            writer.start()
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        stop.set()
-        if args.writes_per_second:
-            writer.join(timeout=30)
-        os.unlink(script.name)
+        for rate in args.writes_per_second:
+            for code in codes:
+                runs.append(run(args, environment, code, rate, token, listing_ids))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-    seconds = sorted(writes["seconds"]) or [0.0]
+        for code in codes:
+            if code is not None:
+                shutil.rmtree(code, ignore_errors=True)
     report = {"count": args.count, "database": args.database, "workers": args.workers,
               "connections": args.connections, "listing_cache": not args.no_listing_cache,
-              "writes": writes["done"], "write_errors": writes["errors"],
-              "write_p50_ms": round(seconds[len(seconds) // 2] * 1000, 1),
-              "duration_s": args.duration, **_parse_wrk(output)}
-    print(output)
+              "duration_s": args.duration, "before": args.before, "runs": runs}
     print(json.dumps(report, indent=1))
+    print("| code | writes/s | searches/s | p50 | p90 | p99 | errors | writes | write p50 | "
+          "write p99 | load |")
+    for r in runs:
+        code = f"before ({args.before})" if r["code"] != "this tree" else "after (this tree)"
+        print(f"| {code} | {r['writes_per_second']:g} | {r['requests_per_second']:.1f} | "
+              f"{r.get('p50_ms')} ms | {r.get('p90_ms')} ms | {r.get('p99_ms')} ms | "
+              f"{r['non_2xx']} {r['socket_errors']} | {r['writes']} ({r['write_errors']} failed) "
+              f"| {r['write_p50_ms']} ms | {r['write_p99_ms']} ms | "
+              f"{r['load_average_1min'][0]:.1f}-{r['load_average_1min'][1]:.1f} |")
 
 
 if __name__ == "__main__":

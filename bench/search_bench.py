@@ -4,12 +4,16 @@ Run from the project root, e.g.::
 
     .venv/bin/python -m bench.search_bench --count 100000 --naive --tantivy --reindex
     .venv/bin/python -m bench.search_bench --count 1000000 --tantivy --reindex
+    .venv/bin/python -m bench.search_bench --count 1000000 --queries 200 --families
 
 Measured in process, on the same generated corpus and the same queries:
 
 - *structured*: modality + telehealth-or-radius at a real ZIP + max fee + insurance +
   accepting new patients, with total, facets and the first page;
-- *name*: free-text names (full names, last names, last names with a typo).
+- *name*: free-text names (full names, last names, last names with a typo);
+- with ``--families``: issue 17's query families alone (``bench.common.FAMILIES``: free
+  text with and without a ZIP, one concern nationally, a 100-mile radius by distance,
+  deep pages, telehealth in a state, every filter at once), end to end.
 
 "this project" is ``referral.search.search_providers`` end to end (index work,
 the page's listings from the database or the per-process cache, geodesic distances
@@ -26,7 +30,15 @@ import os
 import shutil
 import time
 
-from bench.common import bench_app, data_dir, name_queries, structured_queries, summary
+from bench.common import (
+    FAMILIES,
+    bench_app,
+    data_dir,
+    family_queries,
+    name_queries,
+    structured_queries,
+    summary,
+)
 
 DAY = 86400.0
 
@@ -45,6 +57,78 @@ def measure(function, items) -> dict:
 
 # ---------------------------------------------------------------------------
 # This project
+
+
+def families(app, count: int, only=None) -> dict:
+    """p50, p95 and mean matches of ``search_providers`` end to end per query family."""
+    from referral.extensions import db
+    from referral.schemas.listings import listing_dump
+    from referral.schemas.search import SearchQuerySchema
+    from referral.search import search_providers
+    from referral.services import search_service
+
+    service = search_service(app)
+    schema = SearchQuerySchema()
+    now = dt.datetime.now(dt.UTC)
+    results = {}
+    with app.app_context():
+        for name, queries in family_queries(count).items():
+            if only and name not in only:
+                continue
+            loaded = [schema.load(q) for q in queries]
+            totals = []
+
+            def full(params, totals=totals):
+                totals.append(search_providers(service, db.session, params, listing_dump,
+                                               now=now)["total"])
+                db.session.rollback()
+
+            results[name] = measure(full, loaded)
+            measured = totals[-len(loaded):]
+            results[name]["mean_matches"] = round(sum(measured) / len(measured))
+            results[name]["load_average"] = round(os.getloadavg()[0], 1)
+            print(name, json.dumps(results[name]), flush=True)
+    return results
+
+
+def before_and_after(args, app) -> dict:
+    """Each family measured with ``args.before``'s code and with this tree's, alternating,
+    each variant in a fresh subprocess on the same database, index and queries."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from bench.common import DATA, HERE
+
+    del app  # the database exists: the subprocesses open it themselves
+    exported = tempfile.mkdtemp(prefix="search-bench-code-")
+    archive = subprocess.run(["git", "archive", args.before], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", exported], input=archive, check=True)
+    shutil.rmtree(os.path.join(exported, "bench"))
+    shutil.copytree(HERE, os.path.join(exported, "bench"),
+                    ignore=shutil.ignore_patterns("data", "__pycache__"))
+    here = os.path.dirname(HERE)
+    results: dict = {}
+    try:
+        for family in args.families or FAMILIES:
+            for label, code in ((f"before ({args.before})", exported), ("after", here)):
+                output = subprocess.run(
+                    [sys.executable, "-m", "bench.search_bench", "--count", str(args.count),
+                     "--queries", str(args.queries), "--families", family],
+                    cwd=code, env={**os.environ, "PYTHONPATH": code, "BENCH_DATA": DATA},
+                    capture_output=True, text=True, check=True).stdout
+                found = json.loads(output[output.index("\n{") + 1:])["families"][family]
+                results.setdefault(family, {})[label] = found
+                print(family, label, json.dumps(found), flush=True)
+    finally:
+        shutil.rmtree(exported, ignore_errors=True)
+    print("| family | variant | p50 | p95 | mean matches | load |")
+    for family, variants in results.items():
+        for label, r in variants.items():
+            print(f"| {family} | {label} | {r['p50']:.1f} ms | {r['p95']:.1f} ms | "
+                  f"{r['mean_matches']:,} | {r['load_average']} |")
+    return results
 
 
 def project(app, queries, names, reindex: bool, procs: int) -> dict:
@@ -317,6 +401,13 @@ def main() -> None:
     parser.add_argument("--tantivy", action="store_true", help="include tantivy")
     parser.add_argument("--reindex", action="store_true", help="time a full reindex first")
     parser.add_argument("--procs", type=int, default=2, help="processes for the reindex")
+    parser.add_argument("--before", metavar="GIT_REF",
+                        help="with --families: also measure the search code of this commit "
+                             "(exported, with this benchmark) in a subprocess, family by "
+                             "family alternating with this tree")
+    parser.add_argument("--families", nargs="*", choices=FAMILIES, metavar="FAMILY",
+                        help="measure only the query families of issue 17 (all when none "
+                             f"is named: {', '.join(FAMILIES)})")
     args = parser.parse_args()
 
     app = bench_app(args.count)
@@ -324,6 +415,13 @@ def main() -> None:
     names = name_queries(app, args.queries)
     report = {"count": args.count, "queries": args.queries,
               "machine": f"{os.cpu_count()} cores", "when": dt.datetime.now().isoformat()}
+    if args.families is not None:
+        if args.before:
+            report["families"] = before_and_after(args, app)
+        else:
+            report["families"] = families(app, args.queries, args.families)
+        print(json.dumps(report, indent=1), flush=True)
+        return
     report["project"] = project(app, queries, names, args.reindex, args.procs)
     print(json.dumps(report, indent=1), flush=True)
     if args.tantivy:

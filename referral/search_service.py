@@ -23,7 +23,14 @@ from search_index.searcher import Criteria, any_bits, relevance, search, unverif
 from search_index.table import ProviderTable
 from search_index.text import words
 
-from .search_sync import VOCABULARIES, SearchState, check_index, latest_change, table_record
+from .search_sync import (
+    VOCABULARIES,
+    BackgroundApplier,
+    SearchState,
+    check_index,
+    latest_change,
+    table_record,
+)
 
 
 @dataclass
@@ -110,12 +117,19 @@ class SearchService(Protocol):
     def sync_on_commit(self) -> bool:
         """Whether a commit that changed listings should update the text index now."""
 
+    def committed(self, engine) -> None:
+        """Listing changes were committed on ``engine``: apply them in the background."""
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until changes committed so far are in the text index (False: not yet)."""
+
 
 class IndexSearchService:
     """The search service over this process's whoosh index and numpy table."""
 
     def __init__(self, index_dir: str, cache_listings: bool = True, sync_on_commit: bool = True):
         self.state = SearchState(index_dir, cache_listings)
+        self.applier = BackgroundApplier(self.state)
         self._sync_on_commit = sync_on_commit
         self._deferred = 0
 
@@ -123,10 +137,27 @@ class IndexSearchService:
 
     def refresh(self, session, *, text: bool = False) -> bool | None:
         """Bring the table (and, with ``text``, the text index) up to date."""
-        connection = session.connection()
         with self.state.lock:
-            table = self.state.refresh_table(connection)
-            return self.state.text_current(connection, table.position) if text else None
+            table = self._table(session)
+            return (self.state.text_current(session.connection(), table.position) if text
+                    else None)
+
+    def _table(self, session) -> ProviderTable:
+        """The table, brought up to the newest change once per transaction of ``session``
+        (a search's several questions cost one look at the change log, not one each).
+        A flush of listing changes in the transaction makes it look again."""
+        from sqlalchemy.orm import scoped_session
+
+        if isinstance(session, scoped_session):
+            session = session()
+        key = f"search_table_checked_{id(self)}"
+        transaction = session.get_transaction()
+        if (transaction is not None and session.info.get(key) is transaction
+                and self.state.table is not None and not session.info.get("provider_changes")):
+            return self.state.table
+        table = self.state.refresh_table(session.connection())
+        session.info[key] = session.get_transaction()
+        return table
 
     def knows_word(self, word: str) -> bool:
         """Whether ``word`` is a term of a listed name or clinic name."""
@@ -136,21 +167,18 @@ class IndexSearchService:
     def find(self, session, criteria: Criteria, text: str | None = None, *,
              facets: bool = True) -> Found:
         """Search the table for ``criteria``, intersected with the text index for ``text``."""
-        connection = session.connection()
         with self.state.lock:
-            table = self.state.refresh_table(connection)
+            table = self._table(session)
             if text:
-                self.state.text_current(connection, table.position)
+                self.state.text_current(session.connection(), table.position)
                 criteria = dataclasses.replace(criteria)
                 criteria.text_ids, criteria.text_scores = self.state.text.search(text)
             return _found(table, search(table, criteria, with_facets=facets))
 
     def candidates(self, session, criteria: Criteria, concerns=()) -> Candidates:
         """One side's candidates for pairing, best first."""
-        connection = session.connection()
         with self.state.lock:
-            table = self.state.refresh_table(connection)
-            return _candidates(table, criteria, concerns)
+            return _candidates(self._table(session), criteria, concerns)
 
     def suggest(self, text: str) -> str | None:
         """The text index's spelling suggestion."""
@@ -193,6 +221,14 @@ class IndexSearchService:
     def sync_on_commit(self) -> bool:
         """False while a ``deferred_sync`` block runs or when configured off."""
         return self._sync_on_commit and not self._deferred
+
+    def committed(self, engine) -> None:
+        """Wake this process's background applier (the caller does not wait)."""
+        self.applier.wake(engine)
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait for the background applier to apply what was committed before the call."""
+        return self.applier.settle(timeout)
 
     @contextlib.contextmanager
     def deferred_sync(self) -> Iterator[None]:
@@ -312,6 +348,13 @@ class InMemorySearchService:
     def pending(self, connection) -> int:
         """Never behind."""
         return 0
+
+    def committed(self, engine) -> None:
+        """Nothing to apply: the listings are given directly."""
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Always current."""
+        return True
 
     @contextlib.contextmanager
     def deferred_sync(self) -> Iterator[None]:

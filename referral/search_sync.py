@@ -3,11 +3,14 @@
 The database is the source of truth. Every flush that inserts or changes a
 listing also writes a ``provider_change`` row in the same transaction (the
 outbox), so a committed change can never be missed by the index. After the
-commit, this process applies pending changes to the whoosh text index if
-nobody else is writing it (never waiting for the lock: the lock holder checks
-again after it releases), and every process brings its in-memory structured
-table up to date before it searches. Both remember the last change-log id
-they reflect, so a restarted process catches up.
+commit, the request returns and this process's background applier (one daemon
+thread, ``BackgroundApplier``) applies pending changes to the whoosh text index
+if nobody else is writing it (never waiting for the lock: the lock holder checks
+again after it releases). Every process brings its in-memory structured table
+up to date before it searches, and a text search first applies what is pending
+itself (waiting for this process's applier if it is at work), so a writer reads
+its own writes. Both remember the last change-log id they reflect, so a
+restarted process catches up.
 
 Functions here take SQLAlchemy connections, not Flask objects, so the CLI,
 the web app and the benchmarks share them.
@@ -15,6 +18,7 @@ the web app and the benchmarks share them.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import os
@@ -103,7 +107,8 @@ def install_outbox_once() -> None:
 
 
 def _sync_after_commit() -> None:
-    """After a listing change commits, bring this node's text index up to date."""
+    """After a listing change commits, wake this process's background applier (the
+    request does not wait for the text index)."""
     from flask import has_app_context
 
     from .extensions import db
@@ -112,13 +117,8 @@ def _sync_after_commit() -> None:
     if not has_app_context():
         return
     service = search_service()
-    if not service.sync_on_commit:
-        return
-    try:
-        with db.engine.connect() as connection:
-            service.sync(connection)
-    except Exception:  # the change is committed; the index catches up on the next sync
-        log.exception("search index sync after commit failed")
+    if service.sync_on_commit:
+        service.committed(db.engine)
 
 
 def install_outbox(session_factory, on_commit: Callable[[], None]) -> None:
@@ -141,10 +141,12 @@ def install_outbox(session_factory, on_commit: Callable[[], None]) -> None:
 # Reading listings for the index
 
 
+_LATEST_CHANGE = select(func.coalesce(func.max(ProviderChange.id), 0))
+
+
 def latest_change(connection) -> int:
     """The newest change-log id (0 when empty)."""
-    return int(connection.execute(select(func.coalesce(func.max(ProviderChange.id), 0)))
-               .scalar_one())
+    return int(connection.execute(_LATEST_CHANGE).scalar_one())
 
 
 def changed_since(connection, position: int, upto: int) -> list[int]:
@@ -258,6 +260,10 @@ class SearchState:
         self.lock = threading.RLock()
         self.listings: dict[int, tuple[float, dict]] = {}  # id -> (version, dumped listing)
         self._text_seen = -1  # the text index position this process last saw
+        # One thread of this process applies changes to whoosh at a time: a search that
+        # needs the text index current waits for the background applier instead of
+        # finding whoosh's write lock taken by its own process and reading stale text.
+        self.applying = threading.Lock()
 
     @property
     def snapshot_path(self) -> str:
@@ -297,6 +303,10 @@ class SearchState:
         ``allow_rebuild`` is false). Loops so that changes committed while this
         process held the lock are applied before it stops.
         """
+        with self.applying:
+            return self._sync_text(connection, allow_rebuild)
+
+    def _sync_text(self, connection, allow_rebuild: bool) -> bool:
         while True:
             latest = latest_change(connection)
             position = self.text.position()
@@ -373,6 +383,81 @@ class SearchState:
             self.table = None
             self.listings.clear()
             self._text_seen = -1
+
+
+class BackgroundApplier:
+    """This process's background applier: a daemon thread that applies committed listing
+    changes to the whoosh text index, so a write's request returns after its commit.
+
+    ``wake(engine)`` after a commit; the thread brings the text index up to the newest
+    change (``SearchState.sync_text``). Nothing can be lost: the change log is the
+    outbox, and the index remembers how far it got. When another process holds the
+    write lock the thread tries again shortly (that process also applies everything
+    before it lets go). Errors are logged, never raised to a request. A process that
+    exits gives the thread a few seconds to finish (``settle``).
+    """
+
+    #: Seconds between attempts while another process holds the write lock.
+    RETRY_SECONDS = 0.25
+    #: Seconds an exiting process waits for pending changes to be applied.
+    EXIT_WAIT_SECONDS = 10.0
+
+    def __init__(self, state: SearchState):
+        self.state = state
+        self._engine = None
+        self._condition = threading.Condition()
+        self._asked = 0    # wakes so far
+        self._applied = 0  # the wakes covered by the last attempt that ended
+        self._failed = 0   # the wakes covered by the last attempt that failed
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def wake(self, engine) -> None:
+        """Changes were committed: apply them soon (never waits)."""
+        with self._condition:
+            self._engine = engine
+            self._asked += 1
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="search-applier",
+                                                daemon=True)
+                self._thread.start()
+                atexit.register(self.settle, self.EXIT_WAIT_SECONDS)
+            self._condition.notify_all()
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until every change committed before this call is applied (False: timed out)."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            wanted = self._asked
+            while self._applied < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return False
+                self._condition.wait(left)
+            return self._failed < wanted
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while self._applied >= self._asked:
+                    self._condition.wait()
+                wanted, engine = self._asked, self._engine
+            try:
+                with engine.connect() as connection:
+                    current = self.state.sync_text(connection)
+            except Exception:  # committed anyway: the next wake or text search catches up
+                log.exception("search index apply failed")
+                with self._condition:  # give up on these wakes; the next one tries again
+                    self._applied = self._failed = max(self._applied, wanted)
+                    self._condition.notify_all()
+                continue
+            with self._condition:
+                if current:
+                    self._applied = max(self._applied, wanted)
+                    self._condition.notify_all()
+                    continue
+            time.sleep(self.RETRY_SECONDS)  # another process holds the write lock
 
 
 def check_index(state: SearchState, connection, repair: bool = True,

@@ -47,6 +47,34 @@ def _bit_dtype(size: int):
     raise ValueError("a bitset vocabulary has at most 64 values")
 
 
+#: Below this many rows ``bit_counts`` counts bit planes directly.
+SMALL_COUNT = 20_000
+
+
+def bit_counts(column: np.ndarray) -> np.ndarray:
+    """How many entries of a bitset column have each bit set (``8 * itemsize`` counts).
+
+    Each 16-bit word (or byte) of the bitsets is counted with one ``bincount``; the
+    entries with bit b set are then the bins whose number has bit b set, summed as
+    blocks of the histogram. A few passes over the rows however large the vocabulary.
+    Few rows are counted bit plane by bit plane instead (the histograms cost more).
+    """
+    bits = 8 * column.dtype.itemsize
+    if len(column) < SMALL_COUNT:
+        planes = np.unpackbits(column.view(np.uint8).reshape(-1, bits // 8), axis=1,
+                               bitorder="little")
+        return planes.sum(axis=0, dtype=np.int64)
+    word = min(bits, 16)
+    parts = bits // word
+    words = np.ascontiguousarray(column).view(f"u{word // 8}").reshape(-1, parts)
+    counts = np.empty(bits, dtype=np.int64)
+    for part in range(parts):  # little-endian: word 0 holds the lowest bits
+        histogram = np.bincount(words[:, part], minlength=1 << word)
+        for bit in range(word):
+            counts[word * part + bit] = histogram.reshape(-1, 2 << bit)[:, 1 << bit:].sum()
+    return counts[:bits]
+
+
 class ProviderTable:
     """Providers as numpy columns, addressed by row; ``row_of_id`` maps ids to rows."""
 
@@ -167,10 +195,7 @@ class ProviderTable:
         if field in CODED_FIELDS:
             counts = np.bincount(column[column >= 0], minlength=len(values))
         else:
-            width = column.dtype.itemsize
-            planes = np.unpackbits(column.view(np.uint8).reshape(-1, width), axis=1,
-                                   bitorder="little")
-            counts = planes.sum(axis=0, dtype=np.int64)
+            counts = bit_counts(column)
         return {value: int(counts[index]) for index, value in enumerate(values)
                 if counts[index]}
 

@@ -53,6 +53,39 @@ SCHEMA = Schema(
 )
 
 
+#: Fuzzy expansions of query words per segment: ``(segment id, field, word, distance,
+#: prefix) -> terms``. Segments never change once written, so an entry stays exact for
+#: as long as its segment exists; building whoosh's Levenshtein automaton in Python is
+#: the slow part of a typo-tolerant search, and patients repeat words.
+_EXPANSIONS: dict[tuple, tuple[str, ...]] = {}
+_EXPANSION_LIMIT = 200_000
+
+
+def terms_within(reader, field: str, word: str, distance: int, prefix: int) -> tuple[str, ...]:
+    """``reader.terms_within(...)`` (indexed terms within ``distance`` edits of ``word``),
+    remembered per segment."""
+    segment = reader.segment() if hasattr(reader, "segment") else None
+    if segment is None:  # a reader over several segments: not remembered
+        return tuple(reader.terms_within(field, word, distance, prefix=prefix))
+    key = (segment.segment_id(), field, word, distance, prefix)
+    found = _EXPANSIONS.get(key)
+    if found is None:
+        if len(_EXPANSIONS) >= _EXPANSION_LIMIT:
+            _EXPANSIONS.clear()
+        found = _EXPANSIONS[key] = tuple(reader.terms_within(field, word, distance,
+                                                             prefix=prefix))
+    return found
+
+
+class CachedFuzzyTerm(query.FuzzyTerm):
+    """whoosh's ``FuzzyTerm`` with its expansions from ``terms_within`` (the same terms,
+    so the same matches and scores)."""
+
+    def _btexts(self, ixreader):
+        return terms_within(ixreader, self.fieldname, self.text, self.maxdist,
+                            self.prefixlength)
+
+
 def words(text: str) -> list[str]:
     """The search words of a query string (lower-cased, accents folded)."""
     return [token.text for token in _name_analyzer(text or "")]
@@ -255,9 +288,9 @@ class TextIndex:
                    query.Term("clinic", word)]
         if fuzzy and len(word) >= 4:
             distance = 2 if len(word) >= 8 else 1
-            clauses.append(query.FuzzyTerm("name", word, maxdist=distance, prefixlength=1,
+            clauses.append(CachedFuzzyTerm("name", word, maxdist=distance, prefixlength=1,
                                            boost=0.6))
-            clauses.append(query.FuzzyTerm("clinic", word, maxdist=1, prefixlength=1,
+            clauses.append(CachedFuzzyTerm("clinic", word, maxdist=1, prefixlength=1,
                                            boost=0.4))
         for stem in SCHEMA["bio"].process_text(word, mode="query"):
             if searcher.doc_frequency("bio", stem) <= max(COMMON_TERM_SHARE * total_docs, 1000):
@@ -307,7 +340,7 @@ class TextIndex:
                     continue
                 if is_fuzzy:
                     distance = 2 if (field == "name" and len(word) >= 8) else 1
-                    terms = [t for t in leaf.terms_within(field, word, distance, prefix=1)
+                    terms = [t for t in terms_within(leaf, field, word, distance, 1)
                              if t != word]
                 else:
                     terms = [word]
@@ -392,7 +425,7 @@ class TextIndex:
             options = {}
             for leaf, _ in leaves:
                 for field in ("name", "clinic"):
-                    for option in leaf.terms_within(field, word, 2, prefix=1):
+                    for option in terms_within(leaf, field, word, 2, 1):
                         options[option] = options.get(option, 0) + leaf.doc_frequency(field,
                                                                                       option)
             if options:

@@ -86,6 +86,8 @@ def _clean_database(request):
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
+    # the background applier finishes the test's last writes before the index goes away
+    search_service(app).settle(timeout=30)
     with app.app_context():
         db.session.remove()
         tables = list(reversed(db.metadata.sorted_tables))

@@ -46,6 +46,33 @@ def test_every_committed_change_reaches_search(app, client, make_clinic, create)
             assert state.text.position() == latest_change(connection)
 
 
+def test_a_write_returns_before_the_text_index_is_updated(app, client, make_clinic, create):
+    _, token = make_clinic()
+    provider = create(token, first_name="Oriel", last_name="Vantongeren")
+    service = search_service(app)
+    assert service.settle(timeout=30)
+    state = service.state
+    with state.applying:  # the text index is busy in this process: the write must not wait
+        response = client.patch(f"/api/v1/providers/{provider['id']}",
+                                json={"last_name": "Hollowbrook"}, headers=bearer(token))
+        assert response.status_code == 200
+        with app.app_context(), db.engine.connect() as connection:
+            assert state.text.position() < latest_change(connection)  # not applied inline
+    assert service.settle(timeout=30)
+    with app.app_context(), db.engine.connect() as connection:
+        assert state.text.position() == latest_change(connection)  # applied in the background
+    assert state.text.search("hollowbrook")[0].tolist() == [provider["id"]]
+
+
+def test_a_text_search_reads_the_writes_before_it(app, client, make_clinic, create):
+    _, token = make_clinic()
+    provider = create(token, first_name="Oriel", last_name="Quennevais")
+    for name in ("Ashdownfield", "Brackenthorpe", "Cullerwick"):
+        client.patch(f"/api/v1/providers/{provider['id']}", json={"last_name": name},
+                     headers=bearer(token))
+        assert found(client, name) == [provider["id"]]  # whether or not the applier finished
+
+
 def test_no_change_row_without_a_change(app, client, make_clinic, create):
     _, token = make_clinic()
     provider = create(token)
@@ -83,6 +110,7 @@ def test_check_index_reports_and_repairs_a_broken_index(app, client, runner, mak
     kept = create(token, last_name="Brightwater")
     lost = create(token, last_name="Fenwick")
     changed = create(token, last_name="Ashgrove")
+    assert search_service(app).settle(timeout=30)  # the applier is done before we break it
     state = search_service(app).state
     writer = state.text._open(state.text.current_name()).writer()
     writer.delete_by_term("pid", lost["id"])

@@ -8,7 +8,7 @@ from geopy.distance import geodesic
 
 from search_index.distance import lambert_miles, within_radius
 from search_index.searcher import Criteria, search
-from search_index.table import ProviderTable
+from search_index.table import SMALL_COUNT, ProviderTable, bit_counts
 
 VOCAB = {"modalities": ("CBT", "DBT", "EMDR"), "concerns": ("depression", "ocd"),
          "age_groups": ("child", "adult"), "languages": ("en", "es"),
@@ -108,3 +108,15 @@ def test_radius_decisions_at_the_border_follow_geopy(radius):
     for index, point in enumerate(points):
         assert inside[index] == (geodesic((lat, lon), (point.latitude, point.longitude)).miles
                                  <= radius)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize("size", [0, 1, 7, SMALL_COUNT - 1, SMALL_COUNT, 50_003])
+def test_bit_counts_equal_counting_each_bit_alone(dtype, size):
+    bits = 8 * np.dtype(dtype).itemsize
+    rng = np.random.default_rng(size + bits)
+    column = rng.integers(0, 2 ** min(bits, 63), size=size, dtype=np.uint64).astype(dtype)
+    column[::5] = 0
+    column[1::11] = np.iinfo(dtype).max  # every bit set, the highest included
+    expected = [int(np.count_nonzero(column & dtype(1 << bit))) for bit in range(bits)]
+    assert bit_counts(column).tolist() == expected

@@ -75,3 +75,37 @@ def test_an_empty_index_answers_text_searches_and_suggestions(tmp_path):
     ids, scores = index.search("zzqqzz")
     assert len(ids) == 0 and len(scores) == 0
     assert index.suggest("zzqqzz") is None
+
+
+def test_remembered_expansions_give_whooshs_own_fuzzy_results(tmp_path):
+    import random
+
+    from whoosh import query
+
+    from search_index import text as text_module
+
+    rng = random.Random(5)
+    firsts = ["Maya", "Sean", "Rachel", "Tomas", "Aisha", "Priya", "Daniel", "Grace"]
+    lasts = ["Okafor", "Murphy", "Nakamura", "Okafur", "Mercer", "Marcer", "Nakamora", "Lindqvist"]
+    clinics = ["Harbor Counseling", "Lakeside Wellness", "Harbour Counselling", "Northside"]
+    index = TextIndex(str(tmp_path))
+    for start in range(0, 300, 100):  # several segments
+        index.try_apply([doc(pid, f"{rng.choice(firsts)} {rng.choice(lasts)}",
+                             clinic=rng.choice(clinics), bio="works with grief and loss")
+                         for pid in range(start + 1, start + 101)], [], start + 100)
+    typed = ["okafr", "murphey", "nakamuraa", "mercr", "lindqvst", "harbr", "lakesde grief",
+             "maya okafr", "lakeside loss"]
+    text_module._EXPANSIONS.clear()
+    cold = {t: [a.tolist() for a in index.search(t)] for t in typed}
+    assert text_module._EXPANSIONS  # the fuzzy words were remembered
+    warm = {t: [a.tolist() for a in index.search(t)] for t in typed}
+    assert warm == cold
+    assert [t for t in typed if not cold[t][0]] == []
+    searcher = index.searcher()
+    for word in ("okafr", "harbr", "nakamuraa"):  # the subclass expands exactly as whoosh
+        for field in ("name", "clinic"):
+            plain = searcher.search(query.FuzzyTerm(field, word, maxdist=2, prefixlength=1),
+                                    limit=None)
+            cached = searcher.search(text_module.CachedFuzzyTerm(field, word, maxdist=2,
+                                                                 prefixlength=1), limit=None)
+            assert [(h.docnum, h.score) for h in plain] == [(h.docnum, h.score) for h in cached]
