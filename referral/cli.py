@@ -298,10 +298,15 @@ def worker_command(concurrency, report_every):
     import signal
     import threading
 
+    from flask.logging import default_handler
+
     from .delivery import Worker
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The app's logger is the package's ("referral"): Flask's own handler on it would print
+    # every record of referral.* a second time, beside the root handler set up above.
+    current_app.logger.removeHandler(default_handler)
     stop = threading.Event()
     for name in ("SIGTERM", "SIGINT"):
         signal.signal(getattr(signal, name), lambda *_: stop.set())

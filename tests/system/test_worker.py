@@ -138,3 +138,15 @@ def test_two_workers_never_make_the_same_attempt_twice(app, database, referring)
         assert all("delivered" in log for log in logs)  # both workers did some of the work
     finally:
         receiver.close()
+
+
+def test_the_worker_logs_each_line_once(app, database):
+    """Progress lines go to the log once, in the worker's format (Flask's handler on the
+    package's logger used to print each again)."""
+    process = start_worker(database)
+    time.sleep(3)
+    log = stop(process).splitlines()
+    progress = [line for line in log if "pending" in line]
+    assert progress, log
+    assert all(" INFO referral.delivery: worker " in line for line in progress), progress
+    assert len(progress) == len(set(progress))
