@@ -199,6 +199,40 @@ def handle_http_exception(error: HTTPException):
     return error_answer(error.code, message, errors), error.code, headers
 
 
+#: A rate limit in words: ``120 per minute`` (one period), ``10 every 5 minutes``.
+LIMIT_WORDS = {
+    "second": (lambda amount: gettext("%(amount)s per second", amount=amount),
+             lambda amount, num: gettext("%(amount)s every %(num)s seconds",
+                                         amount=amount, num=num)),
+    "minute": (lambda amount: gettext("%(amount)s per minute", amount=amount),
+             lambda amount, num: gettext("%(amount)s every %(num)s minutes",
+                                         amount=amount, num=num)),
+    "hour": (lambda amount: gettext("%(amount)s per hour", amount=amount),
+             lambda amount, num: gettext("%(amount)s every %(num)s hours",
+                                         amount=amount, num=num)),
+    "day": (lambda amount: gettext("%(amount)s per day", amount=amount),
+             lambda amount, num: gettext("%(amount)s every %(num)s days",
+                                         amount=amount, num=num)),
+    "month": (lambda amount: gettext("%(amount)s per month", amount=amount),
+             lambda amount, num: gettext("%(amount)s every %(num)s months",
+                                         amount=amount, num=num)),
+    "year": (lambda amount: gettext("%(amount)s per year", amount=amount),
+             lambda amount, num: gettext("%(amount)s every %(num)s years",
+                                         amount=amount, num=num)),
+}
+
+
+def limit_text(error: HTTPException) -> str:
+    """The limit a 429 names, in the request's language (Flask-Limiter says ``120 per 1
+    minute`` in English whatever the page)."""
+    item = getattr(getattr(error, "limit", None), "limit", None)
+    words = LIMIT_WORDS.get(getattr(getattr(item, "GRANULARITY", None), "name", None))
+    if words is None:
+        return error.description
+    one, many = words
+    return one(item.amount) if item.multiples == 1 else many(item.amount, item.multiples)
+
+
 def _message_for(error: HTTPException) -> str:
     if error.code >= 500:
         return gettext("The server could not complete the request. Nothing was changed.")
@@ -206,7 +240,7 @@ def _message_for(error: HTTPException) -> str:
         return gettext("The input is not valid.")
     if error.code == 429:
         return gettext("Too many requests (the limit is %(limit)s). Please wait a minute and "
-                       "try again.", limit=error.description)
+                       "try again.", limit=limit_text(error))
     if error.code == 404 and error.description == NotFoundError.description:
         return gettext("There is no page at this address. Check it, or start a new search.")
     return (error.description or error.name).strip()

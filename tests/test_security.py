@@ -26,7 +26,7 @@ def test_search_is_rate_limited_per_client(limited):
     statuses = [client.get(SEARCH, environ_base=here).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     body = assert_error_shape(client.get(SEARCH, environ_base=here), 429)
-    assert body["message"] == ("Too many requests (the limit is 3 per 1 minute). "
+    assert body["message"] == ("Too many requests (the limit is 3 per minute). "
                                "Please wait a minute and try again.")
     other = client.get(SEARCH, environ_base={"REMOTE_ADDR": "127.0.0.22"})
     assert other.status_code == 200

@@ -191,4 +191,5 @@ def test_the_429_page_in_spanish_keeps_the_988_notice(app, database):
     assert statuses == [200, 200, 429]
     page = words(client.get("/?zip=10001", headers=ES, environ_base=here))
     assert "<h1>429 Demasiadas solicitudes</h1>" in page
+    assert "Demasiadas solicitudes (el límite es 2 por minuto)." in page
     assert "Espere un minuto y vuelva a intentarlo." in page and CRISIS_ES in page
