@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_limiter.util import get_remote_address
 
 from .. import reports
@@ -79,8 +79,11 @@ def provider(provider_id, report=None):
     coordinate with them. A listing hidden from search (not verified within
     ``HIDDEN_AFTER_DAYS``) still has its page, with a notice saying why it is hidden: a
     patient with a saved link learns the listing may be out of date rather than that it
-    never existed. ``report`` is the state of the report form after a POST."""
+    never existed. ``report`` is the state of the report form after a POST with errors;
+    ``?reported=1`` (where a filed report redirects) thanks the reporter."""
     listing = ProviderSchema().dump(public_provider(provider_id))
+    if report is None and request.args.get("reported") == "1":
+        report = {"thanks": True, "raw": {}, "errors": {}}
     prescribers = None
     if listing["role"] == "therapist" and (listing["zip"] or listing["state"]):
         near = {"zip": listing["zip"]} if listing["zip"] else {"patient_state": listing["state"]}
@@ -102,16 +105,19 @@ HONEYPOT = "website"
 def report_listing(provider_id):
     """File a patient's report from the provider page; the page again, thanking them (or
     with the errors beside the inputs, 422). A filled honeypot is thanked the same way and
-    nothing is stored, so a bot learns nothing."""
+    nothing is stored, so a bot learns nothing. A filed report redirects (303) to the page
+    with the thanks, so reloading it does not send the report again."""
     public_provider(provider_id)
+    thanked = redirect(url_for("web.provider", provider_id=provider_id, reported=1,
+                               _anchor="report"), 303)
     if request.form.get(HONEYPOT, "").strip():
-        return provider(provider_id, report={"thanks": True, "raw": {}, "errors": {}})
+        return thanked
     values, raw, errors = load_form(request.form, _report_schema)
     if errors:
         return provider(provider_id, report={"raw": raw, "errors": errors}), 422
     reports.file_report(provider_id, values["reason"], values.get("text"),
                         get_remote_address())
-    return provider(provider_id, report={"thanks": True, "raw": {}, "errors": {}})
+    return thanked
 
 
 @bp.get("/match")

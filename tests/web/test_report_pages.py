@@ -30,10 +30,11 @@ def harbor(app, make_clinic, create):
 
 
 def file_page_report(client, provider_id, address, **form):
+    """Post the page's report form; a filed report's redirect is followed (the thanks)."""
     data = {"reason": "could_not_reach", "csrf_token": csrf(client, f"/providers/{provider_id}"),
             **form}
     return client.post(f"/providers/{provider_id}/report", data=data,
-                       environ_base={"REMOTE_ADDR": address})
+                       environ_base={"REMOTE_ADDR": address}, follow_redirects=True)
 
 
 def age(app, provider_id, days):
@@ -82,9 +83,12 @@ def test_the_report_form_thanks_and_explains_errors_next_to_the_inputs(app, clie
     assert 'aria-describedby="report-text-help text-error"' in text(long)
     assert "y" * 501 in text(long)  # what they wrote is kept for them to shorten
     done = file_page_report(client, pid, "10.1.0.1", text=SECRET_TEXT)
-    assert done.status_code == 200
+    assert done.status_code == 200 and [r.status_code for r in done.history] == [303]
+    assert done.request.path == f"/providers/{pid}" and done.request.args["reported"] == "1"
     assert "Thank you for telling us" in text(done)
     assert SECRET_TEXT not in text(done)
+    # reloading the thanks is a GET: no second report
+    assert "Thank you for telling us" in text(client.get(f"/providers/{pid}?reported=1"))
     with app.app_context():
         assert len(db.session.scalars(select(ListingReport)).all()) == 1
 
