@@ -9,9 +9,16 @@ never verified, the others verified 0 to 500 days ago, 2% reported, 60% taking n
 patients, 50 states), 5% as many patients' reports and 20% as many referrals (the last 200
 days, every status). ``--rebuild`` makes them again.
 
+The figures come from the health tally (``referral.health_tally``): after generating, the
+benchmark folds every listing into it (timed), then writes ``--pending`` listing changes
+(half verified now, half switching their intake) that stay unfolded, as between two folds.
+
 Timed (``--runs`` times, after one warm-up): each part of the figures (overall, by state,
 one page of 50 clinics, verification age) and the whole answer the operators' page and
-API compute (``directory_health``). Reported: median and p95 in ms, the machine's load.
+API compute (``directory_health``), also as if a day had passed since the last fold (a
+day of verification crossing each line of age), and, for comparison in the same run, the
+full recount by state that the tally replaces. Reported: median and p95 in ms, the
+machine's load.
 
 Command: ``.venv/bin/python -m bench.health_bench`` (defaults: PostgreSQL and SQLite,
 1,000,000 listings, 20,000 clinics, 15 runs).
@@ -20,6 +27,7 @@ Command: ``.venv/bin/python -m bench.health_bench`` (defaults: PostgreSQL and SQ
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import time
 
@@ -154,7 +162,7 @@ def prepare(database: str, count: int, clinics: int, rebuild: bool):
     from flask_migrate import upgrade
     from sqlalchemy import create_engine, func, select, text
 
-    from referral import create_app
+    from referral import create_app, health_tally
     from referral.extensions import db
     from referral.models import Provider
 
@@ -186,20 +194,71 @@ def prepare(database: str, count: int, clinics: int, rebuild: bool):
                                     else "ANALYZE"))
         engine.dispose()
         print(f"generated in {time.perf_counter() - started:.0f} s", flush=True)
+    with app.app_context():
+        started = time.perf_counter()
+        folded = health_tally.fold(app.config["STALE_AFTER_DAYS"],
+                                   app.config["HIDDEN_AFTER_DAYS"])
+        print(f"folded {folded:,} changes into the tally in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
+        db.session.remove()
     return app
 
 
-def measure(app, runs: int) -> dict:
-    """Each part and the whole answer, ``runs`` times after a warm-up: ``{part: summary}``."""
+def write_changes(app, changes: int) -> None:
+    """``changes`` listings verified now and as many with their intake switched, by SQL
+    (each a change row of the tally, not folded): the writes between two folds."""
+    from sqlalchemy import bindparam, select, update
+
+    from referral.extensions import db
+    from referral.models import Provider
+
+    table = Provider.__table__
+    with app.app_context():
+        ids = list(db.session.scalars(select(Provider.id).where(Provider.listed)
+                                      .order_by(Provider.id.desc()).limit(changes)))
+        now = dt.datetime.now(dt.UTC)
+        db.session.execute(update(table).where(table.c.id == bindparam("key"))
+                           .values(last_verified_at=now), [{"key": i} for i in ids[::2]])
+        db.session.execute(update(table).where(table.c.id == bindparam("key"))
+                           .values(accepting_new_patients=~table.c.accepting_new_patients),
+                           [{"key": i} for i in ids[1::2]])
+        db.session.commit()
+        db.session.remove()
+
+
+def _recount_by_state(moment) -> list:
+    """The full pass the tally replaces: every listing kept by a clinic read and counted
+    by state at the moment (``referral.health_tally.counted_at``)."""
+    from sqlalchemy import func
+
+    from referral import health_tally
+    from referral.extensions import db
+
+    rows = health_tally.counted_at(moment.now, moment.stale_after_days,
+                                   moment.hidden_after_days)
+    return list(db.session.execute(health_tally.summed(rows, rows.c.state)
+                                   .group_by(rows.c.state).having(
+                                       func.sum(rows.c.listings) > 0)))
+
+
+def measure(app, runs: int, pending: int) -> dict:
+    """Each part and the whole answer, ``runs`` times after a warm-up, with ``pending``
+    listing changes not yet folded, at now and a day after the last fold; and the full
+    recount by state the tally replaces: ``{part: summary}``."""
     from referral import health
     from referral.extensions import db
 
+    write_changes(app, pending)
     parts = {
         "overall": lambda m: health.overall(m),
         "by state": lambda m: health.by_state(m),
         "by clinic (a page of 50)": lambda m: health.by_clinic(1, 50, m),
         "verification age": lambda m: health.verification_age(m),
         "whole answer (directory_health)": lambda m: health.directory_health(1, 50, m),
+        "whole answer, a day after the last fold":
+            lambda m: health.directory_health(1, 50, health.Moment(
+                m.now + dt.timedelta(days=1), m.stale_after_days, m.hidden_after_days)),
+        "full recount by state (no tally; what it replaces)": _recount_by_state,
     }
     results = {}
     with app.app_context():
@@ -228,13 +287,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--database", choices=["postgresql", "sqlite", "both"], default="both")
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--pending", type=int, default=1000,
+                        help="listing changes written after the fold, not folded")
     args = parser.parse_args()
     databases = ["postgresql", "sqlite"] if args.database == "both" else [args.database]
     rows = []
     for database in databases:
         app = prepare(database, args.count, args.clinics, args.rebuild)
         load = os.getloadavg()[0]
-        for part, figures in measure(app, args.runs).items():
+        for part, figures in measure(app, args.runs, args.pending).items():
             rows.append((database, part, figures, load))
             print(f"{database} {part}: p50 {figures['p50']:.0f} ms, p95 {figures['p95']:.0f} "
                   f"ms (load {load:.1f})", flush=True)

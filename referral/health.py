@@ -1,7 +1,10 @@
 """Directory health: how current the directory's listings are and how quickly referrals
 are answered, overall, by state and by clinic, computed by the database (aggregate SQL;
 no listing is loaded into Python), for the operators' page and API and, overall, for the
-public promise on ``/about/accuracy``.
+public promise on ``/about/accuracy``. The listing figures are sums of the health tally
+the database keeps current (``referral.health_tally``: about one row per state and
+clinic), never a pass over every listing; the referral figures aggregate the 90-day
+window of referrals.
 
 What counts:
 
@@ -44,9 +47,10 @@ from sqlalchemy import (
     union_all,
 )
 
+from . import health_tally
 from .business_time import DAY, business_clock, business_clock_sql, epoch_seconds
 from .extensions import db
-from .models import Clinic, ListingReport, Provider, Referral, utcnow
+from .models import Clinic, Referral, utcnow
 from .reminders import ANSWER_WITHIN_BUSINESS_DAYS
 
 REFERRAL_WINDOW_DAYS = 90
@@ -76,28 +80,9 @@ class Moment:
         return self.now - dt.timedelta(days=days)
 
 
-def _listed():
-    """SQL condition: an active listing kept by a clinic."""
-    return and_(Provider.active.is_(True), Provider.clinic_id.is_not(None))
-
-
 def _count_if(condition):
     """``count(*) FILTER (WHERE condition)``: far cheaper per row than summing a CASE."""
     return func.count().filter(condition)
-
-
-def _listing_columns(moment: Moment, listed) -> list:
-    """The aggregates of the listing figures over the ``listed`` rows."""
-    verified_at = listed.c.last_verified_at
-    return [func.count().label("listings"),
-            _count_if(verified_at >= moment.days_ago(moment.stale_after_days)
-                      ).label("verified"),
-            _count_if(or_(verified_at.is_(None),
-                          verified_at < moment.days_ago(moment.hidden_after_days))
-                      ).label("hidden"),
-            _count_if(listed.c.reported_at.is_not(None)).label("reported"),
-            _count_if(listed.c.accepting_new_patients.is_(True)
-                      ).label("accepting_new_patients")]
 
 
 def _postgresql() -> bool:
@@ -111,99 +96,60 @@ def _postgresql() -> bool:
     return True
 
 
-def _listed_rows(moment: Moment, with_open_reports: bool = False):
-    """One row per listing kept by a clinic, with the columns the figures need (the
-    database flattens this into its scan of the listings); ``with_open_reports`` adds
-    each listing's open reports (from their own small aggregate)."""
-    columns = [Provider.state.label("state"), Provider.clinic_id.label("clinic_id"),
-               Provider.last_verified_at,
-               Provider.reported_at, Provider.accepting_new_patients]
-    source = Provider.__table__
-    if with_open_reports:
-        reports = (select(ListingReport.provider_id, func.count().label("open"))
-                   .where(ListingReport.status == "open")
-                   .group_by(ListingReport.provider_id).subquery("open_reports"))
-        source = source.outerjoin(reports, reports.c.provider_id == Provider.id)
-        columns.append(reports.c.open)
-    return select(*columns).select_from(source).where(_listed()).subquery("listed")
+def _tally(moment: Moment, build) -> list:
+    """The rows of ``build(rows)`` over the health tally's count rows at the moment."""
+    return health_tally.read(build, moment.now, moment.stale_after_days,
+                             moment.hidden_after_days)
 
 
 def _counts(row) -> dict:
-    return {name: int(row[name] or 0) for name in (*LISTING_COUNTS, "open_reports")
-            if name in row}
+    """The listing figures of one group from its tally counts."""
+    return {"listings": int(row["listings"]), "verified": int(row["verified"]),
+            "hidden": int(row["listings"]) - int(row["shown"]),
+            "reported": int(row["reported"]),
+            "accepting_new_patients": int(row["accepting_new_patients"]),
+            "open_reports": int(row["open_reports"])}
 
 
 def _listing_groups(moment: Moment) -> dict:
     """The listing figures overall, by state and by verification-age bucket:
-    ``{"overall": {None: counts}, "state": {state: counts}, "age": {bucket: counts}}``.
+    ``{"overall": {None: counts}, "state": {state: counts}, "age": {bucket: counts}}``,
+    from the health tally summed by state (about 50 groups; ``referral.health_tally``)."""
+    def by_state(rows):
+        return (health_tally.summed(rows, rows.c.state).group_by(rows.c.state)
+                .having(func.sum(rows.c.listings) > 0))
 
-    One pass over the listings, grouped by state only (about 50 groups, which the
-    planner estimates well, so it hashes them, in parallel on PostgreSQL), each bucket
-    of verification age a counted column; the same statement then adds the states up
-    (PostgreSQL: ``GROUPING SETS``; SQLite: a materialized CTE read twice).
-    """
-    listed = _listed_rows(moment, with_open_reports=True)
-    # newer_k: verified less than (k + 1) x 30 days ago; a bucket is the difference of two
-    newer = [f"newer_{index}" for index in range(BUCKETS - 1)]
-    cells = (select(listed.c.state, *_listing_columns(moment, listed),
-                    func.coalesce(func.sum(listed.c.open), 0).label("open_reports"),
-                    _count_if(listed.c.last_verified_at.is_(None)).label("never"),
-                    *[_count_if(listed.c.last_verified_at > moment.days_ago(
-                        (index + 1) * BUCKET_DAYS)).label(name)
-                      for index, name in enumerate(newer)])
-             .group_by(listed.c.state))
-    names = (*LISTING_COUNTS, "open_reports", "never", *newer)
-    if _postgresql():
-        cells = cells.subquery("cells")
-        kind = case((func.grouping(cells.c.state) == 1, "overall"), else_="state")
-        statement = (select(kind.label("kind"), cells.c.state,
-                            *[func.sum(cells.c[name]).label(name) for name in names])
-                     .group_by(func.grouping_sets(literal_column("()"), cells.c.state)))
-    else:
-        cells = cells.cte("cells").prefix_with("MATERIALIZED")
-        sums = [func.sum(cells.c[name]).label(name) for name in names]
-        statement = union_all(
-            select(literal("overall").label("kind"), null().label("state"), *sums),
-            select(literal("state"), cells.c.state, *sums).group_by(cells.c.state))
+    rows = _tally(moment, by_state)
     found: dict = {"overall": {}, "state": {}, "age": {}}
-    for row in db.session.execute(statement).mappings():
-        if row["kind"] == "state":
-            found["state"][row["state"]] = _counts(row)
-        elif row["listings"]:
-            found["overall"][None] = _counts(row)
-            newer_than = [0] + [int(row[name]) for name in newer]
-            verified = int(row["listings"]) - int(row["never"])
-            found["age"] = {index: {"listings": (newer_than[index + 1] if index < BUCKETS - 1
-                                                 else verified) - newer_than[index]}
-                            for index in range(BUCKETS)}
-            found["age"][-1] = {"listings": int(row["never"])}
+    for row in rows:
+        found["state"][row["state"] or None] = _counts(row)
+    total = {name: sum(int(row[name]) for row in rows) for name in health_tally.COUNTS}
+    if total["listings"]:
+        found["overall"][None] = _counts(total)
+        # newer_than[k]: verified less than k x 30 days ago; a bucket is the difference
+        newer_than = [0] + [total[f"newer_{k}"] for k in range(1, BUCKETS)]
+        verified = total["listings"] - total["never_verified"]
+        found["age"] = {index: {"listings": (newer_than[index + 1] if index < BUCKETS - 1
+                                             else verified) - newer_than[index]}
+                        for index in range(BUCKETS)}
+        found["age"][-1] = {"listings": total["never_verified"]}
     return found
-
-
-def _open_reports(clinic_ids) -> dict:
-    """Open patients' reports of the listings of the given clinics: ``{clinic_id: n}``."""
-    rows = db.session.execute(
-        select(Provider.clinic_id, func.count()).select_from(ListingReport)
-        .join(Provider, Provider.id == ListingReport.provider_id)
-        .where(_listed(), ListingReport.status == "open", Provider.clinic_id.in_(clinic_ids))
-        .group_by(Provider.clinic_id))
-    return {clinic_id: int(count) for clinic_id, count in rows}
 
 
 def _clinic_page(moment: Moment, page: int, per_page: int) -> tuple[list, int | None]:
     """One page of clinics by their listing figures, the least verified first (then by
-    id): ``([(clinic_id, counts)], total clinics)`` (total None past the last page)."""
-    listed = _listed_rows(moment)
-    columns = _listing_columns(moment, listed)
-    rank = (columns[1] * 1.0 / columns[0], listed.c.clinic_id)
-    statement = (select(listed.c.clinic_id, *columns, func.count().over().label("total"))
-                 .group_by(listed.c.clinic_id).order_by(*rank)
-                 .limit(per_page).offset((page - 1) * per_page))
-    rows = list(db.session.execute(statement).mappings())
-    ids = [row["clinic_id"] for row in rows]
-    reports = _open_reports(ids) if ids else {}
-    shown = [(row["clinic_id"], {**_counts(row), "open_reports": reports.get(
-        row["clinic_id"], 0)}) for row in rows]
+    id): ``([(clinic_id, counts)], total clinics)`` (total None past the last page),
+    from the health tally summed by clinic."""
+    def ranked(rows):
+        listings, verified = func.sum(rows.c.listings), func.sum(rows.c.verified)
+        return (health_tally.summed(rows, rows.c.clinic_id)
+                .add_columns(func.count().over().label("total"))
+                .group_by(rows.c.clinic_id).having(listings > 0)
+                .order_by(verified * 1.0 / listings, rows.c.clinic_id)
+                .limit(per_page).offset((page - 1) * per_page))
+
+    rows = _tally(moment, ranked)
+    shown = [(row["clinic_id"], _counts(row)) for row in rows]
     return shown, (rows[0]["total"] if rows else None)
 
 
@@ -346,8 +292,7 @@ def by_clinic(page: int, per_page: int, moment: Moment | None = None) -> dict:
                                     .where(Clinic.id.in_(ids))).all())
     referrals = _referral_groups(moment, "clinic", ids)["clinic"] if ids else {}
     if total is None:  # a page past the last one
-        total = db.session.scalar(select(func.count(func.distinct(Provider.clinic_id)))
-                                  .where(_listed()))
+        total = _clinic_page(moment, 1, 1)[1] or 0
     items = [{"clinic": {"id": clinic_id, "name": names.get(clinic_id)},
               **figures(counts, referrals.get(clinic_id))} for clinic_id, counts in shown]
     return {"items": items, "total": total, "page": page, "per_page": per_page}

@@ -20,11 +20,14 @@ import datetime as dt
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -249,10 +252,10 @@ class Provider(db.Model):
         CheckConstraint(f"fee_max IS NULL OR fee_max <= {MAX_FEE}", name="fee_max"),
         Index("ix_provider_clinic_verified", "clinic_id", "last_verified_at"),
         Index("ix_provider_role_state", "role", "state"),
-        # The directory-health figures (``referral.health``) read only these columns of
-        # the listings kept by clinics: an index-only scan instead of the whole table.
-        Index("ix_provider_health", "state", "clinic_id", "last_verified_at", "reported_at",
-              "accepting_new_patients", "id",
+        # The health tally (``referral.health_tally``) reads the listings kept by clinics
+        # whose verification crossed a line of age since it was last folded: a range of
+        # this index, never the whole table.
+        Index("ix_provider_listed_verified", "last_verified_at", "state", "clinic_id",
               sqlite_where=text("active IS 1 AND clinic_id IS NOT NULL"),
               postgresql_where=text("active IS true AND clinic_id IS NOT NULL")),
     )
@@ -298,6 +301,10 @@ class Provider(db.Model):
     #: listing is then ``reported`` (ranked after verified ones, with a notice) until its
     #: clinic resolves the reports; ``None`` otherwise.
     reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The listing's open patient reports, kept by a trigger on ``listing_report`` (every
+    #: change of a report's openness updates this row, so it serializes with the
+    #: listing's other writes): what the health tally counts.
+    open_reports: Mapped[int] = mapped_column(default=0, server_default="0")
     active: Mapped[bool] = mapped_column(default=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -686,3 +693,53 @@ class DailyRun(db.Model):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     result: Mapped[int | None]
+
+
+# ---------------------------------------------------------------------------
+# The health tally (migration 0011, ``referral.health_tally``): the directory-health counts
+# of the listings kept by clinics, per practice state and clinic, kept current by the
+# database itself (triggers on ``provider`` write one change row per listing that enters
+# or leaves a group), so that the figures never read every listing.
+
+#: Plain counts per group: listings, reported ones, ones taking new patients, ones never
+#: verified, and their open patient reports.
+TALLY_COUNTS = ("listings", "reported", "accepting_new_patients", "never_verified",
+                "open_reports")
+#: Counts of listings verified since a moment that moves with the clock (``as_of``):
+#: within the stale window, within the hidden window (``shown``), and newer than each of
+#: the 12 bucket lines of the verification-age chart (30, 60, ..., 360 days).
+TALLY_SINCE = ("verified", "shown", *[f"newer_{k}" for k in range(1, 13)])
+
+health_tally = db.Table(
+    "health_tally",
+    # '' for listings without a practice state (a key column cannot be NULL)
+    Column("state", String(2), primary_key=True),
+    Column("clinic_id", Integer, primary_key=True),
+    *[Column(name, Integer, nullable=False, server_default="0")
+      for name in (*TALLY_COUNTS, *TALLY_SINCE)],
+)
+
+health_tally_change = db.Table(
+    "health_tally_change",
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("state", String(2)),
+    Column("clinic_id", Integer, nullable=False),
+    Column("last_verified_at", UTCDateTime),
+    Column("reported", Boolean, nullable=False),
+    Column("accepting_new_patients", Boolean, nullable=False),
+    Column("open_reports", Integer, nullable=False),
+    #: +1: the listing joined this group (as described); -1: it left it
+    Column("delta", SmallInteger, nullable=False),
+)
+
+health_tally_clock = db.Table(
+    "health_tally_clock",
+    Column("id", Integer, primary_key=True),  # one row: 1
+    #: The moment the ``TALLY_SINCE`` counts of ``health_tally`` are counted at.
+    Column("as_of", UTCDateTime, nullable=False),
+    #: Bumped by every fold: a reader that computed with one generation and finds another
+    #: reads again.
+    Column("generation", Integer, nullable=False),
+    Column("stale_after_days", Integer, nullable=False),
+    Column("hidden_after_days", Integer, nullable=False),
+)
