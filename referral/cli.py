@@ -344,6 +344,43 @@ def remind_stale_command():
                "reminders.")
 
 
+@click.group("health")
+def health_group():
+    """The health tally behind the directory-health figures (``referral.health_tally``)."""
+
+
+@health_group.command("fold")
+@with_appcontext
+def health_fold_command():
+    """Fold the listing changes into the health tally now (the delivery workers do this
+    every minute)."""
+    from . import health_tally
+
+    click.echo(f"Folded {health_tally.fold(*health_tally.windows())} changes.")
+
+
+@health_group.command("check")
+@click.option("--repair/--no-repair", default=False, show_default=True,
+              help="Count the tally again from the listings if it differs.")
+@with_appcontext
+def health_check_command(repair):
+    """Compare the health tally with a recount of the listings; exit 1 if they differ
+    (unless repaired)."""
+    from . import health_tally
+
+    differences = health_tally.check(*health_tally.windows())
+    for difference in differences[:20]:
+        click.echo(f"state {difference['state'] or '-'}, clinic {difference['clinic_id']}: "
+                   f"tally {difference['tally']}, recount {difference['recount']}")
+    if not differences:
+        click.echo("The health tally matches the listings.")
+    elif repair:
+        groups = health_tally.rebuild(*health_tally.windows())
+        click.echo(f"{len(differences)} groups differed; counted again ({groups} groups).")
+    else:
+        raise SystemExit(1)
+
+
 def _password_or_new(password: str | None) -> tuple[str, bool]:
     import secrets
 
@@ -448,7 +485,8 @@ def register_cli(app: Flask) -> None:
     for command in (init_db_command, clinic_group, seed_command, reindex_command,
                     check_index_command, expire_referrals_command, import_nppes_command,
                     import_npi_json_command, worker_command, new_key_command,
-                    rotate_keys_command, remind_stale_command, operator_group, user_group):
+                    rotate_keys_command, remind_stale_command, operator_group, user_group,
+                    health_group):
         app.cli.add_command(command)
 
 

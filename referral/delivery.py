@@ -32,6 +32,7 @@ from flask import Flask
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from . import health_tally
 from .crypto import encryptor
 from .daily_jobs import run_daily_jobs
 from .events import LISTING_REMINDER
@@ -282,13 +283,19 @@ class Worker:
                  waiting)
 
     def _daily_jobs_safely(self) -> None:
-        """Run today's daily jobs if no worker has (in its own thread and app context, so
-        that deliveries go on meanwhile)."""
+        """Run today's daily jobs if no worker has, and fold the health tally (in its own
+        thread and app context, so that deliveries go on meanwhile)."""
         with self.app.app_context():
             try:
                 run_daily_jobs(self.name)
             except DBAPIError as error:  # the database is away: the next check tries again
                 log.warning("daily jobs not run: %s", type(error.orig).__name__)
+            finally:
+                db.session.remove()
+            try:  # the health tally, at every check (a minute's changes: milliseconds)
+                health_tally.fold(*health_tally.windows())
+            except DBAPIError as error:  # held too long by writers, or away: next check
+                log.warning("health tally not folded: %s", type(error.orig).__name__)
             finally:
                 db.session.remove()
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import (
     and_,
     case,
@@ -118,6 +119,13 @@ class Clock:
     generation: int
     stale_after_days: int
     hidden_after_days: int
+
+
+def windows() -> tuple[int, int]:
+    """The app's stale and hidden windows in days (``STALE_AFTER_DAYS``,
+    ``HIDDEN_AFTER_DAYS``)."""
+    config = current_app.config
+    return config["STALE_AFTER_DAYS"], config["HIDDEN_AFTER_DAYS"]
 
 
 def read_clock(stale_after_days: int, hidden_after_days: int) -> Clock:
