@@ -101,7 +101,8 @@ Reminders and directory health (issue 14):
 - ``REMINDER_LINK_DAYS`` (int): how long a digest's one-click "Still current" link works
   (default 14, two digest weeks; it works once).
 - ``WORKER_DAILY_JOBS`` (bool, default on): delivery workers also run the daily jobs
-  (expire referrals, send reminders), at most once per UTC day per directory.
+  (expire referrals, send reminders), at most once per UTC day per directory, and fold
+  the health tally every minute (``referral.health_tally``).
 """
 
 from __future__ import annotations
