@@ -220,3 +220,14 @@ def test_cli_fold_and_check_find_and_repair_a_wrong_tally(app, runner, directory
     assert runner.invoke(args=["health", "check"]).exit_code == 0
     with app.app_context():
         assert db.session.scalar(select(health_tally_clock.c.generation)) >= 2
+
+
+def test_the_delivery_workers_fold_the_tally_at_their_daily_check(app, directory_rows):
+    from referral.delivery import Worker
+
+    with app.app_context():
+        assert pending() > 0
+    Worker(app, concurrency=1)._daily_jobs_safely()
+    with app.app_context():
+        assert pending() == 0 and health_tally.read_clock(*WINDOWS).generation == 1
+        assert differences(health_tally.read_clock(*WINDOWS).as_of) == []
