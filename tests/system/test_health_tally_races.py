@@ -47,7 +47,7 @@ def test_racing_writes_and_folds_keep_the_tally_exact(site_app, server, make_cli
 
     def write(seed: int) -> None:
         rng = random.Random(seed)
-        for step in range(WRITES_EACH):
+        for _ in range(WRITES_EACH):
             provider_id = rng.choice(ids)
             kind = rng.choice(["verify", "intake", "state", "report"])
             if kind == "verify":
