@@ -171,8 +171,10 @@ def match_pairs(service: SearchService, session, params: dict,
     limit = params.get("limit", 10)
     chosen = _diverse_top(score, limit)
     listings = {}
-    if chosen:
-        listings = _listings(service, session, [therapists, prescribers], dump_listing)
+    if chosen:  # rendered: the chosen pairs' listings only, not every candidate
+        picked = [np.unique([i for i, _ in chosen]), np.unique([j for _, j in chosen])]
+        listings = _listings(service, session, [therapists, prescribers], dump_listing,
+                             picked)
     pairs = []
     for i, j in chosen:
         therapist = listings.get(int(t_ids[i]))
