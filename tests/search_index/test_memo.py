@@ -1,0 +1,110 @@
+"""A search's shared memo of filter masks gives exactly the results computed without it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import numpy as np
+import pytest
+
+from referral.schemas.search import SearchQuerySchema
+from referral.search import build_criteria, relaxations_for, understand_query
+from referral.search_sync import VOCABULARIES, table_record
+from referral.vocab import AGE_GROUPS, CONCERNS
+from search_index.searcher import SearchMemo, count_matches, search, structured_mask
+from search_index.table import ProviderTable
+from tests.conftest import generated_directory
+
+COMMON = ("CBT", "DBT", "EMDR", "ACT", "IPT", "ERP", "CPT", "MBCT")
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    listings = generated_directory(4000, seed=11)
+    table = ProviderTable(VOCABULARIES)
+    table.upsert(table_record({**item, "clinic_id": item["clinic"]["id"]}) for item in listings)
+    return listings, table
+
+
+def some_filters(rng, listings) -> dict:
+    """Search parameters with a random half of the benchmark's "every filter at once"
+    (some find nothing, some a few hundred listings)."""
+    wanted = {
+        "zip": rng.choice(listings)["zip"], "radius_miles": rng.choice((10, 25, 50, 100)),
+        "modality": rng.sample(COMMON, 2), "concern": [rng.choice(CONCERNS)],
+        "insurance": [rng.choice(("aetna", "bcbs", "cigna", "medicaid"))],
+        "language": rng.choice(("en", "es")), "age_group": rng.choice(AGE_GROUPS),
+        "gender": rng.choice(("female", "male")), "role": "therapist",
+        "max_fee": rng.choice((150, 200, 250)),
+        "sliding_scale": rng.choice(("true", "false")),
+        "accepts_coordinated_care": "true",
+    }
+    kept = {key: value for key, value in wanted.items()
+            if key in ("zip", "radius_miles") or rng.random() < 0.5}
+    kept.update(rng.choice(({}, {"telehealth": "false"}, {"telehealth": "true"},
+                            {"telehealth": "true", "in_person": "false"})))
+    return SearchQuerySchema().load(kept)
+
+
+def criteria_of(params):
+    now = dt.datetime.now(dt.UTC)
+    return build_criteria(params, understand_query(None), now, 90, 365)[0]
+
+
+def same_hits(fast, plain):
+    assert fast.total == plain.total
+    assert fast.ids.tolist() == plain.ids.tolist()
+    assert fast.rows.tolist() == plain.rows.tolist()
+    np.testing.assert_array_equal(fast.distances, plain.distances)
+    assert fast.stale.tolist() == plain.stale.tolist()
+    assert fast.facets == plain.facets
+
+
+def test_counts_and_pages_with_one_memo_per_search_equal_those_without(corpus):
+    listings, table = corpus
+    rng = random.Random(4)
+    questions = found = 0
+    for _ in range(40):
+        params = some_filters(rng, listings)
+        memo = SearchMemo()
+        asked = [params] + [option["params"]
+                            for option in relaxations_for(params, understand_query(None))]
+        for changed in asked:
+            c = criteria_of(changed)
+            expected = int(np.count_nonzero(structured_mask(table, c)[0]))
+            assert count_matches(table, c, memo) == count_matches(table, c) == expected
+            same_hits(search(table, c, with_facets=True, memo=memo), search(table, c))
+            questions += 1
+            found += expected > 0
+    assert questions > 300 and found > questions / 3
+
+
+def test_free_text_matches_are_shared_and_still_narrow(corpus):
+    listings, table = corpus
+    rng = random.Random(8)
+    memo = SearchMemo()
+    c = criteria_of(SearchQuerySchema().load({"state": "CA"}))
+    for _ in range(30):
+        ids = np.array(sorted(rng.sample([item["id"] for item in listings], 300)) + [10**7])
+        narrowed = criteria_of(SearchQuerySchema().load({"state": "CA"}))
+        narrowed.text_ids, narrowed.text_scores = ids, np.linspace(1.0, 2.0, len(ids))
+        assert count_matches(table, narrowed, memo) == count_matches(table, narrowed)
+        same_hits(search(table, narrowed, memo=memo), search(table, narrowed))
+    assert count_matches(table, c, memo) == count_matches(table, c)
+
+
+def test_a_memo_forgets_masks_when_the_table_changes(corpus):
+    listings, _ = corpus
+    table = ProviderTable(VOCABULARIES)
+    table.upsert(table_record({**item, "clinic_id": item["clinic"]["id"]})
+                 for item in listings[:500])
+    c = criteria_of(SearchQuerySchema().load({"state": "NY", "language": "es"}))
+    memo = SearchMemo()
+    before = count_matches(table, c, memo)
+    spanish = [item for item in listings[:500] if "es" in item["languages"]]
+    table.upsert(table_record({**item, "clinic_id": item["clinic"]["id"], "languages": ["en"]})
+                 for item in spanish)  # rows change in place: same size, same position
+    assert count_matches(table, c, memo) == count_matches(table, c) < before or before == 0
+    table.remove([item["id"] for item in listings[:500]])
+    assert count_matches(table, c, memo) == 0
