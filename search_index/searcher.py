@@ -244,9 +244,9 @@ def structured_mask(table: ProviderTable, c: Criteria,
 
 def count_matches(table: ProviderTable, c: Criteria, memo: SearchMemo | None = None) -> int:
     """How many listings ``search`` would find for ``c`` (its ``total``), not ranked."""
-    if memo is not None:
+    if memo is not None and _text_candidates(table, c) is None:
         return memo.count(table, c)
-    return int(np.count_nonzero(structured_mask(table, c)[0]))
+    return len(matching_rows(table, c)[0])
 
 
 def relevance(table: ProviderTable, rows: np.ndarray, distances: np.ndarray,
@@ -298,22 +298,79 @@ def _order(primary: np.ndarray, stale: np.ndarray, rows: np.ndarray, want: int) 
     return np.argsort(key, kind="stable")
 
 
+#: Free text matching fewer than this share of the table narrows a search first: the
+#: structured filters are then evaluated at the rows of the text's matches alone (a name
+#: search touches thousands of rows, not a million). The results are the same either way.
+TEXT_CANDIDATE_SHARE = 1 / 16
+
+
+class _Rows:
+    """Some rows of a table behind the part of the table's interface that filters and
+    the reach rule use (``column``, ``codes``, ``bits``, ``len``)."""
+
+    def __init__(self, table: ProviderTable, rows: np.ndarray):
+        self.table, self.rows = table, rows
+        self.codes, self.bits = table.codes, table.bits
+        self._columns: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> np.ndarray:
+        found = self._columns.get(name)
+        if found is None:
+            found = self._columns[name] = self.table.columns[name][self.rows]
+        return found
+
+
+def _text_candidates(table: ProviderTable, c: Criteria) -> np.ndarray | None:
+    """The rows of the text's matches (ascending) when they are few enough to filter alone."""
+    if c.text_ids is None or len(c.text_ids) >= TEXT_CANDIDATE_SHARE * len(table):
+        return None
+    rows = table.rows_for_ids(c.text_ids)
+    return np.unique(rows[rows >= 0])
+
+
+def matching_rows(table: ProviderTable, c: Criteria,
+                  memo: SearchMemo | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, distances)``: the rows matching ``c`` in ascending order, and each one's
+    distance in miles from ``c.point`` (NaN where not computed)."""
+    candidates = _text_candidates(table, c)
+    if candidates is not None:
+        subset = _Rows(table, candidates)
+        mask = None
+        for _, compute in _filters(subset, c):
+            if mask is None:
+                mask = compute().copy()
+            else:
+                mask &= compute()
+        mask, distances = reach_mask(subset, mask, c)
+        return candidates[mask], distances[mask]
+    mask, distances = structured_mask(table, c, memo)
+    rows = np.flatnonzero(mask)
+    return rows, distances[rows]
+
+
+def _text_scores(table: ProviderTable, rows: np.ndarray, c: Criteria) -> np.ndarray:
+    """Each row's best text score (0 without free text); ``rows`` ascending."""
+    score = np.zeros(len(rows))
+    if c.text_ids is None or not len(rows):
+        return score
+    text_rows = table.rows_for_ids(c.text_ids)
+    at = np.minimum(np.searchsorted(rows, text_rows), len(rows) - 1)
+    inside = (text_rows >= 0) & (rows[at] == text_rows)
+    np.maximum.at(score, at[inside], c.text_scores[inside])
+    return score
+
+
 def search(table: ProviderTable, c: Criteria, with_facets: bool = True,
            memo: SearchMemo | None = None) -> Hits:
     """Filter, rank and page the table for ``c`` (``memo``: see ``SearchMemo``)."""
     if c.sort not in SORTS:
         raise ValueError(f"unknown sort {c.sort!r}")
-    mask, distances = structured_mask(table, c, memo)
-    rows = np.flatnonzero(mask)
+    rows, row_distances = matching_rows(table, c, memo)
     total = len(rows)
-    text_score = np.zeros(total)
-    if c.text_ids is not None and total:
-        scores = np.zeros(len(table))
-        text_rows = table.rows_for_ids(c.text_ids)
-        known = text_rows >= 0
-        np.maximum.at(scores, text_rows[known], c.text_scores[known])
-        text_score = scores[rows]
-    row_distances = distances[rows]
+    text_score = _text_scores(table, rows, c)
     stale, reported = freshness(table, rows, c)
     if c.sort == "relevance":
         primary = -relevance(table, rows, row_distances, text_score, c)

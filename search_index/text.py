@@ -132,12 +132,17 @@ class TextIndex:
 
     def current_name(self) -> str | None:
         """The name of the live whoosh index, or None before the first build."""
-        try:
-            with open(os.path.join(self.directory, CURRENT_FILE)) as handle:
-                name = handle.read().strip()
-        except FileNotFoundError:
+        name = self._named_current()
+        if name is None:
             return None
         return name if whoosh_index.exists_in(self.directory, indexname=name) else None
+
+    def _named_current(self) -> str | None:
+        try:
+            with open(os.path.join(self.directory, CURRENT_FILE)) as handle:
+                return handle.read().strip()
+        except FileNotFoundError:
+            return None
 
     def ensure(self) -> str:
         """The live index name, creating an empty index first if there is none."""
@@ -278,7 +283,9 @@ class TextIndex:
     def searcher(self):
         """A whoosh searcher on the live index, refreshed when the index has changed."""
         with self._lock:
-            name = self.ensure()
+            name = self._named_current()
+            if self._searcher is None or name != self._searcher_name:
+                name = self.ensure()  # (the index this searcher has open exists)
             if self._searcher is not None and self._searcher_name != name:
                 self._searcher.close()
                 self._searcher = None

@@ -1,4 +1,5 @@
-"""A search's shared memo of filter masks gives exactly the results computed without it."""
+"""The search's short cuts give exactly the results of the straightforward way: a memo of
+filter masks shared by a search's questions, and free-text matches filtered alone."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from referral.schemas.search import SearchQuerySchema
 from referral.search import build_criteria, relaxations_for, understand_query
 from referral.search_sync import VOCABULARIES, table_record
 from referral.vocab import AGE_GROUPS, CONCERNS
+from search_index import searcher
 from search_index.searcher import SearchMemo, count_matches, search, structured_mask
 from search_index.table import ProviderTable
 from tests.conftest import generated_directory
@@ -108,3 +110,32 @@ def test_a_memo_forgets_masks_when_the_table_changes(corpus):
     assert count_matches(table, c, memo) == count_matches(table, c) < before or before == 0
     table.remove([item["id"] for item in listings[:500]])
     assert count_matches(table, c, memo) == 0
+
+
+def test_text_matches_filtered_alone_give_the_whole_tables_results(corpus, monkeypatch):
+    listings, table = corpus
+    rng = random.Random(12)
+    ids = [item["id"] for item in listings]
+    compared = found = 0
+    for _ in range(60):
+        where = rng.choice(listings)
+        c = criteria_of(SearchQuerySchema().load(rng.choice((
+            {}, {"state": where["state"]}, {"zip": where["zip"], "radius_miles": 250},
+            {"zip": where["zip"], "radius_miles": 100, "max_fee": 250, "language": "en"},
+            {"role": "therapist", "modality": ["CBT"]}, some_filters(rng, listings)))))
+        c.sort = rng.choice(("relevance", "relevance", "distance", "fee", "availability"))
+        c.offset = rng.choice((0, 0, 20))
+        chosen = rng.sample(ids, rng.choice((5, 100, 1000))) + [10**7]  # one id not listed
+        c.text_ids = np.array(chosen, dtype=np.int64)
+        c.text_scores = np.array([rng.choice((0.5, 1.0, 2.5)) for _ in chosen])
+        answers = {}
+        for share in (0.0, 1.0):  # never, always
+            monkeypatch.setattr(searcher, "TEXT_CANDIDATE_SHARE", share)
+            answers[share] = (search(table, c), count_matches(table, c),
+                              count_matches(table, c, SearchMemo()))
+        same_hits(answers[1.0][0], answers[0.0][0])
+        assert answers[1.0][0].text_scores.tolist() == answers[0.0][0].text_scores.tolist()
+        assert answers[1.0][1:] == answers[0.0][1:] == (answers[0.0][0].total,) * 2
+        compared += 1
+        found += answers[0.0][0].total > 0
+    assert compared == 60 and found > 20
