@@ -327,8 +327,9 @@ def _text_candidates(table: ProviderTable, c: Criteria) -> np.ndarray | None:
     """The rows of the text's matches (ascending) when they are few enough to filter alone."""
     if c.text_ids is None or len(c.text_ids) >= TEXT_CANDIDATE_SHARE * len(table):
         return None
-    rows = table.rows_for_ids(c.text_ids)
-    return np.unique(rows[rows >= 0])
+    rows = np.sort(table.rows_for_ids(c.text_ids))
+    rows = rows[np.searchsorted(rows, 0):]  # ids not in the table
+    return rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
 
 
 def matching_rows(table: ProviderTable, c: Criteria,

@@ -125,7 +125,8 @@ def test_text_matches_filtered_alone_give_the_whole_tables_results(corpus, monke
             {"role": "therapist", "modality": ["CBT"]}, some_filters(rng, listings)))))
         c.sort = rng.choice(("relevance", "relevance", "distance", "fee", "availability"))
         c.offset = rng.choice((0, 0, 20))
-        chosen = rng.sample(ids, rng.choice((5, 100, 1000))) + [10**7]  # one id not listed
+        chosen = rng.sample(ids, rng.choice((5, 100, 1000)))
+        chosen += [10**7] + chosen[:3]  # an id not in the table, ids twice (other scores)
         c.text_ids = np.array(chosen, dtype=np.int64)
         c.text_scores = np.array([rng.choice((0.5, 1.0, 2.5)) for _ in chosen])
         answers = {}
