@@ -139,10 +139,6 @@ def _filters(table: ProviderTable, c: Criteria) -> list[tuple[tuple, Callable[[]
     return found
 
 
-def _reach_key(c: Criteria) -> tuple:
-    return ("reach", c.point, c.radius_miles, c.state, c.telehealth, c.in_person)
-
-
 def _pack(mask: np.ndarray) -> np.ndarray:
     """A boolean mask as 64-bit words of bits (zero bits past its end)."""
     packed = np.packbits(mask)
@@ -167,6 +163,7 @@ class SearchMemo:
     def __init__(self) -> None:
         self._table_state: tuple | None = None
         self._packed: dict[tuple, np.ndarray] = {}
+        self._reach_parts: dict[tuple, np.ndarray] = {}
         self._remembered: dict[tuple, object] = {}
 
     def _for(self, table: ProviderTable) -> None:
@@ -174,6 +171,7 @@ class SearchMemo:
         if state != self._table_state:
             self._table_state = state
             self._packed.clear()
+            self._reach_parts.clear()
 
     def remember(self, key: tuple, compute: Callable[[], object]):
         """``compute()``, once per ``key`` for this memo (free-text results, say)."""
@@ -187,24 +185,30 @@ class SearchMemo:
             found = self._packed[key] = _pack(compute())
         return found
 
-    def filtered(self, table: ProviderTable, c: Criteria) -> np.ndarray:
-        """The rows passing every filter of ``_filters`` (a new boolean mask)."""
-        self._for(table)
-        words = _combined([self._bits(key, compute) for key, compute in _filters(table, c)])
-        return np.unpackbits(words.view(np.uint8), count=len(table)).view(np.bool_)
-
-    def count(self, table: ProviderTable, c: Criteria) -> int:
-        """How many rows pass every structured filter, reach and text of ``c``."""
+    def filtered(self, table: ProviderTable, c: Criteria,
+                 text: bool = False) -> np.ndarray:
+        """The rows passing every filter of ``_filters`` (and, with ``text``, of ``c``'s
+        text matches): a new boolean mask."""
         self._for(table)
         parts = [self._bits(key, compute) for key, compute in _filters(table, c)]
-        parts.append(self._bits(_reach_key(c), lambda: reach_mask(table, table.column("active"),
-                                                                  c)[0]))
-        if c.text_ids is not None:
+        if text and c.text_ids is not None:
             # Keyed by the array itself (kept alive here, so its id is not reused).
             self._remembered.setdefault(("text_ids", id(c.text_ids)), c.text_ids)
             parts.append(self._bits(("text_ids", id(c.text_ids)),
                                     lambda: _text_mask(table, c.text_ids)))
-        return int(np.bitwise_count(_combined(parts)).sum())
+        return np.unpackbits(_combined(parts).view(np.uint8), count=len(table)).view(np.bool_)
+
+    def reach(self, table: ProviderTable, mask: np.ndarray, c: Criteria,
+              with_distances: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """``reach_mask`` with the masks that depend on the patient alone remembered."""
+        self._for(table)
+        return reach_mask(table, mask, c, self._reach_parts, with_distances)
+
+    def count(self, table: ProviderTable, c: Criteria) -> int:
+        """How many rows pass every structured filter, reach and text of ``c``: the
+        filters' bits combined, then the reach rule over the rows they leave."""
+        mask = self.reach(table, self.filtered(table, c, text=True), c, with_distances=False)[0]
+        return int(np.count_nonzero(mask))
 
 
 def _combined(parts: list[np.ndarray]) -> np.ndarray:
@@ -228,7 +232,7 @@ def structured_mask(table: ProviderTable, c: Criteria,
     distances in miles from ``c.point`` (NaN where not computed). With ``memo``, the
     filters' masks are shared with the search's other questions (same results)."""
     if memo is not None:
-        mask = memo.filtered(table, c)
+        mask, distances = memo.reach(table, memo.filtered(table, c), c)
     else:
         mask = None
         for _, compute in _filters(table, c):
@@ -236,7 +240,7 @@ def structured_mask(table: ProviderTable, c: Criteria,
                 mask = compute().copy()
             else:
                 mask &= compute()
-    mask, distances = reach_mask(table, mask, c)
+        mask, distances = reach_mask(table, mask, c)
     if c.text_ids is not None:
         mask &= _text_mask(table, c.text_ids)
     return mask, distances

@@ -140,3 +140,20 @@ def test_text_matches_filtered_alone_give_the_whole_tables_results(corpus, monke
         compared += 1
         found += answers[0.0][0].total > 0
     assert compared == 60 and found > 20
+
+
+def test_one_memo_keeps_apart_what_differs_between_questions(corpus):
+    """Each remembered mask is keyed by everything it depends on: one memo asked about
+    other places, states, radii and filters still answers as if new."""
+    listings, table = corpus
+    rng = random.Random(21)
+    memo = SearchMemo()
+    for _ in range(120):
+        where = rng.choice(listings)
+        params = rng.choice((
+            {"state": where["state"]}, {"state": where["state"], "telehealth": "true"},
+            {"zip": where["zip"], "radius_miles": rng.choice((10, 25, 100))},
+            {"zip": where["zip"], "in_person": "true"}, some_filters(rng, listings)))
+        c = criteria_of(SearchQuerySchema().load(params))
+        assert count_matches(table, c, memo) == count_matches(table, c)
+        same_hits(search(table, c, memo=memo), search(table, c))
