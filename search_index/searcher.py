@@ -153,15 +153,17 @@ class SearchMemo:
 
     A search with no results also counts a dozen relaxed versions of itself, each
     differing from it in one or two filters; with a memo each filter's mask over the
-    table is computed once (kept as bits, so combining a dozen of them costs little),
-    and so is each free-text search. Results are exactly those without a memo
-    (``tests/search_index/test_memo.py`` compares them). One memo serves one search:
-    it holds a few bits per listing and filter, and forgets the masks when the table
-    changes under it (``ProviderTable.changes``).
+    table is computed once (the answer's own search keeps them as computed, the counts
+    as bits, so combining a dozen costs little), and so are each free-text search and
+    the reach rule's masks that depend on the patient alone. Results are exactly those
+    without a memo (``tests/search_index/test_memo.py`` compares them). One memo serves
+    one search: it holds a few masks per filter, and forgets them when the table changes
+    under it (``ProviderTable.changes``).
     """
 
     def __init__(self) -> None:
         self._table_state: tuple | None = None
+        self._masks: dict[tuple, np.ndarray] = {}
         self._packed: dict[tuple, np.ndarray] = {}
         self._reach_parts: dict[tuple, np.ndarray] = {}
         self._remembered: dict[tuple, object] = {}
@@ -170,6 +172,7 @@ class SearchMemo:
         state = (id(table), table.size, table.position, table.changes)
         if state != self._table_state:
             self._table_state = state
+            self._masks.clear()
             self._packed.clear()
             self._reach_parts.clear()
 
@@ -179,24 +182,28 @@ class SearchMemo:
             self._remembered[key] = compute()
         return self._remembered[key]
 
+    def _mask(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        found = self._masks.get(key)
+        if found is None:
+            found = self._masks[key] = compute()
+        return found
+
     def _bits(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
         found = self._packed.get(key)
         if found is None:
-            found = self._packed[key] = _pack(compute())
+            found = self._packed[key] = _pack(self._mask(key, compute))
         return found
 
-    def filtered(self, table: ProviderTable, c: Criteria,
-                 text: bool = False) -> np.ndarray:
-        """The rows passing every filter of ``_filters`` (and, with ``text``, of ``c``'s
-        text matches): a new boolean mask."""
+    def filtered(self, table: ProviderTable, c: Criteria) -> np.ndarray:
+        """The rows passing every filter of ``_filters``: a new boolean mask."""
         self._for(table)
-        parts = [self._bits(key, compute) for key, compute in _filters(table, c)]
-        if text and c.text_ids is not None:
-            # Keyed by the array itself (kept alive here, so its id is not reused).
-            self._remembered.setdefault(("text_ids", id(c.text_ids)), c.text_ids)
-            parts.append(self._bits(("text_ids", id(c.text_ids)),
-                                    lambda: _text_mask(table, c.text_ids)))
-        return np.unpackbits(_combined(parts).view(np.uint8), count=len(table)).view(np.bool_)
+        mask = None
+        for key, compute in _filters(table, c):
+            if mask is None:
+                mask = self._mask(key, compute).copy()
+            else:
+                mask &= self._mask(key, compute)
+        return mask
 
     def reach(self, table: ProviderTable, mask: np.ndarray, c: Criteria,
               with_distances: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -207,8 +214,16 @@ class SearchMemo:
     def count(self, table: ProviderTable, c: Criteria) -> int:
         """How many rows pass every structured filter, reach and text of ``c``: the
         filters' bits combined, then the reach rule over the rows they leave."""
-        mask = self.reach(table, self.filtered(table, c, text=True), c, with_distances=False)[0]
-        return int(np.count_nonzero(mask))
+        self._for(table)
+        parts = [self._bits(key, compute) for key, compute in _filters(table, c)]
+        if c.text_ids is not None:
+            # Keyed by the array itself (kept alive here, so its id is not reused).
+            self._remembered.setdefault(("text_ids", id(c.text_ids)), c.text_ids)
+            parts.append(self._bits(("text_ids", id(c.text_ids)),
+                                    lambda: _text_mask(table, c.text_ids)))
+        filtered = np.unpackbits(_combined(parts).view(np.uint8), count=len(table))
+        return int(np.count_nonzero(self.reach(table, filtered.view(np.bool_), c,
+                                               with_distances=False)[0]))
 
 
 def _combined(parts: list[np.ndarray]) -> np.ndarray:
