@@ -35,7 +35,7 @@ from whoosh.fields import KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.reading import TermNotFound
 from whoosh.support.charset import accent_map
 
-from .postings import SegmentPostings, remove_stale, segment_postings
+from .postings import SegmentPostings, postings_path, remove_stale, segment_postings
 
 CURRENT_FILE = "CURRENT"
 #: A term found in more than this share of documents is too common to search for in bios.
@@ -217,8 +217,10 @@ class TextIndex:
             live = set()
             for leaf, _ in reader.leaf_readers():
                 if leaf.segment() is not None:
-                    live.add(leaf.segment().segment_id())
-                    segment_postings(self.directory, leaf)
+                    segment_id = leaf.segment().segment_id()
+                    live.add(segment_id)
+                    if not os.path.exists(postings_path(self.directory, segment_id)):
+                        segment_postings(self.directory, leaf)
         remove_stale(self.directory, name, live)
 
     def rebuild(self, documents: Iterable[dict], position: int,
