@@ -345,7 +345,7 @@ class TextIndex:
                 postings = self._segments[segment_id] = segment_postings(self.directory, leaf)
             leaves.append((leaf, postings))
         for stale in set(self._segments) - seen:
-            del self._segments[stale]
+            self._segments.pop(stale, None)  # (another thread may have dropped it)
             self._live.pop(stale, None)
         return leaves
 
