@@ -336,6 +336,7 @@ class _Rows:
         return len(self.rows)
 
     def column(self, name: str) -> np.ndarray:
+        """One column at these rows (gathered once)."""
         found = self._columns.get(name)
         if found is None:
             found = self._columns[name] = self.table.columns[name][self.rows]

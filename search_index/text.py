@@ -9,6 +9,8 @@ Layout of the index directory:
   writes a new one beside it and switches ``CURRENT`` atomically, so an
   interrupted rebuild leaves the old index serving.
 - ``<name>.position`` holds the last change-log id applied to that index.
+- ``<segment id>.postings.npz``: the postings of names, clinic names and credentials of
+  one whoosh segment as arrays (``search_index.postings``), read by name matching.
 
 Writers never wait: ``try_apply`` takes whoosh's write lock without blocking and
 says whether it did the work; whoever holds the lock checks for newer changes
