@@ -216,12 +216,13 @@ class IndexSearchService:
                  dump: Callable) -> dict[int, dict]:
         """Rendered listings, from the per-process cache while current, else the database."""
         from sqlalchemy import select
-        from sqlalchemy.orm import selectinload
+        from sqlalchemy.orm import joinedload
 
         from .models import Provider
 
         def load(missing: list[int]) -> dict[int, dict]:
-            providers = session.scalars(select(Provider).options(selectinload(Provider.clinic))
+            # One statement (listings joined to their clinics), not one per relationship.
+            providers = session.scalars(select(Provider).options(joinedload(Provider.clinic))
                                         .where(Provider.id.in_(missing)))
             return {provider.id: dump(provider) for provider in providers}
 
