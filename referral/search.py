@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from search_index.reach import reach
-from search_index.searcher import Criteria
+from search_index.searcher import Criteria, SearchMemo
 from search_index.text import words
 
 from .crisis import crisis_notice, signals_crisis
@@ -329,18 +329,21 @@ def search_providers(service: SearchService, session, params: dict,
     freshness = {"stale_after_days": stale_after_days, "hidden_after_days": hidden_after_days}
     criteria, location = build_criteria(params, understood, now, **freshness)
     text = " ".join(understood.text_words) or None
-    hits = service.find(session, criteria, text)
+    # The search's questions (the answer, a last page, "did you mean", a dozen relaxation
+    # counts) share each filter's mask and each text search through one memo.
+    memo = SearchMemo()
+    hits = service.find(session, criteria, text, memo=memo)
     unmatched: list[str] = []
     if text and hits.total == 0 and understood.terms:
         text, unmatched = None, list(understood.text_words)
-        hits = service.find(session, criteria, None)
+        hits = service.find(session, criteria, None, memo=memo)
     per_page = params.get("per_page", DEFAULT_PER_PAGE)
     last_page = max(1, -(-hits.total // per_page))
     page = params.get("page", 1)
     if hits.total and page > last_page:
         page = last_page
         criteria = dataclasses.replace(criteria, offset=(page - 1) * per_page)
-        hits = service.find(session, criteria, text)
+        hits = service.find(session, criteria, text, memo=memo)
     crisis = signals_crisis(q)
     did_you_mean, relaxations = None, []
     if hits.total == 0:
@@ -348,12 +351,15 @@ def search_providers(service: SearchService, session, params: dict,
             found = understand_query(changed.get("q"), service.knows_word)
             changed_criteria, _ = build_criteria(changed, found, now, **freshness)
             words_left = " ".join(found.text_words) or None
-            return service.find(session, changed_criteria, words_left, facets=False).total
+            return service.count(session, changed_criteria, words_left, memo=memo)
         if q and not crisis:
             did_you_mean = next((text for text in _suggestions(service, understood, q)
                                  if count({**params, "q": text})), None)
-        relaxations = [{**option, "total": total} for option in relaxations_for(params, understood)
-                       if (total := count(option["params"]))][:MAX_RELAXATIONS]
+        for option in relaxations_for(params, understood):
+            if len(relaxations) == MAX_RELAXATIONS:
+                break  # the first ones that give results are offered
+            if total := count(option["params"]):
+                relaxations.append({**option, "total": total})
     ids = hits.ids
     listings = service.listings(session, ids, hits.versions, dump_listing)
     wanted = set(criteria.modalities) | set(criteria.suited_modalities)

@@ -19,7 +19,15 @@ from typing import Protocol
 
 import numpy as np
 
-from search_index.searcher import Criteria, any_bits, relevance, search, unverified
+from search_index.searcher import (
+    Criteria,
+    SearchMemo,
+    any_bits,
+    count_matches,
+    relevance,
+    search,
+    unverified,
+)
 from search_index.table import ProviderTable
 from search_index.text import words
 
@@ -85,8 +93,13 @@ class SearchService(Protocol):
         """Whether a word appears in a listed name or clinic name."""
 
     def find(self, session, criteria: Criteria, text: str | None = None, *,
-             facets: bool = True) -> Found:
-        """Filter, rank and page listings for ``criteria`` (and free ``text``)."""
+             facets: bool = True, memo: SearchMemo | None = None) -> Found:
+        """Filter, rank and page listings for ``criteria`` (and free ``text``); a ``memo``
+        shared by the questions of one search lets them reuse each other's work."""
+
+    def count(self, session, criteria: Criteria, text: str | None = None, *,
+              memo: SearchMemo | None = None) -> int:
+        """How many listings ``find`` would find (its ``total``), without ranking them."""
 
     def candidates(self, session, criteria: Criteria, concerns=()) -> Candidates:
         """The best ``criteria.limit`` listings for one side of a pair, with features."""
@@ -165,15 +178,30 @@ class IndexSearchService:
         return bool(searcher.doc_frequency("name", word) or searcher.doc_frequency("clinic", word))
 
     def find(self, session, criteria: Criteria, text: str | None = None, *,
-             facets: bool = True) -> Found:
+             facets: bool = True, memo: SearchMemo | None = None) -> Found:
         """Search the table for ``criteria``, intersected with the text index for ``text``."""
         with self.state.lock:
             table = self._table(session)
-            if text:
-                self.state.text_current(session.connection(), table.position)
-                criteria = dataclasses.replace(criteria)
-                criteria.text_ids, criteria.text_scores = self.state.text.search(text)
-            return _found(table, search(table, criteria, with_facets=facets))
+            criteria = self._with_text(session, table, criteria, text, memo)
+            return _found(table, search(table, criteria, with_facets=facets, memo=memo))
+
+    def count(self, session, criteria: Criteria, text: str | None = None, *,
+              memo: SearchMemo | None = None) -> int:
+        """How many listings ``find`` would find, not ranked (cheap with a shared ``memo``)."""
+        with self.state.lock:
+            table = self._table(session)
+            return count_matches(table, self._with_text(session, table, criteria, text, memo),
+                                 memo)
+
+    def _with_text(self, session, table: ProviderTable, criteria: Criteria, text: str | None,
+                   memo: SearchMemo | None) -> Criteria:
+        """``criteria`` narrowed to the text index's matches for ``text`` (once per memo)."""
+        if not text:
+            return criteria
+        self.state.text_current(session.connection(), table.position)
+        found = (memo.remember(("text", text), lambda: self.state.text.search(text))
+                 if memo is not None else self.state.text.search(text))
+        return dataclasses.replace(criteria, text_ids=found[0], text_scores=found[1])
 
     def candidates(self, session, criteria: Criteria, concerns=()) -> Candidates:
         """One side's candidates for pairing, best first."""
@@ -188,12 +216,13 @@ class IndexSearchService:
                  dump: Callable) -> dict[int, dict]:
         """Rendered listings, from the per-process cache while current, else the database."""
         from sqlalchemy import select
-        from sqlalchemy.orm import selectinload
+        from sqlalchemy.orm import joinedload
 
         from .models import Provider
 
         def load(missing: list[int]) -> dict[int, dict]:
-            providers = session.scalars(select(Provider).options(selectinload(Provider.clinic))
+            # One statement (listings joined to their clinics), not one per relationship.
+            providers = session.scalars(select(Provider).options(joinedload(Provider.clinic))
                                         .where(Provider.id.in_(missing)))
             return {provider.id: dump(provider) for provider in providers}
 
@@ -309,15 +338,24 @@ class InMemorySearchService:
                    for d in self.documents.values())
 
     def find(self, session, criteria: Criteria, text: str | None = None, *,
-             facets: bool = True) -> Found:
+             facets: bool = True, memo: SearchMemo | None = None) -> Found:
         """The real structured search over the held listings, with plain word matching."""
-        if text:
-            wanted = set(words(text))
-            ids = [pid for pid, listing in self.documents.items()
-                   if wanted <= self._text_words(listing)]
-            criteria = dataclasses.replace(criteria, text_ids=np.array(ids, dtype=np.int64),
-                                           text_scores=np.ones(len(ids)))
-        return _found(self.table, search(self.table, criteria, with_facets=facets))
+        return _found(self.table, search(self.table, self._with_text(criteria, text),
+                                         with_facets=facets, memo=memo))
+
+    def count(self, session, criteria: Criteria, text: str | None = None, *,
+              memo: SearchMemo | None = None) -> int:
+        """How many listings ``find`` would find (the real counting, memo included)."""
+        return count_matches(self.table, self._with_text(criteria, text), memo)
+
+    def _with_text(self, criteria: Criteria, text: str | None) -> Criteria:
+        if not text:
+            return criteria
+        wanted = set(words(text))
+        ids = [pid for pid, listing in self.documents.items()
+               if wanted <= self._text_words(listing)]
+        return dataclasses.replace(criteria, text_ids=np.array(ids, dtype=np.int64),
+                                   text_scores=np.ones(len(ids)))
 
     def candidates(self, session, criteria: Criteria, concerns=()) -> Candidates:
         """One side's candidates, exactly as the index service computes them."""

@@ -55,30 +55,52 @@ def reach(listing: Mapping, patient, distance: float | None = None) -> list[str]
     return ways
 
 
-def reach_mask(table: ProviderTable, mask: np.ndarray, patient) -> tuple[np.ndarray, np.ndarray]:
+def reach_mask(table: ProviderTable, mask: np.ndarray, patient,
+               remembered: dict | None = None,
+               with_distances: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """``(reachable, distances)`` over the table: rows of ``mask`` that can see ``patient``
     (all of ``mask`` when the patient gave neither point nor state), and each row's
-    distance in miles from ``patient.point`` (NaN where not computed)."""
+    distance in miles from ``patient.point`` (NaN where not computed; None without
+    ``with_distances``).
+
+    ``remembered`` (a dict kept by the caller, e.g. one search's memo) keeps the masks
+    that depend on the patient alone (practices in person within the radius's box, in
+    the state, licensed in it) for later calls; distances are computed for rows of
+    ``mask`` only, so a narrow ``mask`` costs little.
+    """
     size = len(table)
     col = table.column
-    distances = np.full(size, np.nan)
+
+    def part(key: tuple, compute):
+        if remembered is None:
+            return compute()
+        found = remembered.get(key)
+        if found is None:
+            found = remembered[key] = compute()
+        return found
+
+    distances = np.full(size, np.nan) if with_distances else None
     reachable = None
     if patient.point is not None and patient.in_person:
         lat, lon = patient.point
         south, north, west, east = bounding_box(lat, lon, patient.radius_miles)
         lats, lons = col("latitude"), col("longitude")
-        candidates = np.flatnonzero(mask & col("in_person") & (lats >= south) & (lats <= north)
-                                    & (lons >= west) & (lons <= east))
+        boxed = part(("boxed", lat, lon, patient.radius_miles), lambda: (
+            col("in_person") & (lats >= south) & (lats <= north) & (lons >= west)
+            & (lons <= east)))
+        candidates = np.flatnonzero(mask & boxed)
         inside, miles = within_radius(lat, lon, lats[candidates], lons[candidates],
                                       patient.radius_miles)
-        distances[candidates] = miles
+        if distances is not None:
+            distances[candidates] = miles
         reachable = np.zeros(size, dtype=bool)
         reachable[candidates[inside]] = True
     elif patient.point is None and patient.state and patient.in_person:
-        reachable = col("in_person") & (col("state") == table.codes["state"].get(patient.state, -2))
+        reachable = part(("in_state", patient.state), lambda: col("in_person") & (
+            col("state") == table.codes["state"].get(patient.state, -2)))
     if patient.state and patient.telehealth:
         bits = table.bits("licensed_states", [patient.state])
-        licensed = col("telehealth") & ((col("licensed_states")
-                                         & col("licensed_states").dtype.type(bits)) != 0)
+        licensed = part(("licensed", patient.state), lambda: col("telehealth") & (
+            (col("licensed_states") & col("licensed_states").dtype.type(bits)) != 0))
         reachable = licensed if reachable is None else reachable | licensed
     return (mask if reachable is None else mask & reachable), distances

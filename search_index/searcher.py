@@ -7,7 +7,9 @@ done by ``search_index.text`` beforehand and arrives as ``text_ids`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -96,48 +98,174 @@ def fits_budget(fee_min: np.ndarray, fee_max: np.ndarray, sliding: np.ndarray, b
     return fits
 
 
-def structured_mask(table: ProviderTable, c: Criteria) -> tuple[np.ndarray, np.ndarray]:
-    """``(mask, distances)``: rows satisfying every structured filter, and their
-    distances in miles from ``c.point`` (NaN where not computed)."""
-    size = len(table)
+def _treats(table: ProviderTable, concerns, suited) -> np.ndarray:
+    treats = any_bits(table, "concerns", concerns)
+    if suited:
+        treats |= any_bits(table, "modalities", suited)
+    return treats
+
+
+def _filters(table: ProviderTable, c: Criteria) -> list[tuple[tuple, Callable[[], np.ndarray]]]:
+    """Every structured filter of ``c`` but reach and text, as ``(key, compute)``: the key
+    names the filter with every value it depends on, ``compute()`` gives its mask over the
+    whole table. Listings must pass all of them."""
     col = table.column
-    mask = col("active").copy()
-    verified = col("verified_at")
+    found: list[tuple[tuple, Callable[[], np.ndarray]]] = [(("listed",), partial(col, "active"))]
     if not c.include_stale:
-        mask &= verified >= c.now - c.hidden_after_days * DAY
+        since = c.now - c.hidden_after_days * DAY
+        found.append((("verified_since", since), lambda: col("verified_at") >= since))
     if c.accepting_only:
-        mask &= col("accepting_new_patients")
+        found.append((("accepting",), partial(col, "accepting_new_patients")))
     if c.coordinated_only:
-        mask &= col("accepts_coordinated_care")
-    if c.roles:
-        mask &= _coded_in(table, "role", c.roles)
-    if c.provider_types:
-        mask &= _coded_in(table, "provider_type", c.provider_types)
-    if c.genders:
-        mask &= _coded_in(table, "gender", c.genders)
+        found.append((("coordinated",), partial(col, "accepts_coordinated_care")))
+    for name, values in (("role", c.roles), ("provider_type", c.provider_types),
+                         ("gender", c.genders)):
+        if values:
+            found.append(((name, tuple(values)), partial(_coded_in, table, name, values)))
     for name, values in (("modalities", c.modalities), ("age_groups", c.age_groups),
                          ("languages", c.languages), ("insurance", c.insurance),
                          ("specialties", c.specialties)):
         if values:
-            mask &= any_bits(table, name, values)
+            found.append(((name, tuple(values)), partial(any_bits, table, name, values)))
     if c.concerns:
-        treats = any_bits(table, "concerns", c.concerns)
-        if c.suited_modalities:
-            treats |= any_bits(table, "modalities", c.suited_modalities)
-        mask &= treats
+        found.append((("concerns", tuple(c.concerns), tuple(c.suited_modalities)),
+                      partial(_treats, table, c.concerns, c.suited_modalities)))
     if c.max_fee is not None:
-        mask &= fits_budget(col("fee_min"), col("fee_max"), col("sliding_scale"), c.max_fee,
-                            c.sliding_scale)
+        found.append((("budget", c.max_fee, c.sliding_scale), partial(
+            fits_budget, col("fee_min"), col("fee_max"), col("sliding_scale"), c.max_fee,
+            c.sliding_scale)))
     if c.sliding_scale:
-        mask &= col("sliding_scale")
+        found.append((("sliding_scale",), partial(col, "sliding_scale")))
+    return found
 
-    mask, distances = reach_mask(table, mask, c)
+
+def _pack(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask as 64-bit words of bits (zero bits past its end)."""
+    packed = np.packbits(mask)
+    padding = -len(packed) % 8
+    if padding:
+        packed = np.concatenate([packed, np.zeros(padding, dtype=np.uint8)])
+    return packed.view(np.uint64)
+
+
+class SearchMemo:
+    """What the several questions of one patient search have in common.
+
+    A search with no results also counts a dozen relaxed versions of itself, each
+    differing from it in one or two filters; with a memo each filter's mask over the
+    table is computed once (the answer's own search keeps them as computed, the counts
+    as bits, so combining a dozen costs little), and so are each free-text search and
+    the reach rule's masks that depend on the patient alone. Results are exactly those
+    without a memo (``tests/search_index/test_memo.py`` compares them). One memo serves
+    one search: it holds a few masks per filter, and forgets them when the table changes
+    under it (``ProviderTable.changes``).
+    """
+
+    def __init__(self) -> None:
+        self._table_state: tuple | None = None
+        self._masks: dict[tuple, np.ndarray] = {}
+        self._packed: dict[tuple, np.ndarray] = {}
+        self._reach_parts: dict[tuple, np.ndarray] = {}
+        self._remembered: dict[tuple, object] = {}
+
+    def _for(self, table: ProviderTable) -> None:
+        state = (id(table), table.size, table.position, table.changes)
+        if state != self._table_state:
+            self._table_state = state
+            self._masks.clear()
+            self._packed.clear()
+            self._reach_parts.clear()
+
+    def remember(self, key: tuple, compute: Callable[[], object]):
+        """``compute()``, once per ``key`` for this memo (free-text results, say)."""
+        if key not in self._remembered:
+            self._remembered[key] = compute()
+        return self._remembered[key]
+
+    def _mask(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        found = self._masks.get(key)
+        if found is None:
+            found = self._masks[key] = compute()
+        return found
+
+    def _bits(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        found = self._packed.get(key)
+        if found is None:
+            found = self._packed[key] = _pack(self._mask(key, compute))
+        return found
+
+    def filtered(self, table: ProviderTable, c: Criteria) -> np.ndarray:
+        """The rows passing every filter of ``_filters``: a new boolean mask."""
+        self._for(table)
+        mask = None
+        for key, compute in _filters(table, c):
+            if mask is None:
+                mask = self._mask(key, compute).copy()
+            else:
+                mask &= self._mask(key, compute)
+        return mask
+
+    def reach(self, table: ProviderTable, mask: np.ndarray, c: Criteria,
+              with_distances: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """``reach_mask`` with the masks that depend on the patient alone remembered."""
+        self._for(table)
+        return reach_mask(table, mask, c, self._reach_parts, with_distances)
+
+    def count(self, table: ProviderTable, c: Criteria) -> int:
+        """How many rows pass every structured filter, reach and text of ``c``: the
+        filters' bits combined, then the reach rule over the rows they leave."""
+        self._for(table)
+        parts = [self._bits(key, compute) for key, compute in _filters(table, c)]
+        if c.text_ids is not None:
+            # Keyed by the array itself (kept alive here, so its id is not reused).
+            self._remembered.setdefault(("text_ids", id(c.text_ids)), c.text_ids)
+            parts.append(self._bits(("text_ids", id(c.text_ids)),
+                                    lambda: _text_mask(table, c.text_ids)))
+        filtered = np.unpackbits(_combined(parts).view(np.uint8), count=len(table))
+        return int(np.count_nonzero(self.reach(table, filtered.view(np.bool_), c,
+                                               with_distances=False)[0]))
+
+
+def _combined(parts: list[np.ndarray]) -> np.ndarray:
+    """The AND of packed masks."""
+    words = parts[0].copy()
+    for part in parts[1:]:
+        words &= part
+    return words
+
+
+def _text_mask(table: ProviderTable, text_ids: np.ndarray) -> np.ndarray:
+    text_rows = table.rows_for_ids(text_ids)
+    in_text = np.zeros(len(table), dtype=bool)
+    in_text[text_rows[text_rows >= 0]] = True
+    return in_text
+
+
+def structured_mask(table: ProviderTable, c: Criteria,
+                    memo: SearchMemo | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(mask, distances)``: rows satisfying every structured filter, and their
+    distances in miles from ``c.point`` (NaN where not computed). With ``memo``, the
+    filters' masks are shared with the search's other questions (same results)."""
+    if memo is not None:
+        mask, distances = memo.reach(table, memo.filtered(table, c), c)
+    else:
+        mask = None
+        for _, compute in _filters(table, c):
+            if mask is None:
+                mask = compute().copy()
+            else:
+                mask &= compute()
+        mask, distances = reach_mask(table, mask, c)
     if c.text_ids is not None:
-        text_rows = table.rows_for_ids(c.text_ids)
-        in_text = np.zeros(size, dtype=bool)
-        in_text[text_rows[text_rows >= 0]] = True
-        mask &= in_text
+        mask &= _text_mask(table, c.text_ids)
     return mask, distances
+
+
+def count_matches(table: ProviderTable, c: Criteria, memo: SearchMemo | None = None) -> int:
+    """How many listings ``search`` would find for ``c`` (its ``total``), not ranked."""
+    if memo is not None and _text_candidates(table, c) is None:
+        return memo.count(table, c)
+    return len(matching_rows(table, c)[0])
 
 
 def relevance(table: ProviderTable, rows: np.ndarray, distances: np.ndarray,
@@ -189,21 +317,81 @@ def _order(primary: np.ndarray, stale: np.ndarray, rows: np.ndarray, want: int) 
     return np.argsort(key, kind="stable")
 
 
-def search(table: ProviderTable, c: Criteria, with_facets: bool = True) -> Hits:
-    """Filter, rank and page the table for ``c``."""
+#: Free text matching fewer than this share of the table narrows a search first: the
+#: structured filters are then evaluated at the rows of the text's matches alone (a name
+#: search touches thousands of rows, not a million). The results are the same either way.
+TEXT_CANDIDATE_SHARE = 1 / 16
+
+
+class _Rows:
+    """Some rows of a table behind the part of the table's interface that filters and
+    the reach rule use (``column``, ``codes``, ``bits``, ``len``)."""
+
+    def __init__(self, table: ProviderTable, rows: np.ndarray):
+        self.table, self.rows = table, rows
+        self.codes, self.bits = table.codes, table.bits
+        self._columns: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> np.ndarray:
+        """One column at these rows (gathered once)."""
+        found = self._columns.get(name)
+        if found is None:
+            found = self._columns[name] = self.table.columns[name][self.rows]
+        return found
+
+
+def _text_candidates(table: ProviderTable, c: Criteria) -> np.ndarray | None:
+    """The rows of the text's matches (ascending) when they are few enough to filter alone."""
+    if c.text_ids is None or len(c.text_ids) >= TEXT_CANDIDATE_SHARE * len(table):
+        return None
+    rows = np.sort(table.rows_for_ids(c.text_ids))
+    rows = rows[np.searchsorted(rows, 0):]  # ids not in the table
+    return rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
+
+
+def matching_rows(table: ProviderTable, c: Criteria,
+                  memo: SearchMemo | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, distances)``: the rows matching ``c`` in ascending order, and each one's
+    distance in miles from ``c.point`` (NaN where not computed)."""
+    candidates = _text_candidates(table, c)
+    if candidates is not None:
+        subset = _Rows(table, candidates)
+        mask = None
+        for _, compute in _filters(subset, c):
+            if mask is None:
+                mask = compute().copy()
+            else:
+                mask &= compute()
+        mask, distances = reach_mask(subset, mask, c)
+        return candidates[mask], distances[mask]
+    mask, distances = structured_mask(table, c, memo)
+    rows = np.flatnonzero(mask)
+    return rows, distances[rows]
+
+
+def _text_scores(table: ProviderTable, rows: np.ndarray, c: Criteria) -> np.ndarray:
+    """Each row's best text score (0 without free text); ``rows`` ascending."""
+    score = np.zeros(len(rows))
+    if c.text_ids is None or not len(rows):
+        return score
+    text_rows = table.rows_for_ids(c.text_ids)
+    at = np.minimum(np.searchsorted(rows, text_rows), len(rows) - 1)
+    inside = (text_rows >= 0) & (rows[at] == text_rows)
+    np.maximum.at(score, at[inside], c.text_scores[inside])
+    return score
+
+
+def search(table: ProviderTable, c: Criteria, with_facets: bool = True,
+           memo: SearchMemo | None = None) -> Hits:
+    """Filter, rank and page the table for ``c`` (``memo``: see ``SearchMemo``)."""
     if c.sort not in SORTS:
         raise ValueError(f"unknown sort {c.sort!r}")
-    mask, distances = structured_mask(table, c)
-    rows = np.flatnonzero(mask)
+    rows, row_distances = matching_rows(table, c, memo)
     total = len(rows)
-    text_score = np.zeros(total)
-    if c.text_ids is not None and total:
-        scores = np.zeros(len(table))
-        text_rows = table.rows_for_ids(c.text_ids)
-        known = text_rows >= 0
-        np.maximum.at(scores, text_rows[known], c.text_scores[known])
-        text_score = scores[rows]
-    row_distances = distances[rows]
+    text_score = _text_scores(table, rows, c)
     stale, reported = freshness(table, rows, c)
     if c.sort == "relevance":
         primary = -relevance(table, rows, row_distances, text_score, c)

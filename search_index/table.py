@@ -88,6 +88,8 @@ class ProviderTable:
                       for name, values in self.vocabularies.items()}
         self.size = 0
         self.position = 0
+        #: Counts writes to rows, so that what was computed from the table can tell it changed.
+        self.changes = 0
         self.columns: dict[str, np.ndarray] = {}
         self._allocate(max(16, capacity))
         self.row_of_id = np.full(16, -1, dtype=np.int64)
@@ -167,6 +169,7 @@ class ProviderTable:
                 self.row_of_id[provider_id] = row
             self._write_row(row, record)
             count += 1
+        self.changes += 1
         return count
 
     def _write_row(self, row: int, record: Mapping) -> None:
@@ -185,6 +188,7 @@ class ProviderTable:
         for provider_id in ids:
             if 0 <= provider_id < len(self.row_of_id) and self.row_of_id[provider_id] >= 0:
                 self.columns["active"][self.row_of_id[provider_id]] = False
+        self.changes += 1
 
     # -- facets ----------------------------------------------------------------------------
 

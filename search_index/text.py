@@ -9,6 +9,8 @@ Layout of the index directory:
   writes a new one beside it and switches ``CURRENT`` atomically, so an
   interrupted rebuild leaves the old index serving.
 - ``<name>.position`` holds the last change-log id applied to that index.
+- ``<segment id>.postings.npz``: the postings of names, clinic names and credentials of
+  one whoosh segment as arrays (``search_index.postings``), read by name matching.
 
 Writers never wait: ``try_apply`` takes whoosh's write lock without blocking and
 says whether it did the work; whoever holds the lock checks for newer changes
@@ -34,6 +36,8 @@ from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, Stem
 from whoosh.fields import KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.reading import TermNotFound
 from whoosh.support.charset import accent_map
+
+from .postings import SegmentPostings, postings_path, remove_stale, segment_postings
 
 CURRENT_FILE = "CURRENT"
 #: A term found in more than this share of documents is too common to search for in bios.
@@ -114,24 +118,33 @@ def _write_atomic(path: str, content: str) -> None:
 class TextIndex:
     """One directory's whoosh index, its position in the change log, and its searcher."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, kept_postings: bool = True):
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
         self._lock = threading.RLock()
         self._searcher = None
         self._searcher_name = None
-        self._pid_cache: dict[str, np.ndarray] = {}
+        #: Name matching reads postings kept as arrays (``search_index.postings``);
+        #: False reads whoosh's postings each time (the straightforward way, for tests).
+        self.kept_postings = kept_postings
+        self._segments: dict[str, SegmentPostings] = {}
+        self._live: dict[str, tuple[frozenset, np.ndarray]] = {}
 
     # -- naming and positions ------------------------------------------------------------
 
     def current_name(self) -> str | None:
         """The name of the live whoosh index, or None before the first build."""
-        try:
-            with open(os.path.join(self.directory, CURRENT_FILE)) as handle:
-                name = handle.read().strip()
-        except FileNotFoundError:
+        name = self._named_current()
+        if name is None:
             return None
         return name if whoosh_index.exists_in(self.directory, indexname=name) else None
+
+    def _named_current(self) -> str | None:
+        try:
+            with open(os.path.join(self.directory, CURRENT_FILE)) as handle:
+                return handle.read().strip()
+        except FileNotFoundError:
+            return None
 
     def ensure(self) -> str:
         """The live index name, creating an empty index first if there is none."""
@@ -196,7 +209,21 @@ class TextIndex:
                 writer.cancel()
             raise
         self._set_position(name, position)
+        self._keep_postings(name)
         return True
+
+    def _keep_postings(self, name: str) -> None:
+        """Make the kept postings of the index's new segments (the writer does it once, so
+        searches need not) and delete those of segments merged away."""
+        with self._open(name).reader() as reader:
+            live = set()
+            for leaf, _ in reader.leaf_readers():
+                if leaf.segment() is not None:
+                    segment_id = leaf.segment().segment_id()
+                    live.add(segment_id)
+                    if not os.path.exists(postings_path(self.directory, segment_id)):
+                        segment_postings(self.directory, leaf)
+        remove_stale(self.directory, name, live)
 
     def rebuild(self, documents: Iterable[dict], position: int,
                 progress: Callable[[int], None] | None = None, procs: int = 1) -> str:
@@ -224,6 +251,7 @@ class TextIndex:
         if progress and batch:
             progress(batch)
         self._set_position(name, position)
+        self._keep_postings(name)
         self._switch(name)
         self.remove_unused()
         return name
@@ -259,7 +287,9 @@ class TextIndex:
     def searcher(self):
         """A whoosh searcher on the live index, refreshed when the index has changed."""
         with self._lock:
-            name = self.ensure()
+            name = self._named_current()
+            if self._searcher is None or name != self._searcher_name:
+                name = self.ensure()  # (the index this searcher has open exists)
             if self._searcher is not None and self._searcher_name != name:
                 self._searcher.close()
                 self._searcher = None
@@ -304,7 +334,7 @@ class TextIndex:
                 ("clinic", True): 1.0, ("credentials", False): 1.0}
 
     def _leaves(self, searcher) -> list[tuple]:
-        """``(segment reader, pid of each segment docnum)`` per segment (pids cached)."""
+        """``(segment reader, kept postings)`` per segment (see ``search_index.postings``)."""
         leaves = []
         seen = set()
         for leaf, _ in searcher.reader().leaf_readers():
@@ -312,40 +342,63 @@ class TextIndex:
                 continue
             segment_id = leaf.segment().segment_id()
             seen.add(segment_id)
-            pids = self._pid_cache.get(segment_id)
-            if pids is None:
-                pids = np.fromiter(leaf.column_reader("pid"), dtype=np.int64,
-                                   count=leaf.doc_count_all())
-                self._pid_cache[segment_id] = pids
-            leaves.append((leaf, pids))
-        for stale in set(self._pid_cache) - seen:
-            del self._pid_cache[stale]
+            postings = self._segments.get(segment_id)
+            if postings is None:
+                postings = self._segments[segment_id] = segment_postings(self.directory, leaf)
+            leaves.append((leaf, postings))
+        for stale in set(self._segments) - seen:
+            self._segments.pop(stale, None)  # (another thread may have dropped it)
+            self._live.pop(stale, None)
         return leaves
 
-    @staticmethod
-    def _postings(leaf, pids: np.ndarray, field: str, term: str) -> np.ndarray:
-        try:
-            matcher = leaf.postings(field, term)
-        except TermNotFound:
-            return np.empty(0, dtype=np.int64)
-        return pids[np.fromiter(matcher.all_ids(), dtype=np.int64)]
+    def _live_pids(self, leaf, postings: SegmentPostings) -> np.ndarray:
+        """The pid of each document number of a segment, -1 for deleted documents."""
+        deleted = leaf.deleted_docs_set
+        segment_id = leaf.segment().segment_id()
+        found = self._live.get(segment_id)
+        if found is None or found[0] is not deleted:
+            live = postings.pids
+            if deleted:
+                live = live.copy()
+                live[np.fromiter(deleted, dtype=np.int64, count=len(deleted))] = -1
+            found = self._live[segment_id] = (deleted, live)
+        return found[1]
+
+    def _terms_within(self, leaf, postings: SegmentPostings, field: str, word: str,
+                      distance: int) -> list[str] | tuple[str, ...]:
+        """Terms of a segment's ``field`` within ``distance`` edits of ``word`` (same first
+        letter): from the kept terms, or whoosh's automaton when postings are not kept."""
+        if not self.kept_postings:
+            return terms_within(leaf, field, word, distance, 1)
+        return postings.fields[field].within(word, distance, 1)
+
+    def _postings(self, leaf, postings: SegmentPostings, field: str, term: str) -> np.ndarray:
+        """Pids of the live documents with ``term`` in ``field``, in document order."""
+        if not self.kept_postings:  # whoosh's own postings, decoded now
+            try:
+                matcher = leaf.postings(field, term)
+            except TermNotFound:
+                return np.empty(0, dtype=np.int64)
+            return postings.pids[np.fromiter(matcher.all_ids(), dtype=np.int64)]
+        hit = self._live_pids(leaf, postings)[postings.fields[field].docnums(term)]
+        return hit[hit >= 0]
 
     def _word_matches(self, leaves, word: str, fuzzy: bool) -> tuple[np.ndarray, np.ndarray]:
         """Pids matching one word in names, clinic names or credentials, with the best
         weight of how each matched (exact name beats fuzzy name beats clinic)."""
         found_pids, found_weights = [], []
-        for leaf, pids in leaves:
+        for leaf, postings in leaves:
             for field, is_fuzzy in self._WEIGHTS:
                 if is_fuzzy and (not fuzzy or len(word) < 3):
                     continue
                 if is_fuzzy:
                     distance = 2 if (field == "name" and len(word) >= 8) else 1
-                    terms = [t for t in terms_within(leaf, field, word, distance, 1)
-                             if t != word]
+                    terms = [t for t in self._terms_within(leaf, postings, field, word,
+                                                           distance) if t != word]
                 else:
                     terms = [word]
                 for term in terms:
-                    hit = self._postings(leaf, pids, field, term)
+                    hit = self._postings(leaf, postings, field, term)
                     if len(hit):
                         found_pids.append(hit)
                         found_weights.append(np.full(len(hit), self._WEIGHTS[field, is_fuzzy]))
@@ -397,7 +450,7 @@ class TextIndex:
             results = searcher.search(whole, limit=MAX_TEXT_MATCHES)
             if results.scored_length():
                 break
-        leaves = self._leaves(searcher)
+        leaves = [(leaf, postings.pids) for leaf, postings in self._leaves(searcher)]
         offsets = [offset for _, offset in searcher.reader().leaf_readers()]
         hits = results.top_n
         docnums = np.fromiter((docnum for _, docnum in hits), dtype=np.int64, count=len(hits))
@@ -423,9 +476,9 @@ class TextIndex:
                 corrected.append(word)
                 continue
             options = {}
-            for leaf, _ in leaves:
+            for leaf, postings in leaves:
                 for field in ("name", "clinic"):
-                    for option in terms_within(leaf, field, word, 2, 1):
+                    for option in self._terms_within(leaf, postings, field, word, 2):
                         options[option] = options.get(option, 0) + leaf.doc_frequency(field,
                                                                                       option)
             if options:

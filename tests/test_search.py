@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -182,3 +183,81 @@ def test_chips_say_what_was_understood_and_how_to_remove_it():
     understood = understand_query("spanish speaking EMDR therapist for trauma")
     assert understood.without("language", "es") == "emdr therapist for trauma"
     assert understood.without("concern", "trauma") == "spanish speaking emdr therapist for"
+
+
+def test_shared_memo_and_early_stop_give_the_answer_counted_one_by_one():
+    """Relaxation counts share one memo and stop after the offered ones: same answer as
+    counting every relaxation with a full search of its own."""
+    import random
+
+    from referral.search import MAX_RELAXATIONS, relaxations_for
+    from tests.conftest import generated_directory
+
+    class Plain(InMemorySearchService):
+        def find(self, session, criteria, text=None, *, facets=True, memo=None):
+            return super().find(session, criteria, text, facets=facets)
+
+        def count(self, session, criteria, text=None, *, memo=None):
+            return self.find(session, criteria, text, facets=False).total
+
+    listings = generated_directory(600, seed=3)
+    fast, plain = InMemorySearchService(listings), Plain(listings)
+    rng = random.Random(9)
+    now = dt.datetime.now(dt.UTC)
+    empty = 0
+    for _ in range(25):
+        params = load({
+            "zip": rng.choice(listings)["zip"], "radius_miles": rng.choice(("10", "50")),
+            "modality": rng.sample(["CBT", "DBT", "EMDR", "ACT", "IPT"], 2),
+            "concern": [rng.choice(["anxiety", "depression", "ocd", "ptsd"])],
+            "insurance": [rng.choice(["aetna", "cigna", "medicaid"])],
+            "language": rng.choice(["en", "es"]), "gender": rng.choice(["female", "male"]),
+            "max_fee": rng.choice(["150", "250"]), "sliding_scale": rng.choice(["true", "false"]),
+            "accepts_coordinated_care": "true", "q": rng.choice(["", "", "", "maya"])})
+        answer = search_providers(fast, None, params, dump_listing=None, now=now)
+        assert answer == search_providers(plain, None, params, dump_listing=None, now=now)
+        if answer["total"] == 0:
+            empty += 1
+            understood = understand_query(params.get("q"), plain.knows_word)
+
+            def total(changed):
+                found = understand_query(changed.get("q"), plain.knows_word)
+                criteria, _ = build_criteria(changed, found, now, 90, 365)
+                return plain.find(None, criteria, " ".join(found.text_words) or None).total
+            expected = [(option["label"], count) for option in relaxations_for(params, understood)
+                        if (count := total(option["params"]))][:MAX_RELAXATIONS]
+            assert [(r["label"], r["total"]) for r in answer["relaxations"]] == expected
+    assert empty >= 10
+
+
+def test_only_the_first_relaxations_that_find_someone_are_counted_and_offered():
+    from referral.search import MAX_RELAXATIONS, relaxations_for
+    from tests.conftest import generated_directory
+
+    class FindsNothing(InMemorySearchService):
+        """The answer itself is empty; relaxations are counted for real."""
+
+        counted = 0
+
+        def find(self, session, criteria, text=None, *, facets=True, memo=None):
+            found = super().find(session, criteria, text, facets=facets, memo=memo)
+            return dataclasses.replace(found, ids=[], versions=[], total=0)
+
+        def count(self, session, criteria, text=None, *, memo=None):
+            self.counted += 1
+            return super().count(session, criteria, text, memo=memo)
+
+    service = FindsNothing(generated_directory(400, seed=5))
+    params = load({"state": "CA", "insurance": ["aetna"], "max_fee": "250", "language": "en",
+                   "gender": "female", "concern": ["anxiety"], "accepts_coordinated_care": "true"})
+    answer = search_providers(service, None, params, dump_listing=None)
+    options = relaxations_for(params, understand_query(None))
+    plain = InMemorySearchService(generated_directory(400, seed=5))
+    now = dt.datetime.now(dt.UTC)
+    totals = [plain.find(None, build_criteria(o["params"], understand_query(None), now, 90,
+                                              365)[0]).total for o in options]
+    assert sum(1 for total in totals if total) > MAX_RELAXATIONS
+    expected = [(o["label"], total) for o, total in zip(options, totals, strict=True)
+                if total][:MAX_RELAXATIONS]
+    assert [(r["label"], r["total"]) for r in answer["relaxations"]] == expected
+    assert service.counted < len(options)  # counting stopped once enough were found
