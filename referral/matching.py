@@ -18,7 +18,7 @@ import numpy as np
 
 from search_index.distance import lambert_miles
 from search_index.ranking import WEIGHTS
-from search_index.searcher import Criteria
+from search_index.searcher import Criteria, SearchMemo
 
 from .errors import NotFound
 from .i18n import N_, gettext
@@ -128,8 +128,10 @@ def match_pairs(service: SearchService, session, params: dict,
     prescriber_c = _side_criteria(
         base, "prescriber", modalities=(), limit=CANDIDATES,
         provider_types=(params["prescriber_type"],) if params.get("prescriber_type") else ())
-    therapists = service.candidates(session, therapist_c, concerns)
-    prescribers = service.candidates(session, prescriber_c, concerns)
+    # the two sides share the patient's filters and reach: one memo computes them once
+    memo = SearchMemo()
+    therapists = service.candidates(session, therapist_c, concerns, memo)
+    prescribers = service.candidates(session, prescriber_c, concerns, memo)
     t_ids, p_ids = therapists.ids, prescribers.ids
 
     p_figures = responsiveness(p_ids.tolist())

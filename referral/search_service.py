@@ -101,8 +101,10 @@ class SearchService(Protocol):
               memo: SearchMemo | None = None) -> int:
         """How many listings ``find`` would find (its ``total``), without ranking them."""
 
-    def candidates(self, session, criteria: Criteria, concerns=()) -> Candidates:
-        """The best ``criteria.limit`` listings for one side of a pair, with features."""
+    def candidates(self, session, criteria: Criteria, concerns=(),
+                   memo: SearchMemo | None = None) -> Candidates:
+        """The best ``criteria.limit`` listings for one side of a pair, with features (a
+        ``memo`` shared by both sides computes the masks they have in common once)."""
 
     def suggest(self, text: str) -> str | None:
         """A spelling suggestion for free text (None when none is better)."""
@@ -203,10 +205,11 @@ class IndexSearchService:
                  if memo is not None else self.state.text.search(text))
         return dataclasses.replace(criteria, text_ids=found[0], text_scores=found[1])
 
-    def candidates(self, session, criteria: Criteria, concerns=()) -> Candidates:
+    def candidates(self, session, criteria: Criteria, concerns=(),
+                   memo: SearchMemo | None = None) -> Candidates:
         """One side's candidates for pairing, best first."""
         with self.state.lock:
-            return _candidates(self._table(session), criteria, concerns)
+            return _candidates(self._table(session), criteria, concerns, memo)
 
     def suggest(self, text: str) -> str | None:
         """The text index's spelling suggestion."""
@@ -279,8 +282,9 @@ def _found(table: ProviderTable, hits) -> Found:
                  reported=hits.reported, total=hits.total, facets=hits.facets)
 
 
-def _candidates(table: ProviderTable, criteria: Criteria, concerns) -> Candidates:
-    hits = search(table, criteria, with_facets=False)
+def _candidates(table: ProviderTable, criteria: Criteria, concerns,
+                memo: SearchMemo | None = None) -> Candidates:
+    hits = search(table, criteria, with_facets=False, memo=memo)
     rows = hits.rows
     columns = table.columns
     return Candidates(
@@ -357,9 +361,10 @@ class InMemorySearchService:
         return dataclasses.replace(criteria, text_ids=np.array(ids, dtype=np.int64),
                                    text_scores=np.ones(len(ids)))
 
-    def candidates(self, session, criteria: Criteria, concerns=()) -> Candidates:
+    def candidates(self, session, criteria: Criteria, concerns=(),
+                   memo: SearchMemo | None = None) -> Candidates:
         """One side's candidates, exactly as the index service computes them."""
-        return _candidates(self.table, criteria, concerns)
+        return _candidates(self.table, criteria, concerns, memo)
 
     def suggest(self, text: str) -> str | None:
         """No spelling suggestions."""

@@ -86,3 +86,37 @@ def test_pair_reasons_are_true_of_unrelated_clinics_and_fees_are_ranges(app, ren
         in reasons
     assert any(reason.startswith("Therapist offers Psychodynamic therapy") for reason in reasons)
     assert tight["pairs"] == []  # $95 of lowest fees fits $384, the ranges do not
+
+
+def test_both_sides_sharing_one_memo_give_the_pairs_found_without_it(app):
+    """The therapist and prescriber searches share the patient's masks through one memo:
+    the same pairs, scores, candidates and reasons as each side searching alone."""
+    import datetime as dt
+    import random
+
+    from tests.conftest import generated_directory
+
+    class Plain(InMemorySearchService):
+        def candidates(self, session, criteria, concerns=(), memo=None):
+            return super().candidates(session, criteria, concerns)
+
+    listings = generated_directory(800, seed=11)
+    fast, plain = InMemorySearchService(listings), Plain(listings)
+    rng = random.Random(4)
+    now = dt.datetime.now(dt.UTC)
+    found = 0
+    with app.app_context():
+        for _ in range(30):
+            need = {"zip": rng.choice(listings)["zip"], "radius_miles": rng.choice([10, 50]),
+                    "concern": [rng.choice(["anxiety", "depression", "ocd", "ptsd"])]}
+            if rng.random() < 0.5:
+                need["insurance"] = [rng.choice(["aetna", "cigna", "medicaid"])]
+            if rng.random() < 0.3:
+                need["telehealth"] = True
+            if rng.random() < 0.3:
+                need["max_combined_fee"] = rng.choice([300, 400])
+            params = load(need)
+            answer = match_pairs(fast, db.session, params, dump_listing=None, now=now)
+            assert answer == match_pairs(plain, db.session, params, dump_listing=None, now=now)
+            found += bool(answer["pairs"])
+    assert found >= 10
