@@ -4,6 +4,7 @@
 - ``WEB_CONCURRENCY`` (2): worker processes; each keeps its own copy of the search
   table in memory and follows the change log.
 - ``GUNICORN_TIMEOUT`` (60): seconds before a stuck worker is replaced.
+- The app is preloaded in the master (``preload_app``) and the workers are forked.
 
 Several workers need shared rate-limit counters (``RATELIMIT_STORAGE_URI``): with the
 in-memory default each worker would allow the whole limit, so start-up is refused.
@@ -38,6 +39,11 @@ errorlog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 wsgi_app = "referral:create_app()"
+# The app is imported and made once in the master and the workers are forked from it:
+# a node (and each worker that max_requests replaces) answers sooner, and the imported
+# code is shared between the workers. Nothing connects or opens the index before the
+# fork: engines, the search table and the text index are opened on first use in a worker.
+preload_app = True
 
 
 def on_starting(server):

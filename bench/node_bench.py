@@ -6,17 +6,21 @@ Run from the project root::
 
     .venv/bin/python -m bench.node_bench --count 1000000 --starts 5
 
-The node is gunicorn with ``--workers`` processes on the benchmark database of
+The node is gunicorn as ``make serve-prod`` starts it (``gunicorn.conf.py``: the app
+preloaded in the master, the workers forked) and, for comparison, plain gunicorn whose
+workers each import and make the app, with ``--workers`` processes on the benchmark database of
 ``bench.common`` with its search index on local disk (as a node has after a restart, a
 deploy onto a disk that kept ``INDEX_DIR``, or a copy of another node's index: building
 one from the database is ``referral reindex``, measured in the search benchmark).
 
 Each start: the clock starts just before gunicorn is started; a client asks for a
-structured search every 20 ms until one answers 200 (*first search*); then every worker
+structured search every 20 ms until one answers 200 (*first search*), then a name
+search (the text index's first use) is timed; then every worker
 answers searches of 50 different places (each loads its table and renders listings),
 and each process's resident memory (RSS) and proportional share (PSS: pages shared
 between the workers after the fork counted once in total) are read from ``/proc``.
-Reported: first search median and maximum over the starts, memory per process.
+Reported: first search median and maximum over the starts, memory per process; each
+variant started in turn in the same run.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from bench.common import bench_app, data_dir, database_url
 from bench.http_bench import _paths
 
 HOST, PORT = "127.0.0.1", 8766
+#: A free-text name search (the text index's first use in the process).
+NAME_SEARCH = "/api/v1/providers/search?q=garcia&telehealth=true&state=CA"
 
 
 def _ask(path: str, timeout: float = 60) -> int:
@@ -49,14 +55,21 @@ def _ask(path: str, timeout: float = 60) -> int:
         return 0
 
 
+#: What is read of each process, in MB: resident memory, its anonymous part (the heap:
+#: tables, caches) and its file-backed part (mapped files: the SQLite memory map, numpy
+#: arrays loaded from the index), and PSS (shared pages divided among their sharers).
+MEMORY_FIELDS = {"rss": ("status", "VmRSS:"), "anon": ("status", "RssAnon:"),
+                 "file": ("status", "RssFile:"), "pss": ("smaps_rollup", "Pss:")}
+
+
 def _memory(pid: int) -> dict:
-    """RSS and PSS of one process in MB (``/proc/PID/status``, ``smaps_rollup``)."""
+    """``MEMORY_FIELDS`` of one process in MB (``/proc/PID/status``, ``smaps_rollup``)."""
     found = {}
-    for name, field in (("status", "VmRSS:"), ("smaps_rollup", "Pss:")):
+    for key, (name, field) in MEMORY_FIELDS.items():
         with open(f"/proc/{pid}/{name}") as handle:
             for line in handle:
                 if line.startswith(field):
-                    found[field.rstrip(":").lower().replace("vm", "")] = int(line.split()[1]) / 1024
+                    found[key] = int(line.split()[1]) / 1024
                     break
     return found
 
@@ -66,19 +79,30 @@ def _children(pid: int) -> list[int]:
         return [int(child) for child in handle.read().split()]
 
 
-def start_once(environment: dict, workers: int, paths: list[str]) -> dict:
-    """One start of the node: seconds to the first search, then memory per process."""
+def start_once(environment: dict, workers: int, paths: list[str], preload: bool) -> dict:
+    """One start of the node: seconds to the first search, then memory per process.
+    ``preload``: as ``make serve-prod`` starts it (``gunicorn.conf.py``: the app made once
+    in the master, the workers forked); else plain gunicorn, each worker importing and
+    making the app itself (the settings before this benchmark's change)."""
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    environment = {**environment, "BIND_HOST": HOST, "PORT": str(PORT),
+                   "WEB_CONCURRENCY": str(workers)}
+    command = ([gunicorn, "-c", "gunicorn.conf.py", "--log-level", "warning"] if preload
+               else [gunicorn, "-w", str(workers), "-b", f"{HOST}:{PORT}", "--log-level",
+                     "warning", "referral:create_app()"])
     started = time.monotonic()
-    server = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-w", str(workers),
-         "-b", f"{HOST}:{PORT}", "--log-level", "warning", "referral:create_app()"],
-        env=environment, start_new_session=True, stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(command, env=environment, start_new_session=True,
+                              stdout=subprocess.DEVNULL)
     try:
         while _ask(paths[0], timeout=60) != 200:
-            if time.monotonic() - started > 300:
-                raise RuntimeError("no search answered within 300 s")
+            if server.poll() is not None or time.monotonic() - started > 300:
+                raise RuntimeError("the server stopped, or answered no search within 300 s")
             time.sleep(0.02)
         first = time.monotonic() - started
+        before_name = time.monotonic()
+        if _ask(NAME_SEARCH) != 200:
+            raise RuntimeError("the name search failed")
+        first_name = time.monotonic() - before_name
 
         def warm() -> None:
             for path in paths[:50]:
@@ -92,7 +116,7 @@ def start_once(environment: dict, workers: int, paths: list[str]) -> dict:
         memory = {"master": _memory(server.pid)}
         for number, child in enumerate(_children(server.pid)):
             memory[f"worker {number + 1}"] = _memory(child)
-        return {"first_search_s": first, "memory": memory}
+        return {"first_search_s": first, "first_name_search_s": first_name, "memory": memory}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
@@ -104,6 +128,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--variants", nargs="+", choices=["preload", "per-worker"],
+                        default=["preload", "per-worker"],
+                        help="gunicorn.conf.py (app preloaded, workers forked), and plain "
+                             "gunicorn with each worker making the app")
     args = parser.parse_args()
     app = bench_app(args.count)
     from referral.extensions import db
@@ -120,25 +148,34 @@ def main() -> None:
                    "DATABASE_URL": database_url(args.count),
                    "INDEX_DIR": os.path.join(directory, "index"), "RATE_LIMITS": "0"}
     paths = _paths(50)
-    runs = []
+    runs: dict[str, list] = {variant: [] for variant in args.variants}
     for number in range(args.starts):
-        load = os.getloadavg()[0]
-        run = start_once(environment, args.workers, paths)
-        runs.append(run)
-        print(f"start {number + 1}: first search after {run['first_search_s']:.2f} s "
-              f"(load {load:.1f}); " + ", ".join(
-                  f"{name} RSS {m['rss']:.0f} MB PSS {m['pss']:.0f} MB"
-                  for name, m in run["memory"].items()), flush=True)
-    firsts = [run["first_search_s"] for run in runs]
-    print(f"\nfirst search: median {statistics.median(firsts):.2f} s, "
-          f"slowest {max(firsts):.2f} s over {len(firsts)} starts")
-    print("\n| process | RSS MB (median of starts) | PSS MB |")
-    print("|---|---|---|")
-    for name in runs[-1]["memory"]:
-        rss = statistics.median(run["memory"][name]["rss"] for run in runs if name in run["memory"])
-        pss = statistics.median(run["memory"][name]["pss"] for run in runs if name in run["memory"])
-        print(f"| {name} | {rss:.0f} | {pss:.0f} |")
-
+        for variant in args.variants:  # alternating, in the same run
+            load = os.getloadavg()[0]
+            run = start_once(environment, args.workers, paths, variant == "preload")
+            runs[variant].append(run)
+            print(f"{variant} start {number + 1}: first search after "
+                  f"{run['first_search_s']:.2f} s, then a first name search "
+                  f"{run['first_name_search_s'] * 1000:.0f} ms (load {load:.1f}); " + ", ".join(
+                      f"{name} RSS {m['rss']:.0f} MB (anon {m['anon']:.0f}, file "
+                      f"{m['file']:.0f}) PSS {m['pss']:.0f} MB"
+                      for name, m in run["memory"].items()), flush=True)
+    print("\n| variant | first search p50 | slowest | first name search p50 |")
+    print("|---|---|---|---|")
+    for variant, done in runs.items():
+        firsts = [run["first_search_s"] for run in done]
+        names = [run["first_name_search_s"] * 1000 for run in done]
+        print(f"| {variant} | {statistics.median(firsts):.2f} s | {max(firsts):.2f} s | "
+              f"{statistics.median(names):.0f} ms |")
+    print("\n| variant | process | RSS MB | anonymous | file-backed | PSS MB |")
+    print("|---|---|---|---|---|---|")
+    for variant, done in runs.items():
+        for name in done[-1]["memory"]:
+            figures = {key: statistics.median(run["memory"][name][key] for run in done
+                                              if name in run["memory"])
+                       for key in MEMORY_FIELDS}
+            print(f"| {variant} | {name} | {figures['rss']:.0f} | {figures['anon']:.0f} | "
+                  f"{figures['file']:.0f} | {figures['pss']:.0f} |")
 
 if __name__ == "__main__":
     main()

@@ -46,7 +46,8 @@ SECRET_PATIENT_REF = "PT-race-zq81x"
 
 
 class Server:
-    """A gunicorn server with ``workers`` processes on the test database; log to a file."""
+    """A gunicorn server with ``workers`` processes forked from a preloaded app (as
+    ``gunicorn.conf.py`` runs it) on the test database; log to a file."""
 
     def __init__(self, database, workers: int = 2):
         self.database = database
@@ -62,7 +63,7 @@ class Server:
                        "REFERRAL_INSTANCE_PATH": tempfile.mkdtemp(prefix="races-instance-")}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-w", str(self.workers),
+                [sys.executable, "-m", "gunicorn", "-w", str(self.workers), "--preload",
                  "-b", f"127.0.0.1:{self.port}", "--log-level", "info",
                  "--error-logfile", "-", "referral:create_app()"],
                 env=environment, start_new_session=True, stdout=log, stderr=log)
