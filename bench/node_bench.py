@@ -31,6 +31,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -40,6 +41,7 @@ from bench.common import bench_app, data_dir, database_url
 from bench.http_bench import _paths
 
 HOST, PORT = "127.0.0.1", 8766
+EMPTY_CONFIG = os.path.join(tempfile.gettempdir(), "node-bench-no-settings.py")
 #: A free-text name search (the text index's first use in the process).
 NAME_SEARCH = "/api/v1/providers/search?q=garcia&telehealth=true&state=CA"
 
@@ -87,9 +89,10 @@ def start_once(environment: dict, workers: int, paths: list[str], preload: bool)
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     environment = {**environment, "BIND_HOST": HOST, "PORT": str(PORT),
                    "WEB_CONCURRENCY": str(workers)}
+    # (gunicorn reads ./gunicorn.conf.py unless given another file: an empty one here)
     command = ([gunicorn, "-c", "gunicorn.conf.py", "--log-level", "warning"] if preload
-               else [gunicorn, "-w", str(workers), "-b", f"{HOST}:{PORT}", "--log-level",
-                     "warning", "referral:create_app()"])
+               else [gunicorn, "-c", EMPTY_CONFIG, "-w", str(workers), "-b", f"{HOST}:{PORT}",
+                     "--log-level", "warning", "referral:create_app()"])
     started = time.monotonic()
     server = subprocess.Popen(command, env=environment, start_new_session=True,
                               stdout=subprocess.DEVNULL)
@@ -147,6 +150,7 @@ def main() -> None:
     environment = {**os.environ, "REFERRAL_INSTANCE_PATH": directory,
                    "DATABASE_URL": database_url(args.count),
                    "INDEX_DIR": os.path.join(directory, "index"), "RATE_LIMITS": "0"}
+    open(EMPTY_CONFIG, "w").close()
     paths = _paths(50)
     runs: dict[str, list] = {variant: [] for variant in args.variants}
     for number in range(args.starts):
