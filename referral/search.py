@@ -125,9 +125,10 @@ class Understood:
 
 
 def _prepare(text: str) -> str:
-    """Curly apostrophes straightened, possessive ``'s`` / ``s'`` dropped."""
+    """Curly apostrophes straightened, possessive ``'s`` / ``s'`` dropped; an apostrophe
+    inside a name stays (``O'Brien`` is the index's words ``o`` and ``brien``)."""
     text = text.replace("\u2019", "'")
-    return re.sub(r"(?<=\w)'s?\b", "", text)
+    return re.sub(r"(?<=\w)'s\b|(?<=s)'(?!\w)", "", text)
 
 
 def understand_query(text: str | None, is_known_word=lambda word: False) -> Understood:

@@ -352,3 +352,18 @@ def test_search_is_documented(directory):
     spec = app.test_client().get("/api/v1/openapi.json").json
     parameters = {p["name"] for p in spec["paths"]["/api/v1/providers/search"]["get"]["parameters"]}
     assert {"q", "zip", "radius_miles", "telehealth", "max_fee", "sort", "concern"} <= parameters
+
+
+@pytest.mark.parametrize("typed", ["O'Brien", "o'brien", "O\u2019Brien", "O'Brien's",
+                                   "Dr. O'Brien"])
+def test_a_name_with_an_apostrophe_is_found_as_patients_type_it(client, make_clinic, create,
+                                                                  typed):
+    """The apostrophe in a name is kept (only possessives are dropped), so the words match
+    the index's ("o", "brien"); before, "O'Brien" became "obrien" and found nobody."""
+    _, token = make_clinic()
+    wanted = create(token, first_name="Siobhan", last_name="O'Brien")
+    create(token, first_name="Maya", last_name="Brienne")
+    found = client.get("/api/v1/providers/search", query_string={"q": typed, "state": "MA",
+                                                                  "telehealth": "true"})
+    assert found.status_code == 200, found.json
+    assert [item["id"] for item in found.json["items"]][:1] == [wanted["id"]], typed
