@@ -80,6 +80,8 @@ NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: How long a fold waits for writers holding the change table (PostgreSQL).
 FOLD_LOCK_TIMEOUT = "5s"
 BUCKET_DAYS = 30
+#: Reads of the tally a fold may spoil before a reader recounts the listings instead.
+READ_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -214,17 +216,18 @@ def read(build, now: dt.datetime, stale_after_days: int, hidden_after_days: int)
     per (state, clinic), to the counts at ``now``: ``current_rows`` at one generation of
     the tally (a fold that commits meanwhile makes it read again; folds are a minute or
     more apart, so once is the most it takes in practice), or the recount of the listings
-    where the tally was made with other windows (until the next fold rebuilds it)."""
-    while True:
+    where the tally was made with other windows (until the next fold rebuilds it) or
+    where folds kept committing under ``READ_TRIES`` reads."""
+    for _ in range(READ_TRIES):
         clock = read_clock(stale_after_days, hidden_after_days)
-        if (clock.stale_after_days, clock.hidden_after_days) == (
+        if (clock.stale_after_days, clock.hidden_after_days) != (
                 stale_after_days, hidden_after_days):
-            source = current_rows(clock, now)
-        else:
-            source = counted_at(now, stale_after_days, hidden_after_days)
-        rows = list(db.session.execute(build(source)).mappings())
+            break
+        rows = list(db.session.execute(build(current_rows(clock, now))).mappings())
         if read_clock(stale_after_days, hidden_after_days).generation == clock.generation:
             return rows
+    return list(db.session.execute(build(counted_at(now, stale_after_days,
+                                                    hidden_after_days))).mappings())
 
 
 def summed(rows, *keys):

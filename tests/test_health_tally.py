@@ -231,3 +231,24 @@ def test_the_delivery_workers_fold_the_tally_at_their_daily_check(app, directory
     with app.app_context():
         assert pending() == 0 and health_tally.read_clock(*WINDOWS).generation == 1
         assert differences(health_tally.read_clock(*WINDOWS).as_of) == []
+
+
+def test_a_reader_that_folds_keep_overtaking_recounts_the_listings(app, directory_rows,
+                                                                   monkeypatch):
+    """Each read finds a newer generation after its statement (a fold committed
+    meanwhile): after ``READ_TRIES`` the reader counts the listings themselves, exactly."""
+    with app.app_context():
+        health_tally.fold(*WINDOWS, now=NOW)
+        generations = iter(range(1, 100))
+        real = health_tally.read_clock
+
+        def moving(*windows):
+            clock = real(*windows)
+            return health_tally.Clock(clock.as_of, next(generations), *windows)
+
+        monkeypatch.setattr(health_tally, "read_clock", moving)
+        moment = health.Moment(NOW, *WINDOWS)
+        overtaken = health.directory_health(1, 10, moment)
+        monkeypatch.undo()
+        assert next(generations) > 2 * health_tally.READ_TRIES  # it did try again
+        assert overtaken == health.directory_health(1, 10, moment)
