@@ -311,10 +311,34 @@ def _order(primary: np.ndarray, stale: np.ndarray, rows: np.ndarray, want: int) 
     quantized = np.where(np.isinf(primary), finite_max,
                          np.clip(np.round(primary * 1e4), -finite_max, finite_max)).astype(np.int64)
     key = (stale.astype(np.int64) << 62) | ((quantized + (1 << 34)) << 24) | (rows & 0xFFFFFF)
-    if want < len(key):
-        part = np.argpartition(key, want - 1)[:want]
-        return part[np.argsort(key[part], kind="stable")]
-    return np.argsort(key, kind="stable")
+    return smallest(key, want)
+
+
+#: ``smallest`` bounds the wanted keys from an evenly spaced sample of this many keys.
+ORDER_SAMPLE = 4096
+
+
+def smallest(key: np.ndarray, want: int) -> np.ndarray:
+    """Indexes of the ``want`` smallest of ``key`` (distinct values), smallest first.
+
+    For a page of a large match set: the ``want``-th smallest key of an evenly spaced
+    sample is at least the ``want``-th smallest of all keys, so the keys up to it
+    (one comparison over all rows) hold the page; only those few are partitioned and
+    sorted. The same indexes as partitioning every key (the keys are distinct).
+    """
+    if want >= len(key):
+        return np.argsort(key, kind="stable")
+    if want < 1:
+        return np.empty(0, np.int64)
+    candidates = None
+    if len(key) >= 8 * ORDER_SAMPLE and want <= ORDER_SAMPLE // 4:
+        sample = key[::len(key) // ORDER_SAMPLE]
+        bound = np.partition(sample, want - 1)[want - 1]
+        candidates = np.flatnonzero(key <= bound)
+        key = key[candidates]
+    part = np.argpartition(key, want - 1)[:want] if want < len(key) else np.arange(len(key))
+    part = part[np.argsort(key[part], kind="stable")]
+    return part if candidates is None else candidates[part]
 
 
 #: Free text matching fewer than this share of the table narrows a search first: the

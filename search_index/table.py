@@ -55,8 +55,9 @@ def bit_counts(column: np.ndarray) -> np.ndarray:
     """How many entries of a bitset column have each bit set (``8 * itemsize`` counts).
 
     Each 16-bit word (or byte) of the bitsets is counted with one ``bincount``; the
-    entries with bit b set are then the bins whose number has bit b set, summed as
-    blocks of the histogram. A few passes over the rows however large the vocabulary.
+    entries with bit b set are then the bins whose number has bit b set: the counts of
+    the words that occur times their bits (one small product, not a sum per bit over
+    the whole histogram). A few passes over the rows however large the vocabulary.
     Few rows are counted bit plane by bit plane instead (the histograms cost more).
     """
     bits = 8 * column.dtype.itemsize
@@ -68,10 +69,13 @@ def bit_counts(column: np.ndarray) -> np.ndarray:
     parts = bits // word
     words = np.ascontiguousarray(column).view(f"u{word // 8}").reshape(-1, parts)
     counts = np.empty(bits, dtype=np.int64)
+    shifts = np.arange(word, dtype=np.int64)
     for part in range(parts):  # little-endian: word 0 holds the lowest bits
-        histogram = np.bincount(words[:, part], minlength=1 << word)
-        for bit in range(word):
-            counts[word * part + bit] = histogram.reshape(-1, 2 << bit)[:, 1 << bit:].sum()
+        histogram = np.bincount(words[:, part])
+        # Only the words that occur (a few thousand combinations at most) are summed.
+        present = np.flatnonzero(histogram)
+        has_bit = (present[:, None] >> shifts) & 1
+        counts[word * part:word * (part + 1)] = histogram[present] @ has_bit
     return counts[:bits]
 
 

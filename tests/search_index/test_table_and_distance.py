@@ -120,3 +120,18 @@ def test_bit_counts_equal_counting_each_bit_alone(dtype, size):
     column[1::11] = np.iinfo(dtype).max  # every bit set, the highest included
     expected = [int(np.count_nonzero(column & dtype(1 << bit))) for bit in range(bits)]
     assert bit_counts(column).tolist() == expected
+
+
+def test_listings_sharing_a_place_at_the_border_get_its_exact_geodesic():
+    """Borderline places measured once each give every listing there geopy's distance."""
+    lat, lon, radius = 42.0, -71.0, 25.0
+    places = [geodesic(miles=radius + delta).destination((lat, lon), bearing)
+              for delta in (-0.0001, 0.0001) for bearing in (0, 90, 200)]
+    order = [index % len(places) for index in range(30)]  # each place five times, mixed
+    lats = np.array([places[index].latitude for index in order])
+    lons = np.array([places[index].longitude for index in order])
+    inside, distances = within_radius(lat, lon, lats, lons, radius)
+    for row, index in enumerate(order):
+        exact = geodesic((lat, lon), (places[index].latitude, places[index].longitude)).miles
+        assert distances[row] == exact
+        assert inside[row] == (exact <= radius)
