@@ -49,34 +49,45 @@ def _bit_dtype(size: int):
 
 #: Below this many rows ``bit_counts`` counts bit planes directly.
 SMALL_COUNT = 20_000
+#: A word of a bitset with at most this many vocabulary bits is counted bit by bit.
+FEW_BITS = 3
 
 
-def bit_counts(column: np.ndarray) -> np.ndarray:
-    """How many entries of a bitset column have each bit set (``8 * itemsize`` counts).
+def bit_counts(column: np.ndarray, width: int | None = None) -> np.ndarray:
+    """How many entries of a bitset column have each bit set: ``width`` counts (the
+    vocabulary's size; all ``8 * itemsize`` bits when None), bits past it are not looked at.
 
-    Each 16-bit word (or byte) of the bitsets is counted with one ``bincount``; the
-    entries with bit b set are then the bins whose number has bit b set: the counts of
-    the words that occur times their bits (one small product, not a sum per bit over
-    the whole histogram). A few passes over the rows however large the vocabulary.
-    Few rows are counted bit plane by bit plane instead (the histograms cost more).
+    Each 16-bit word (or byte) of the bitsets holding vocabulary bits is counted with one
+    ``bincount``; the entries with bit b set are then the bins whose number has bit b
+    set: the counts of the words that occur times their bits (one small product, not a
+    sum per bit over the whole histogram). A word holding only a few vocabulary bits is
+    counted bit by bit. Few rows are counted bit plane by bit plane instead (the
+    histograms cost more).
     """
     bits = 8 * column.dtype.itemsize
+    width = bits if width is None else width
     if len(column) < SMALL_COUNT:
         planes = np.unpackbits(column.view(np.uint8).reshape(-1, bits // 8), axis=1,
                                bitorder="little")
-        return planes.sum(axis=0, dtype=np.int64)
+        return planes.sum(axis=0, dtype=np.int64)[:width]
     word = min(bits, 16)
     parts = bits // word
     words = np.ascontiguousarray(column).view(f"u{word // 8}").reshape(-1, parts)
-    counts = np.empty(bits, dtype=np.int64)
+    counts = np.zeros(parts * word, dtype=np.int64)
     shifts = np.arange(word, dtype=np.int64)
-    for part in range(parts):  # little-endian: word 0 holds the lowest bits
+    for part in range(-(-width // word)):  # little-endian: word 0 holds the lowest bits
+        used = min(word, width - word * part)
+        if used <= FEW_BITS:
+            for bit in range(used):
+                counts[word * part + bit] = np.count_nonzero(
+                    words[:, part] & words.dtype.type(1 << bit))
+            continue
         histogram = np.bincount(words[:, part])
         # Only the words that occur (a few thousand combinations at most) are summed.
         present = np.flatnonzero(histogram)
         has_bit = (present[:, None] >> shifts) & 1
         counts[word * part:word * (part + 1)] = histogram[present] @ has_bit
-    return counts[:bits]
+    return counts[:width]
 
 
 class ProviderTable:
@@ -203,7 +214,7 @@ class ProviderTable:
         if field in CODED_FIELDS:
             counts = np.bincount(column[column >= 0], minlength=len(values))
         else:
-            counts = bit_counts(column)
+            counts = bit_counts(column, len(values))
         return {value: int(counts[index]) for index, value in enumerate(values)
                 if counts[index]}
 

@@ -120,6 +120,11 @@ def test_bit_counts_equal_counting_each_bit_alone(dtype, size):
     column[1::11] = np.iinfo(dtype).max  # every bit set, the highest included
     expected = [int(np.count_nonzero(column & dtype(1 << bit))) for bit in range(bits)]
     assert bit_counts(column).tolist() == expected
+    # A vocabulary narrower than the column: the bits past it are not counted, whatever
+    # they hold (words with few vocabulary bits are counted bit by bit).
+    for width in {1, 2, 3, 4, 15, 16, 17, 19, 33, 47, bits - 1, bits}:
+        if width <= bits:
+            assert bit_counts(column, width).tolist() == expected[:width]
 
 
 def test_listings_sharing_a_place_at_the_border_get_its_exact_geodesic():
