@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -246,8 +246,17 @@ def structured_mask(table: ProviderTable, c: Criteria,
     """``(mask, distances)``: rows satisfying every structured filter, and their
     distances in miles from ``c.point`` (NaN where not computed). With ``memo``, the
     filters' masks are shared with the search's other questions (same results)."""
+    mask, distances = _structured(table, c, memo)
+    return mask, np.full(len(table), np.nan) if distances is None else distances
+
+
+def _structured(table: ProviderTable, c: Criteria,
+                memo: SearchMemo | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``structured_mask`` with no distances at all (None) when no row can have one (no
+    patient's point or no care in person): a national search does not fill a million."""
+    with_distances = c.point is not None and c.in_person
     if memo is not None:
-        mask, distances = memo.reach(table, memo.filtered(table, c), c)
+        mask, distances = memo.reach(table, memo.filtered(table, c), c, with_distances)
     else:
         mask = None
         for _, compute in _filters(table, c):
@@ -255,7 +264,7 @@ def structured_mask(table: ProviderTable, c: Criteria,
                 mask = compute().copy()
             else:
                 mask &= compute()
-        mask, distances = reach_mask(table, mask, c)
+        mask, distances = reach_mask(table, mask, c, with_distances=with_distances)
     if c.text_ids is not None:
         mask &= _text_mask(table, c.text_ids)
     return mask, distances
@@ -285,10 +294,24 @@ def relevance(table: ProviderTable, rows: np.ndarray, distances: np.ndarray,
     if c.point is not None:
         near = 1.0 - distances / max(c.radius_miles, 1e-9)
         score += w.nearness * np.nan_to_num(np.clip(near, 0.0, 1.0))
-    wait = table.columns["wait_days"][rows].astype(np.float64)
-    score += w.availability * np.where(
-        wait >= 0, np.clip(1.0 - wait / w.wait_horizon_days, 0.0, 1.0), 0.0)
+    score += _availability_of_wait()[
+        np.clip(table.columns["wait_days"][rows], -1, WAIT_STEPS) + 1]
     return score
+
+
+#: Waits of this many days or more (and unknown ones) add nothing to relevance.
+WAIT_STEPS = int(np.ceil(WEIGHTS.wait_horizon_days)) + 1
+
+
+@lru_cache(maxsize=1)
+def _availability_of_wait() -> np.ndarray:
+    """The availability term of ``relevance`` for each whole wait in days, from -1
+    (unknown) to ``WAIT_STEPS``: one lookup per row instead of the arithmetic per row
+    (the same values, computed by the same operations)."""
+    w = WEIGHTS
+    wait = np.arange(-1, WAIT_STEPS + 1).astype(np.float64)
+    return w.availability * np.where(
+        wait >= 0, np.clip(1.0 - wait / w.wait_horizon_days, 0.0, 1.0), 0.0)
 
 
 def freshness(table: ProviderTable, rows: np.ndarray, c: Criteria) -> tuple[np.ndarray, np.ndarray]:
@@ -391,9 +414,9 @@ def matching_rows(table: ProviderTable, c: Criteria,
                 mask &= compute()
         mask, distances = reach_mask(subset, mask, c)
         return candidates[mask], distances[mask]
-    mask, distances = structured_mask(table, c, memo)
+    mask, distances = _structured(table, c, memo)
     rows = np.flatnonzero(mask)
-    return rows, distances[rows]
+    return rows, np.full(len(rows), np.nan) if distances is None else distances[rows]
 
 
 def _text_scores(table: ProviderTable, rows: np.ndarray, c: Criteria) -> np.ndarray:

@@ -1,9 +1,14 @@
-"""The page of a ranking: the few smallest keys picked from many, as a full sort would."""
+"""The fast paths of ranking a page give what the straightforward computations give: the
+few smallest keys picked from many as a full sort would, relevance's availability term
+looked up per whole wait as computed per row, national searches without distances."""
 
 import numpy as np
 import pytest
 
-from search_index.searcher import ORDER_SAMPLE, smallest
+from search_index.ranking import WEIGHTS
+from search_index.searcher import ORDER_SAMPLE, Criteria, relevance, search, smallest
+from search_index.table import ProviderTable
+from tests.search_index.test_table_and_distance import NOW, VOCAB, record
 
 
 @pytest.mark.parametrize("size", [0, 1, 50, 8 * ORDER_SAMPLE - 1, 8 * ORDER_SAMPLE, 300_001])
@@ -33,3 +38,41 @@ def test_smallest_with_ranking_keys_of_a_large_match_set():
     key = (stale.astype(np.int64) << 62) | ((score + (1 << 34)) << 24) | rows
     for want in (20, 100, 820):
         assert smallest(key, want).tolist() == np.argsort(key)[:want].tolist()
+
+
+def test_availability_looked_up_per_wait_equals_the_formula_per_row():
+    waits = [None, -5, 0, 1, 7, 29, 30, 59, 60, 61, 62, 90, 365, 10_000, 2**31 - 1]
+    table = ProviderTable(VOCAB)
+    table.upsert(record(pid, wait_days=wait) for pid, wait in enumerate(waits, start=1))
+    rows = np.arange(len(waits))
+    c = Criteria(now=NOW, modalities=("CBT",), concerns=("depression",))
+    score = relevance(table, rows, np.full(len(rows), np.nan), np.zeros(len(rows)), c)
+    w = WEIGHTS
+    for row, wait in enumerate(waits):
+        expected = 0.0 + w.modality * 1 + w.concern * 1
+        if wait is not None and wait >= 0:
+            expected += w.availability * min(max(1.0 - wait / w.wait_horizon_days, 0.0), 1.0)
+        assert score[row] == expected, wait
+
+
+@pytest.mark.parametrize("sort", ["relevance", "distance", "fee", "availability"])
+def test_a_large_national_search_pages_like_a_full_sort(sort):
+    """Every page of 30,000 matches (past the sampled bound's size) with no point given:
+    the same listings in the same order as sorting every match by the ranking's key."""
+    rng = np.random.default_rng(5)
+    table = ProviderTable(VOCAB)
+    table.upsert(record(pid, wait_days=int(rng.integers(-1, 90)),
+                        fee_min=int(rng.integers(-1, 300)), fee_max=-1,
+                        modalities=[["CBT"], ["DBT"], ["CBT", "EMDR"]][pid % 3],
+                        verified_at=NOW - 86400 * float(rng.integers(0, 200)),
+                        reported=bool(pid % 97 == 0))
+                 for pid in range(1, 40_001))
+    c = Criteria(now=NOW, modalities=("CBT", "DBT"), sort=sort, limit=1_000_000)
+    everything = search(table, c, with_facets=False)
+    assert everything.total > 8 * ORDER_SAMPLE
+    assert np.isnan(everything.distances).all()
+    for offset, limit in ((0, 20), (20, 20), (780, 20), (0, 1)):
+        page = search(table, Criteria(now=NOW, modalities=("CBT", "DBT"), sort=sort,
+                                      offset=offset, limit=limit), with_facets=False)
+        assert page.total == everything.total
+        assert page.ids.tolist() == everything.ids[offset:offset + limit].tolist()
