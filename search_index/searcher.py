@@ -319,7 +319,7 @@ def freshness(table: ProviderTable, rows: np.ndarray, c: Criteria) -> tuple[np.n
     by patients' reports (``referral.reports``). The one place that says which listings
     rank after verified ones (``unverified``): every sort, the finder and pairs use it."""
     stale = ~(table.columns["verified_at"][rows] >= c.now - c.stale_after_days * DAY)
-    return stale, table.columns["reported"][rows].copy()
+    return stale, table.columns["reported"][rows]  # a gathered copy
 
 
 def unverified(stale: np.ndarray, reported: np.ndarray) -> np.ndarray:
@@ -329,11 +329,20 @@ def unverified(stale: np.ndarray, reported: np.ndarray) -> np.ndarray:
 
 def _order(primary: np.ndarray, stale: np.ndarray, rows: np.ndarray, want: int) -> np.ndarray:
     """Indexes of the first ``want`` entries by (unverified last, primary ascending, row)."""
-    primary = np.nan_to_num(primary, nan=np.inf, posinf=np.inf)
     finite_max = 1e9
-    quantized = np.where(np.isinf(primary), finite_max,
-                         np.clip(np.round(primary * 1e4), -finite_max, finite_max)).astype(np.int64)
-    key = (stale.astype(np.int64) << 62) | ((quantized + (1 << 34)) << 24) | (rows & 0xFFFFFF)
+    # Quantized to 1e-4, clipped to +-finite_max; NaN and +inf last (finite_max), -inf
+    # first (-finite_max). In place: a national search orders hundreds of thousands.
+    with np.errstate(over="ignore"):  # beyond +-finite_max anyway
+        quantized = primary * 1e4
+    np.round(quantized, out=quantized)
+    np.clip(quantized, -finite_max, finite_max, out=quantized)
+    quantized[np.isnan(quantized)] = finite_max
+    key = quantized.astype(np.int64)
+    key += 1 << 34
+    key <<= 24
+    key |= rows & 0xFFFFFF
+    if stale.any():
+        key |= stale.astype(np.int64) << 62
     return smallest(key, want)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from search_index.ranking import WEIGHTS
-from search_index.searcher import ORDER_SAMPLE, Criteria, relevance, search, smallest
+from search_index.searcher import ORDER_SAMPLE, Criteria, _order, relevance, search, smallest
 from search_index.table import ProviderTable
 from tests.search_index.test_table_and_distance import NOW, VOCAB, record
 
@@ -76,3 +76,29 @@ def test_a_large_national_search_pages_like_a_full_sort(sort):
                                       offset=offset, limit=limit), with_facets=False)
         assert page.total == everything.total
         assert page.ids.tolist() == everything.ids[offset:offset + limit].tolist()
+
+
+def _order_as_written_first(primary, stale, rows, want):
+    """The ranking key as first written (every step a new array), fully sorted."""
+    primary = np.nan_to_num(primary, nan=np.inf, posinf=np.inf)
+    finite_max = 1e9
+    with np.errstate(over="ignore"):
+        quantized = np.where(np.isinf(primary), finite_max, np.clip(
+            np.round(primary * 1e4), -finite_max, finite_max)).astype(np.int64)
+    key = (stale.astype(np.int64) << 62) | ((quantized + (1 << 34)) << 24) | (rows & 0xFFFFFF)
+    return np.argsort(key, kind="stable")[:want]
+
+
+@pytest.mark.parametrize("size", [10, 5_000, 60_000])
+def test_order_keys_equal_the_first_written_ones(size):
+    rng = np.random.default_rng(size)
+    primary = rng.normal(0, 3, size).round(rng.integers(0, 6))
+    specials = [np.nan, np.inf, -np.inf, 1e300, -1e300, 1e5 + 0.00004, -0.00005, 0.0]
+    primary[rng.integers(0, size, size // 5)] = rng.choice(specials, size // 5)
+    stale = rng.random(size) < 0.3
+    rows = np.sort(rng.choice(1_000_000, size, replace=False))
+    for want in (1, 20, size):
+        assert (_order(primary.copy(), stale, rows, want).tolist()
+                == _order_as_written_first(primary, stale, rows, want).tolist())
+    assert (_order(primary.copy(), np.zeros(size, bool), rows, 20).tolist()
+            == _order_as_written_first(primary, np.zeros(size, bool), rows, 20).tolist())
