@@ -287,10 +287,11 @@ def relevance(table: ProviderTable, rows: np.ndarray, distances: np.ndarray,
         if top > 0:
             score += w.text * text_score / top
     wanted = tuple(c.modalities) + tuple(c.suited_modalities)
+    # Added where the bit is set only (adding 0.0 elsewhere changes no score): one pass.
     if wanted:
-        score += w.modality * any_bits(table, "modalities", wanted, rows)
+        np.add(score, w.modality, out=score, where=any_bits(table, "modalities", wanted, rows))
     if c.concerns:
-        score += w.concern * any_bits(table, "concerns", c.concerns, rows)
+        np.add(score, w.concern, out=score, where=any_bits(table, "concerns", c.concerns, rows))
     if c.point is not None:
         near = 1.0 - distances / max(c.radius_miles, 1e-9)
         score += w.nearness * np.nan_to_num(np.clip(near, 0.0, 1.0))

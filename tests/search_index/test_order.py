@@ -102,3 +102,35 @@ def test_order_keys_equal_the_first_written_ones(size):
                 == _order_as_written_first(primary, stale, rows, want).tolist())
     assert (_order(primary.copy(), np.zeros(size, bool), rows, 20).tolist()
             == _order_as_written_first(primary, np.zeros(size, bool), rows, 20).tolist())
+
+
+def test_relevance_equals_the_sum_of_its_terms_per_row():
+    """Every term of ``relevance`` (text, modality, concern, nearness, availability), the
+    modality and concern added only where they apply, equals the sum written per row."""
+    rng = np.random.default_rng(3)
+    table = ProviderTable(VOCAB)
+    table.upsert(record(pid, modalities=[["CBT"], ["DBT"], ["EMDR"], []][pid % 4],
+                        concerns=[["depression"], ["ocd"], []][pid % 3],
+                        wait_days=int(rng.integers(-1, 80)))
+                 for pid in range(1, 501))
+    rows = np.arange(len(table))
+    distances = rng.uniform(0, 40, len(rows))
+    distances[::7] = np.nan
+    text = rng.uniform(0, 5, len(rows))
+    c = Criteria(now=NOW, modalities=("CBT",), suited_modalities=("DBT",),
+                 concerns=("depression",), point=(42.0, -71.0), radius_miles=30.0,
+                 text_ids=np.arange(1, 501), text_scores=text)
+    score = relevance(table, rows, distances, text, c)
+    w = WEIGHTS
+    for row in rows:
+        expected = 0.0 + w.text * text[row] / text.max()
+        if table.column("modalities")[row] & 0b011:
+            expected += w.modality
+        if table.column("concerns")[row] & 0b01:
+            expected += w.concern
+        near = 1.0 - distances[row] / 30.0
+        expected += w.nearness * (0.0 if np.isnan(near) else min(max(near, 0.0), 1.0))
+        wait = table.column("wait_days")[row]
+        if wait >= 0:
+            expected += w.availability * min(max(1.0 - wait / w.wait_horizon_days, 0.0), 1.0)
+        assert score[row] == expected, row
