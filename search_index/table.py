@@ -51,6 +51,8 @@ def _bit_dtype(size: int):
 SMALL_COUNT = 20_000
 #: A word of a bitset with at most this many vocabulary bits is counted bit by bit.
 FEW_BITS = 3
+#: ``bit_counts`` looks at every this many rows to tell whether a word is mostly zero.
+SPARSE_PROBE = 64
 
 
 def bit_counts(column: np.ndarray, width: int | None = None) -> np.ndarray:
@@ -61,8 +63,9 @@ def bit_counts(column: np.ndarray, width: int | None = None) -> np.ndarray:
     ``bincount``; the entries with bit b set are then the bins whose number has bit b
     set: the counts of the words that occur times their bits (one small product, not a
     sum per bit over the whole histogram). A word holding only a few vocabulary bits is
-    counted bit by bit. Few rows are counted bit plane by bit plane instead (the
-    histograms cost more).
+    counted bit by bit; a word that is zero in most rows (a sample of every
+    ``SPARSE_PROBE``-th row tells) is counted over its non-zero rows only. Few rows are
+    counted bit plane by bit plane instead (the histograms cost more).
     """
     bits = 8 * column.dtype.itemsize
     width = bits if width is None else width
@@ -82,7 +85,12 @@ def bit_counts(column: np.ndarray, width: int | None = None) -> np.ndarray:
                 counts[word * part + bit] = np.count_nonzero(
                     words[:, part] & words.dtype.type(1 << bit))
             continue
-        histogram = np.bincount(words[:, part])
+        column_words = words[:, part]
+        if np.count_nonzero(column_words[::SPARSE_PROBE]) * 4 < len(column_words[::SPARSE_PROBE]):
+            # Mostly zero words (the rarer values of a vocabulary): zero words hold no
+            # bit, so only the others are counted.
+            column_words = column_words[column_words != 0]
+        histogram = np.bincount(column_words)
         # Only the words that occur (a few thousand combinations at most) are summed.
         present = np.flatnonzero(histogram)
         has_bit = (present[:, None] >> shifts) & 1
@@ -211,8 +219,8 @@ class ProviderTable:
         """How many of ``rows`` have each value of ``field`` (non-zero counts only)."""
         values = self.vocabularies[field]
         column = self.columns[field][rows]
-        if field in CODED_FIELDS:
-            counts = np.bincount(column[column >= 0], minlength=len(values))
+        if field in CODED_FIELDS:  # codes shifted by one: bin 0 is "absent" (-1)
+            counts = np.bincount(column + 1, minlength=len(values) + 1)[1:]
         else:
             counts = bit_counts(column, len(values))
         return {value: int(counts[index]) for index, value in enumerate(values)

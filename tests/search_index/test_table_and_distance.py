@@ -112,11 +112,13 @@ def test_radius_decisions_at_the_border_follow_geopy(radius):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
 @pytest.mark.parametrize("size", [0, 1, 7, SMALL_COUNT - 1, SMALL_COUNT, 50_003])
-def test_bit_counts_equal_counting_each_bit_alone(dtype, size):
+@pytest.mark.parametrize("zero_share", [0.2, 0.97, 1.0])
+def test_bit_counts_equal_counting_each_bit_alone(dtype, size, zero_share):
+    """Dense words, words zero in most rows (the sparse path) and in all but a few."""
     bits = 8 * np.dtype(dtype).itemsize
     rng = np.random.default_rng(size + bits)
     column = rng.integers(0, 2 ** min(bits, 63), size=size, dtype=np.uint64).astype(dtype)
-    column[::5] = 0
+    column[rng.random(size) < zero_share] = 0
     column[1::11] = np.iinfo(dtype).max  # every bit set, the highest included
     expected = [int(np.count_nonzero(column & dtype(1 << bit))) for bit in range(bits)]
     assert bit_counts(column).tolist() == expected
