@@ -50,8 +50,13 @@ def within_radius(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray,
     inside = distances <= radius_miles * (1 - EXACT_BAND)
     borderline = np.flatnonzero((distances > radius_miles * (1 - EXACT_BAND))
                                 & (distances <= radius_miles * (1 + EXACT_BAND)))
-    for index in borderline:
-        exact = geodesic((lat, lon), (lats[index], lons[index])).miles
-        distances[index] = exact
-        inside[index] = exact <= radius_miles
+    if len(borderline):
+        # Listings share coordinates (geocoded from ZIP centroids): one exact geodesic per
+        # place, not per listing.
+        places, which = np.unique(np.column_stack([lats[borderline], lons[borderline]]),
+                                  axis=0, return_inverse=True)
+        exact = np.array([geodesic((lat, lon), (place_lat, place_lon)).miles
+                          for place_lat, place_lon in places])
+        distances[borderline] = exact[which.reshape(-1)]
+        inside[borderline] = distances[borderline] <= radius_miles
     return inside, distances

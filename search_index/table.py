@@ -49,30 +49,53 @@ def _bit_dtype(size: int):
 
 #: Below this many rows ``bit_counts`` counts bit planes directly.
 SMALL_COUNT = 20_000
+#: A word of a bitset with at most this many vocabulary bits is counted bit by bit.
+FEW_BITS = 3
+#: ``bit_counts`` looks at every this many rows to tell whether a word is mostly zero.
+SPARSE_PROBE = 64
 
 
-def bit_counts(column: np.ndarray) -> np.ndarray:
-    """How many entries of a bitset column have each bit set (``8 * itemsize`` counts).
+def bit_counts(column: np.ndarray, width: int | None = None) -> np.ndarray:
+    """How many entries of a bitset column have each bit set: ``width`` counts (the
+    vocabulary's size; all ``8 * itemsize`` bits when None), bits past it are not looked at.
 
-    Each 16-bit word (or byte) of the bitsets is counted with one ``bincount``; the
-    entries with bit b set are then the bins whose number has bit b set, summed as
-    blocks of the histogram. A few passes over the rows however large the vocabulary.
-    Few rows are counted bit plane by bit plane instead (the histograms cost more).
+    Each 16-bit word (or byte) of the bitsets holding vocabulary bits is counted with one
+    ``bincount``; the entries with bit b set are then the bins whose number has bit b
+    set: the counts of the words that occur times their bits (one small product, not a
+    sum per bit over the whole histogram). A word holding only a few vocabulary bits is
+    counted bit by bit; a word that is zero in most rows (a sample of every
+    ``SPARSE_PROBE``-th row tells) is counted over its non-zero rows only. Few rows are
+    counted bit plane by bit plane instead (the histograms cost more).
     """
     bits = 8 * column.dtype.itemsize
+    width = bits if width is None else width
     if len(column) < SMALL_COUNT:
         planes = np.unpackbits(column.view(np.uint8).reshape(-1, bits // 8), axis=1,
                                bitorder="little")
-        return planes.sum(axis=0, dtype=np.int64)
+        return planes.sum(axis=0, dtype=np.int64)[:width]
     word = min(bits, 16)
     parts = bits // word
     words = np.ascontiguousarray(column).view(f"u{word // 8}").reshape(-1, parts)
-    counts = np.empty(bits, dtype=np.int64)
-    for part in range(parts):  # little-endian: word 0 holds the lowest bits
-        histogram = np.bincount(words[:, part], minlength=1 << word)
-        for bit in range(word):
-            counts[word * part + bit] = histogram.reshape(-1, 2 << bit)[:, 1 << bit:].sum()
-    return counts[:bits]
+    counts = np.zeros(parts * word, dtype=np.int64)
+    shifts = np.arange(word, dtype=np.int64)
+    for part in range(-(-width // word)):  # little-endian: word 0 holds the lowest bits
+        used = min(word, width - word * part)
+        if used <= FEW_BITS:
+            for bit in range(used):
+                counts[word * part + bit] = np.count_nonzero(
+                    words[:, part] & words.dtype.type(1 << bit))
+            continue
+        column_words = words[:, part]
+        if np.count_nonzero(column_words[::SPARSE_PROBE]) * 4 < len(column_words[::SPARSE_PROBE]):
+            # Mostly zero words (the rarer values of a vocabulary): zero words hold no
+            # bit, so only the others are counted.
+            column_words = column_words[column_words != 0]
+        histogram = np.bincount(column_words)
+        # Only the words that occur (a few thousand combinations at most) are summed.
+        present = np.flatnonzero(histogram)
+        has_bit = (present[:, None] >> shifts) & 1
+        counts[word * part:word * (part + 1)] = histogram[present] @ has_bit
+    return counts[:width]
 
 
 class ProviderTable:
@@ -196,10 +219,10 @@ class ProviderTable:
         """How many of ``rows`` have each value of ``field`` (non-zero counts only)."""
         values = self.vocabularies[field]
         column = self.columns[field][rows]
-        if field in CODED_FIELDS:
-            counts = np.bincount(column[column >= 0], minlength=len(values))
+        if field in CODED_FIELDS:  # codes shifted by one: bin 0 is "absent" (-1)
+            counts = np.bincount(column + 1, minlength=len(values) + 1)[1:]
         else:
-            counts = bit_counts(column)
+            counts = bit_counts(column, len(values))
         return {value: int(counts[index]) for index, value in enumerate(values)
                 if counts[index]}
 

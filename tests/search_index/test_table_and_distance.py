@@ -112,11 +112,33 @@ def test_radius_decisions_at_the_border_follow_geopy(radius):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
 @pytest.mark.parametrize("size", [0, 1, 7, SMALL_COUNT - 1, SMALL_COUNT, 50_003])
-def test_bit_counts_equal_counting_each_bit_alone(dtype, size):
+@pytest.mark.parametrize("zero_share", [0.2, 0.97, 1.0])
+def test_bit_counts_equal_counting_each_bit_alone(dtype, size, zero_share):
+    """Dense words, words zero in most rows (the sparse path) and in all but a few."""
     bits = 8 * np.dtype(dtype).itemsize
     rng = np.random.default_rng(size + bits)
     column = rng.integers(0, 2 ** min(bits, 63), size=size, dtype=np.uint64).astype(dtype)
-    column[::5] = 0
+    column[rng.random(size) < zero_share] = 0
     column[1::11] = np.iinfo(dtype).max  # every bit set, the highest included
     expected = [int(np.count_nonzero(column & dtype(1 << bit))) for bit in range(bits)]
     assert bit_counts(column).tolist() == expected
+    # A vocabulary narrower than the column: the bits past it are not counted, whatever
+    # they hold (words with few vocabulary bits are counted bit by bit).
+    for width in {1, 2, 3, 4, 15, 16, 17, 19, 33, 47, bits - 1, bits}:
+        if width <= bits:
+            assert bit_counts(column, width).tolist() == expected[:width]
+
+
+def test_listings_sharing_a_place_at_the_border_get_its_exact_geodesic():
+    """Borderline places measured once each give every listing there geopy's distance."""
+    lat, lon, radius = 42.0, -71.0, 25.0
+    places = [geodesic(miles=radius + delta).destination((lat, lon), bearing)
+              for delta in (-0.0001, 0.0001) for bearing in (0, 90, 200)]
+    order = [index % len(places) for index in range(30)]  # each place five times, mixed
+    lats = np.array([places[index].latitude for index in order])
+    lons = np.array([places[index].longitude for index in order])
+    inside, distances = within_radius(lat, lon, lats, lons, radius)
+    for row, index in enumerate(order):
+        exact = geodesic((lat, lon), (places[index].latitude, places[index].longitude)).miles
+        assert distances[row] == exact
+        assert inside[row] == (exact <= radius)
