@@ -89,9 +89,12 @@ def test_stateful_sequences_follow_the_links(app, make_clinic, create):
                 db.session.commit()
 
     # Generated sequences only: responses depend on what earlier sequences stored, so a
-    # replay for shrinking would not be the same sequence.
+    # replay for shrinking would not be the same sequence. Derandomized: the same
+    # sequences every run (with random ones, a new sequence sometimes repeats an earlier
+    # one's first steps while the stored state, and so the strategies built from its
+    # responses, differ, and hypothesis stops with FlakyStrategyDefinition: 4 runs in 10).
     Workflow.run(settings=settings(max_examples=40, stateful_step_count=6, deadline=None,
-                                   database=None, phases=[Phase.generate],
+                                   database=None, phases=[Phase.generate], derandomize=True,
                                    suppress_health_check=list(HealthCheck)))
     assert sum(seen.values()) >= 150
     assert len({(method, path) for method, path, _ in seen}) >= 15  # most operations ran
