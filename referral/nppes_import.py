@@ -23,8 +23,9 @@ import never overwrites a concurrent edit and never fails on one.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import bindparam, insert, select, update
 
@@ -32,7 +33,7 @@ from .actors import current_actor
 from .extensions import db
 from .listings import jsonable_changes, listing_diff
 from .models import Clinic, Provider, ProviderAudit, utcnow
-from .nppes import Classified, NppesRecord, classify
+from .nppes import Classified, NppesRecord, classify, read_csv
 from .search_sync import log_changes
 
 #: Fields of a listing that NPPES owns (and so an import may change).
@@ -41,6 +42,8 @@ NPPES_FIELDS = ("first_name", "last_name", "credentials", "role", "provider_type
                 "state", "zip", "latitude", "longitude", "phone")
 #: Classified rows written per committed batch.
 BATCH = 5000
+#: Classified batches that may wait between the reading process and the writer.
+QUEUED = 2
 #: How often rows that a clinic changed while the batch was written are read again.
 RETRIES = 3
 
@@ -57,10 +60,11 @@ NEW_LISTING = {"modalities": [], "concerns": [], "age_groups": [], "languages": 
                "wait_days": None, "address_line2": None, "version": 1}
 
 
-def import_records(records: Iterable[NppesRecord], *, states: set[str] | None = None,
-                   limit: int | None = None, dry_run: bool = False,
-                   progress: Callable[[int], None] | None = None) -> Counter:
-    """Classify and upsert ``records``; return counts per category and skip reason."""
+def classified_batches(records: Iterable[NppesRecord], *, states: set[str] | None = None,
+                       limit: int | None = None,
+                       size: int = BATCH) -> Iterator[tuple[list[Classified], Counter]]:
+    """Classify ``records`` (at most ``limit``): batches of ``size`` records to write, each
+    with the counts of the rows read for it (rows, skips by reason); no database."""
     counts: Counter = Counter()
     batch: list[Classified] = []
     for index, record in enumerate(records):
@@ -72,16 +76,105 @@ def import_records(records: Iterable[NppesRecord], *, states: set[str] | None = 
             counts[f"skipped: {found.reason}"] += 1
         else:
             batch.append(found)
-        if len(batch) >= BATCH:
+        if len(batch) >= size:
+            yield batch, counts
+            batch, counts = [], Counter()
+    if batch or counts:
+        yield batch, counts
+
+
+def import_records(records: Iterable[NppesRecord], *, states: set[str] | None = None,
+                   limit: int | None = None, dry_run: bool = False,
+                   progress: Callable[[int], None] | None = None) -> Counter:
+    """Classify and upsert ``records`` in this process; return counts per category and skip
+    reason. ``progress`` is called with the rows read since its last call."""
+    counts: Counter = Counter()
+    for batch, read in classified_batches(records, states=states, limit=limit):
+        counts.update(read)
+        if batch:
             _write(batch, counts, dry_run)
-            batch = []
-        if progress and counts["rows"] % 1000 == 0:
-            progress(1000)
-    if batch:
-        _write(batch, counts, dry_run)
-    if progress:
-        progress(counts["rows"] % 1000)
+        if progress:
+            progress(read["rows"])
     return counts
+
+
+def import_file(path: str, *, states: set[str] | None = None, limit: int | None = None,
+                dry_run: bool = False, progress: Callable[[int], None] | None = None,
+                parallel: bool = True) -> Counter:
+    """Import an NPPES data file: a second process reads and classifies it (the CPU-bound
+    part) while this one writes, batch by batch, so both cores work; at most ``QUEUED``
+    batches wait between them (constant memory). The batches, their order and every rule
+    are those of ``import_records``. ``progress`` is called with the characters read since
+    its last call. Without the ``fork`` start method (or with ``parallel=False``) the
+    file is read in this process. Raises ``nppes.HeaderError`` for a file that is not NPPES.
+    """
+    if not parallel or "fork" not in multiprocessing.get_all_start_methods():
+        counts: Counter = Counter()
+        with _open(path) as handle:
+            lines = _counted(handle, progress)
+            for batch, read in classified_batches(read_csv(lines), states=states, limit=limit):
+                counts.update(read)
+                if batch:
+                    _write(batch, counts, dry_run)
+        return counts
+    context = multiprocessing.get_context("fork")  # the ZIP table and rules are shared as is
+    queue = context.Queue(maxsize=QUEUED)
+    reader = context.Process(target=_read_into, args=(path, states, limit, queue), daemon=True)
+    reader.start()
+    counts = Counter()
+    try:
+        while True:
+            message = queue.get()
+            if message is None:
+                break
+            if isinstance(message, BaseException):
+                raise message
+            batch, read, characters = message
+            counts.update(read)
+            if batch:
+                _write(batch, counts, dry_run)
+            if progress:
+                progress(characters)
+    finally:
+        if reader.is_alive():
+            reader.terminate()  # stopped early (an error, an interrupt): the reader too
+        reader.join()
+    return counts
+
+
+def _open(path: str):
+    """The file as the CMS writes it (UTF-8, a byte-order mark tolerated)."""
+    return open(path, newline="", encoding="utf-8-sig", errors="replace")
+
+
+def _counted(handle, progress: Callable[[int], None] | None) -> Iterator[str]:
+    """The lines of ``handle``, reporting their length to ``progress``."""
+    for line in handle:
+        if progress:
+            progress(len(line))
+        yield line
+
+
+def _read_into(path: str, states: set[str] | None, limit: int | None, queue) -> None:
+    """The reader process: classified batches of ``path`` into ``queue`` with the counts and
+    characters read for each, then ``None``; an error is put instead and ends it."""
+    try:
+        characters = 0
+
+        def lines(handle):
+            nonlocal characters
+            for line in handle:
+                characters += len(line)
+                yield line
+
+        with _open(path) as handle:
+            for batch, read in classified_batches(read_csv(lines(handle)), states=states,
+                                                  limit=limit):
+                queue.put((batch, read, characters))
+                characters = 0
+        queue.put(None)
+    except Exception as error:  # noqa: BLE001 - handed to the writer, which raises it
+        queue.put(error)
 
 
 def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:

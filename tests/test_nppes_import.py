@@ -321,3 +321,38 @@ def test_an_interrupted_import_continues_correctly_on_rerun(app, runner, tmp_pat
     assert "unchanged" in full.output and "created" in full.output
     again = runner.invoke(args=["import-nppes", str(path)])
     assert "created" not in again.output and "updated" not in again.output
+
+
+def test_the_reading_process_imports_exactly_what_one_process_imports(app, tmp_path):
+    """``import_file`` reads and classifies in a second process (fork) while this one
+    writes: the same counts as reading in this process, batch for batch (15,000 rows: two
+    batches), on a dry run and for real; then a rerun changes nothing; a bad header raised
+    in the reading process reaches the caller."""
+    import multiprocessing
+
+    from referral.nppes_import import import_file
+    from seeds.nppes_file import write_generated_file
+
+    path = tmp_path / "npidata_pfile_generated.csv"
+    write_generated_file(str(path), 15000, seed=7)
+    seen = []
+    with app.app_context():
+        alone = import_file(str(path), dry_run=True, parallel=False)
+        together = import_file(str(path), dry_run=True, progress=seen.append)
+        assert together == alone and alone["rows"] == 15000
+        assert alone["therapists created"] > 0 and alone["clinics created (unclaimed)"] > 0
+        with open(path, newline="", encoding="utf-8") as handle:
+            assert sum(seen) == len(handle.read()) and len(seen) >= 2  # every character
+        assert db.session.query(Provider).count() == 0
+        first = import_file(str(path))
+        assert first == alone
+        created = db.session.query(Provider).count()
+        assert created == first["therapists created"] + first["prescribers created"]
+        again = import_file(str(path))
+        assert not [key for key in again if "created" in key or "updated" in key]
+        assert again["therapists unchanged"] == first["therapists created"]
+        bad = tmp_path / "bad.csv"
+        bad.write_text("name,zip\nx,02115\n")
+        with pytest.raises(HeaderError):
+            import_file(str(bad))
+    assert multiprocessing.active_children() == []  # every reading process was joined
