@@ -23,11 +23,12 @@ import never overwrites a concurrent edit and never fails on one.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import JSON, bindparam, insert, select, update
 
 from .actors import current_actor
 from .extensions import db
@@ -47,6 +48,9 @@ QUEUED = 2
 #: How often rows that a clinic changed while the batch was written are read again.
 RETRIES = 3
 
+#: The listing's own columns read before NPPES's fields in a batch's read.
+_STORED_KEYS = ("id", "npi", "version", "clinic_id", "active")
+_STORED_FROM = len(_STORED_KEYS)
 _provider = Provider.__table__
 _clinic = Clinic.__table__
 _audit = ProviderAudit.__table__
@@ -208,7 +212,7 @@ def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
     if audits:
         actor = current_actor()
         now = utcnow()
-        session.execute(insert(_audit), [
+        _insert_audits(session, [
             {**row, "clinic_id": None, "at": now, "source": "nppes", "channel": "import",
              "user_id": actor.user_id, "token_id": actor.token_id} for row in audits])
     if changed:
@@ -225,37 +229,39 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
     changed after they were read (to be read again)."""
     if not items:
         return set()
-    columns = [_provider.c[name]
-               for name in ("id", "npi", "version", "clinic_id", "active", *NPPES_FIELDS)]
+    columns = [_provider.c[name] for name in (*_STORED_KEYS, *NPPES_FIELDS)]
     stored = {row.npi: row for row in session.execute(
         select(*columns).where(_provider.c.npi.in_(list(items))))}
     now = utcnow()
     new, updates = [], []
     for npi, item in items.items():
-        values = {field: item.values[field] for field in NPPES_FIELDS}
+        found = item.values
         row = stored.get(npi)
         if row is None:
-            new.append({**NEW_LISTING, **values, "npi": npi, "gender": item.values.get("sex"),
-                        "in_person": bool(values["zip"]), "created_at": now,
-                        "updated_at": now})
+            new.append({**NEW_LISTING, **{field: found[field] for field in NPPES_FIELDS},
+                        "npi": npi, "gender": found.get("sex"), "in_person": bool(found["zip"]),
+                        "created_at": now, "updated_at": now})
             continue
-        diff = listing_diff({field: row._mapping[field] for field in NPPES_FIELDS}, values)
-        if not diff:
+        # the common case on a rerun, unchanged: one tuple comparison, no diff built
+        if row[_STORED_FROM:] == tuple(found[field] for field in NPPES_FIELDS):
+            counts[f"{item.kind}s unchanged"] += 1
+            continue
+        values = {field: found[field] for field in NPPES_FIELDS}
+        diff = listing_diff(dict(zip(NPPES_FIELDS, row[_STORED_FROM:], strict=True)), values)
+        if not diff:  # equal values of other types (an int for a float)
             counts[f"{item.kind}s unchanged"] += 1
             continue
         updates.append((item, row, diff, {**values, "b_id": row.id, "b_version": row.version,
                                           "updated_at": now}))
     if new:  # unclaimed, so not listed: nothing for the index (no change-log row)
-        # a plain executemany (one statement, parsed once), then the ids by NPI: an
-        # INSERT ... RETURNING of thousands of rows is one huge statement to render and parse
-        session.execute(insert(_provider), new)
+        _insert_new(session, new)
         ids = dict(session.execute(select(_provider.c.npi, _provider.c.id)
                                    .where(_provider.c.npi.in_([row["npi"] for row in new]))).all())
         for row in new:
-            provider_id = ids[row["npi"]]
-            audits.append({"provider_id": provider_id, "action": "create",
-                           "changes": jsonable_changes(listing_diff(
-                               {}, {field: row[field] for field in NPPES_FIELDS}))})
+            # what listing_diff({}, fields) gives, built directly (NPPES values are plain JSON)
+            audits.append({"provider_id": ids[row["npi"]], "action": "create",
+                           "changes": {field: {"old": None, "new": row[field]}
+                                       for field in NPPES_FIELDS if row[field] is not None}})
             counts[f"{items[row['npi']].kind}s created"] += 1
     if not updates:
         return set()
@@ -284,6 +290,41 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
                        "changes": jsonable_changes(diff)})
         counts[f"{item.kind}s updated"] += 1
     return conflicts
+
+
+def _insert_new(session, rows: list[dict]) -> None:
+    """Insert new listings: COPY on PostgreSQL, else one executemany."""
+    if session.get_bind().dialect.name == "postgresql":
+        _copy(session, _provider, rows)
+    else:
+        # a plain executemany (one statement, parsed once), then the ids by NPI: an
+        # INSERT ... RETURNING of thousands of rows is one huge statement to render and parse
+        session.execute(insert(_provider), rows)
+
+
+def _insert_audits(session, rows: list[dict]) -> None:
+    """Insert audit rows: COPY on PostgreSQL, else one executemany."""
+    if session.get_bind().dialect.name == "postgresql":
+        _copy(session, _audit, rows)
+    else:
+        session.execute(insert(_audit), rows)
+
+
+def _copy(session, table, rows: list[dict]) -> None:
+    """``COPY table FROM STDIN`` of ``rows`` (all with the same keys) on the session's own
+    connection and transaction: no statement to build or parse and no per-row parameter
+    processing, which were most of an executemany's time. JSON columns go as JSON text;
+    triggers and constraints apply as for an INSERT."""
+    names = list(rows[0])
+    json_columns = {index for index, name in enumerate(names)
+                    if isinstance(table.c[name].type, JSON)}
+    cursor = session.connection().connection.driver_connection.cursor()
+    with cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            values = [row[name] for name in names]
+            for index in json_columns:
+                values[index] = json.dumps(values[index])
+            copy.write_row(values)
 
 
 def _deactivate(session, npis: list[str], counts: Counter, changed: list[int],

@@ -123,6 +123,19 @@ def test_import_counts_idempotence_and_deactivation(app, runner):
         imported = db.session.query(Provider).filter_by(npi=npi(4)).one()
         assert (imported.clinic_id, imported.last_verified_at) == (None, None)
         assert imported.accepting_new_patients is False
+        # written by COPY on PostgreSQL: JSON columns hold lists (not JSON text), and the
+        # audit row has what listing_diff gives for a new listing, one entry per set field
+        assert imported.modalities == [] and imported.licensed_states == ["MA"]
+        assert imported.taxonomy_codes == ["2084P0800X"] and imported.in_person is True
+        created = db.session.query(ProviderAudit).filter_by(provider_id=imported.id).one()
+        fields = ("first_name", "last_name", "credentials", "role", "provider_type",
+                  "taxonomy_codes", "licensed_states", "address_line1", "address_line2",
+                  "city", "state", "zip", "latitude", "longitude", "phone")
+        assert (created.action, created.source, created.channel) == ("create", "nppes",
+                                                                     "import")
+        assert created.changes == {field: {"old": None, "new": getattr(imported, field)}
+                                   for field in fields if getattr(imported, field) is not None}
+        assert created.changes["taxonomy_codes"]["new"] == ["2084P0800X"]
         audits = db.session.query(ProviderAudit).count()
     second = runner.invoke(args=["import-nppes", PATH])
     assert second.exit_code == 0
