@@ -13,12 +13,18 @@ changes nothing the second time; an interrupted run keeps whole batches and a
 rerun continues.
 
 Writes are set-based (SQLAlchemy Core), a few statements per batch of rows whatever
-its size: one read of the batch's listings and clinics, one multi-row insert of the new
-listings (with their ids back), one executemany of the changed ones, one insert of their
-audit rows and one of their change-log rows (the search index's outbox). A listing is
-updated only at the version that was read (``WHERE version = :read``, bumping it, like
-every other writer): one a clinic changed meanwhile is read again and retried, so the
-import never overwrites a concurrent edit and never fails on one.
+its size: one read of the batch's listings and clinics (the NPIs as one array parameter on
+PostgreSQL), one insert of the new listings (``COPY`` on PostgreSQL, else an executemany)
+and a read of their ids, one executemany of the changed ones, one insert of their audit
+rows (``COPY`` on PostgreSQL) and one of their change-log rows (the search index's
+outbox). An unchanged listing, the common case on a rerun, costs one tuple comparison.
+A listing is updated only at the version that was read (``WHERE version = :read``,
+bumping it, like every other writer): one a clinic changed meanwhile is read again and
+retried, so the import never overwrites a concurrent edit and never fails on one.
+
+``import_file`` reads and classifies a file in a second process while this one writes
+(both cores busy; at most ``QUEUED`` batches in between, so memory stays constant);
+``import_records`` does both in this process (saved registry responses, tests).
 """
 
 from __future__ import annotations
