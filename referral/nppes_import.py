@@ -22,13 +22,16 @@ A listing is updated only at the version that was read (``WHERE version = :read`
 bumping it, like every other writer): one a clinic changed meanwhile is read again and
 retried, so the import never overwrites a concurrent edit and never fails on one.
 
-``import_file`` reads and classifies a file in a second process while this one writes
-(both cores busy; at most ``QUEUED`` batches in between, so memory stays constant);
+``import_file`` reads and classifies a file in ``READERS`` other processes, chunk by chunk
+in turn, while this one writes (at most ``QUEUED`` chunks per reader in between, so
+memory stays constant);
 ``import_records`` does both in this process (saved registry responses, tests).
 """
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 import multiprocessing
 from collections import Counter
@@ -41,7 +44,7 @@ from .actors import current_actor
 from .extensions import db
 from .listings import jsonable_changes, listing_diff
 from .models import Clinic, Provider, ProviderAudit, utcnow
-from .nppes import Classified, NppesRecord, classify, read_csv
+from .nppes import Classified, HeaderError, NppesRecord, classify, row_reader
 from .search_sync import log_changes
 
 #: Fields of a listing that NPPES owns (and so an import may change).
@@ -50,7 +53,12 @@ NPPES_FIELDS = ("first_name", "last_name", "credentials", "role", "provider_type
                 "state", "zip", "latitude", "longitude", "phone")
 #: Classified rows written per committed batch.
 BATCH = 5000
-#: Classified batches that may wait between the reading process and the writer.
+#: Rows of the file a reading process takes at a time (about 1,850 of them to write, at
+#: the generated file's 37%).
+CHUNK = 5000
+#: Reading processes of ``import_file`` (the machine it was measured on has two cores).
+READERS = 2
+#: Classified chunks that may wait between each reading process and the writer.
 QUEUED = 2
 #: How often rows that a clinic changed while the batch was written are read again.
 RETRIES = 3
@@ -113,46 +121,56 @@ def import_records(records: Iterable[NppesRecord], *, states: set[str] | None = 
 
 def import_file(path: str, *, states: set[str] | None = None, limit: int | None = None,
                 dry_run: bool = False, progress: Callable[[int], None] | None = None,
-                parallel: bool = True) -> Counter:
-    """Import an NPPES data file: a second process reads and classifies it (the CPU-bound
-    part) while this one writes, batch by batch, so both cores work; at most ``QUEUED``
-    batches wait between them (constant memory). The batches, their order and every rule
-    are those of ``import_records``. ``progress`` is called with the characters read since
-    its last call. Without the ``fork`` start method (or with ``parallel=False``) the
-    file is read in this process. Raises ``nppes.HeaderError`` for a file that is not NPPES.
+                readers: int = READERS) -> Counter:
+    """Import an NPPES data file: ``readers`` other processes read and classify it (the
+    CPU-bound part), taking chunks of ``CHUNK`` rows in turn, while this one writes; the
+    classified rows are gathered in file order into the batches ``import_records`` would
+    make, so batches, counts and every rule are the same whatever the number of readers.
+    At most ``QUEUED`` chunks wait per reader (constant memory). ``progress`` is called
+    with the characters read since its last call. With ``--limit`` one reader; without the
+    ``fork`` start method (or with ``readers=0``) the file is read in this process.
+    Raises ``nppes.HeaderError`` for a file that is not NPPES.
     """
-    if not parallel or "fork" not in multiprocessing.get_all_start_methods():
-        counts: Counter = Counter()
-        with _open(path) as handle:
-            lines = _counted(handle, progress)
-            for batch, read in classified_batches(read_csv(lines), states=states, limit=limit):
-                counts.update(read)
-                if batch:
-                    _write(batch, counts, dry_run)
-        return counts
-    context = multiprocessing.get_context("fork")  # the ZIP table and rules are shared as is
-    queue = context.Queue(maxsize=QUEUED)
-    reader = context.Process(target=_read_into, args=(path, states, limit, queue), daemon=True)
-    reader.start()
-    counts = Counter()
-    try:
-        while True:
-            message = queue.get()
-            if message is None:
-                break
-            if isinstance(message, BaseException):
-                raise message
-            rows, read, characters = message
-            batch = [Classified(kind, npi, None, values) for kind, npi, values in rows]
-            counts.update(read)
-            if batch:
-                _write(batch, counts, dry_run)
-            if progress:
-                progress(characters)
-    finally:
-        if reader.is_alive():
-            reader.terminate()  # stopped early (an error, an interrupt): the reader too
-        reader.join()
+    counts: Counter = Counter()
+    pending: list[Classified] = []
+
+    def take(rows: list[tuple], read: Counter, characters: int) -> None:
+        nonlocal pending
+        counts.update(read)
+        pending += [Classified(kind, npi, None, values) for kind, npi, values in rows]
+        while len(pending) >= BATCH:
+            _write(pending[:BATCH], counts, dry_run)
+            pending = pending[BATCH:]
+        if progress:
+            progress(characters)
+
+    if readers < 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for message in _classified_chunks(path, 0, 1, states, limit):
+            take(*message)
+    else:
+        shares = 1 if limit is not None else readers  # a limit counts rows in file order
+        context = multiprocessing.get_context("fork")  # the ZIP table and rules as loaded
+        queues = [context.Queue(maxsize=QUEUED) for _ in range(shares)]
+        processes = [context.Process(target=_read_share, daemon=True,
+                                     args=(path, share, shares, states, limit, queues[share]))
+                     for share in range(shares)]
+        for process in processes:
+            process.start()
+        try:
+            for index in itertools.count():
+                message = queues[index % shares].get()  # chunk i is reader i % shares's
+                if message is None:
+                    break
+                if isinstance(message, BaseException):
+                    raise message
+                take(*message)
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()  # done, or stopped early (an error, an interrupt)
+                process.join()
+    if pending:
+        _write(pending, counts, dry_run)
     return counts
 
 
@@ -161,33 +179,71 @@ def _open(path: str):
     return open(path, newline="", encoding="utf-8-sig", errors="replace")
 
 
-def _counted(handle, progress: Callable[[int], None] | None) -> Iterator[str]:
-    """The lines of ``handle``, reporting their length to ``progress``."""
-    for line in handle:
-        if progress:
-            progress(len(line))
-        yield line
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    """The lines of a CSV file in chunks of ``size`` records; a record is whole in its
+    chunk even when a quoted value holds a line break (an odd count of quotes so far)."""
+    chunk: list[str] = []
+    rows = 0
+    inside = False
+    for line in lines:
+        chunk.append(line)
+        if line.count('"') % 2:
+            inside = not inside
+        if not inside:
+            rows += 1
+            if rows == size:
+                yield chunk
+                chunk, rows = [], 0
+    if chunk:
+        yield chunk
 
 
-def _read_into(path: str, states: set[str] | None, limit: int | None, queue) -> None:
-    """The reader process: classified batches of ``path`` into ``queue`` with the counts and
-    characters read for each, then ``None``; an error is put instead and ends it."""
+def _classified_chunks(path: str, share: int, shares: int, states: set[str] | None,
+                       limit: int | None) -> Iterator[tuple[list[tuple], Counter, int]]:
+    """Chunks ``share``, ``share + shares``, ... of the file after its header, classified:
+    the rows to write (as plain tuples, cheap to pass between processes), the counts of
+    the rows read (rows, skips by reason) and the characters they took."""
+    with _open(path) as handle:
+        lines = iter(handle)
+        head: list[str] = []
+        for line in lines:  # the header: one record (its lines, should a name hold a break)
+            head.append(line)
+            if sum(part.count('"') for part in head) % 2 == 0:
+                break
+        if not head:
+            raise HeaderError("The file is empty.")
+        read = row_reader(next(csv.reader(head), []))
+        seen = 0  # rows read so far (with a limit there is one share: every chunk is ours)
+        for index, chunk in enumerate(_chunks(lines, CHUNK)):
+            if index % shares != share:
+                continue
+            if limit is not None and seen >= limit:
+                return
+            counts: Counter = Counter()
+            rows: list[tuple] = []
+            for row in csv.reader(chunk):
+                if not row:
+                    continue
+                if limit is not None and seen >= limit:
+                    break
+                seen += 1
+                counts["rows"] += 1
+                found = classify(read(row), states)
+                if found.kind == "skip":
+                    counts[f"skipped: {found.reason}"] += 1
+                else:
+                    rows.append((found.kind, found.npi, found.values))
+            characters = sum(map(len, chunk)) + (sum(map(len, head)) if index == 0 else 0)
+            yield rows, counts, characters
+
+
+def _read_share(path: str, share: int, shares: int, states: set[str] | None,
+                limit: int | None, queue) -> None:
+    """A reading process: its chunks of ``path`` classified into ``queue``, then ``None``;
+    an error is put instead and ends it."""
     try:
-        characters = 0
-
-        def lines(handle):
-            nonlocal characters
-            for line in handle:
-                characters += len(line)
-                yield line
-
-        with _open(path) as handle:
-            for batch, read in classified_batches(read_csv(lines(handle)), states=states,
-                                                  limit=limit):
-                # plain tuples: unpickling 5,000 dataclasses cost the writer ~0.1 s a batch
-                queue.put(([(item.kind, item.npi, item.values) for item in batch], read,
-                           characters))
-                characters = 0
+        for message in _classified_chunks(path, share, shares, states, limit):
+            queue.put(message)
         queue.put(None)
     except Exception as error:  # noqa: BLE001 - handed to the writer, which raises it
         queue.put(error)

@@ -336,26 +336,38 @@ def test_an_interrupted_import_continues_correctly_on_rerun(app, runner, tmp_pat
     assert "created" not in again.output and "updated" not in again.output
 
 
-def test_the_reading_process_imports_exactly_what_one_process_imports(app, tmp_path):
-    """``import_file`` reads and classifies in a second process (fork) while this one
-    writes: the same counts as reading in this process, batch for batch (15,000 rows: two
-    batches), on a dry run and for real; then a rerun changes nothing; a bad header raised
-    in the reading process reaches the caller."""
+def test_the_reading_processes_import_exactly_what_one_process_imports(app, tmp_path,
+                                                                        monkeypatch):
+    """``import_file`` reads and classifies in other processes (fork), chunk by chunk in
+    turn, while this one writes: with no reader, one or two (chunks of 1,000 rows, so the
+    two readers alternate fifteen times) the counts are those of ``import_records`` on the
+    same rows, batch for batch, on a dry run and for real, with a limit too; every character
+    is reported to ``progress``; a rerun changes nothing; a bad header raised in a reading
+    process reaches the caller; no reading process is left behind."""
     import multiprocessing
 
-    from referral.nppes_import import import_file
+    from referral import nppes_import
+    from referral.nppes_import import import_file, import_records
     from seeds.nppes_file import write_generated_file
 
+    monkeypatch.setattr(nppes_import, "CHUNK", 1000)
     path = tmp_path / "npidata_pfile_generated.csv"
     write_generated_file(str(path), 15000, seed=7)
-    seen = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        characters = len(handle.read())
     with app.app_context():
-        alone = import_file(str(path), dry_run=True, parallel=False)
-        together = import_file(str(path), dry_run=True, progress=seen.append)
-        assert together == alone and alone["rows"] == 15000
-        assert alone["therapists created"] > 0 and alone["clinics created (unclaimed)"] > 0
         with open(path, newline="", encoding="utf-8") as handle:
-            assert sum(seen) == len(handle.read()) and len(seen) >= 2  # every character
+            alone = import_records(read_csv(handle), dry_run=True)
+        assert alone["rows"] == 15000 and alone["clinics created (unclaimed)"] > 0
+        for readers in (0, 1, 2):
+            seen = []
+            assert import_file(str(path), dry_run=True, readers=readers,
+                               progress=seen.append) == alone, readers
+            assert sum(seen) == characters and len(seen) == 15, readers
+        with open(path, newline="", encoding="utf-8") as handle:
+            first_rows = import_records(read_csv(handle), dry_run=True, limit=2500)
+        assert import_file(str(path), dry_run=True, limit=2500) == first_rows
+        assert first_rows["rows"] == 2500
         assert db.session.query(Provider).count() == 0
         first = import_file(str(path))
         assert first == alone
@@ -368,4 +380,15 @@ def test_the_reading_process_imports_exactly_what_one_process_imports(app, tmp_p
         bad.write_text("name,zip\nx,02115\n")
         with pytest.raises(HeaderError):
             import_file(str(bad))
+        (tmp_path / "empty.csv").write_text("")
+        with pytest.raises(HeaderError):
+            import_file(str(tmp_path / "empty.csv"))
     assert multiprocessing.active_children() == []  # every reading process was joined
+
+
+def test_a_chunk_keeps_a_record_whose_quoted_value_holds_a_line_break():
+    from referral.nppes_import import _chunks
+
+    lines = ['"1","two\r\n', 'lines"\r\n', '"2","x"\r\n', '"3","y"\r\n']
+    assert list(_chunks(lines, 1)) == [lines[:2], [lines[2]], [lines[3]]]
+    assert list(_chunks(lines, 2)) == [lines[:3], [lines[3]]]
