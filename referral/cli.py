@@ -213,6 +213,11 @@ def _run_import(records, dry_run: bool, **options) -> None:
 
     with search_service().deferred_sync():
         counts = import_records(records, dry_run=dry_run, **options)
+    _report_import(counts, dry_run)
+
+
+def _report_import(counts, dry_run: bool) -> None:
+    """Print an import's counts, then catch the index up (unless it was a dry run)."""
     _print_summary(counts)
     if dry_run:
         click.echo("Dry run: nothing was written.")
@@ -234,7 +239,8 @@ def import_nppes_command(path, states, limit, dry_run):
     """
     import os
 
-    from .nppes import HeaderError, read_csv
+    from .nppes import HeaderError
+    from .nppes_import import import_file
     from .vocab import VOCABULARIES
 
     wanted = set()
@@ -243,17 +249,14 @@ def import_nppes_command(path, states, limit, dry_run):
         if code is None:
             raise click.BadParameter(f"unknown state {state!r}", param_hint="--state")
         wanted.add(code)
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle, \
-            click.progressbar(length=os.path.getsize(path), label="Importing NPPES rows",
-                              show_eta=True) as bar:
-        def lines():
-            for line in handle:
-                bar.update(len(line))
-                yield line
+    with click.progressbar(length=os.path.getsize(path), label="Importing NPPES rows",
+                           show_eta=True) as bar, search_service().deferred_sync():
         try:
-            _run_import(read_csv(lines()), dry_run, states=wanted or None, limit=limit)
+            counts = import_file(path, states=wanted or None, limit=limit, dry_run=dry_run,
+                                 progress=bar.update)
         except HeaderError as error:
             raise click.ClickException(str(error)) from None
+    _report_import(counts, dry_run)
 
 
 @click.command("import-npi-json")

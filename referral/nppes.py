@@ -310,6 +310,12 @@ def _reader_for(positions: dict[str, int]) -> Callable[[list[str]], NppesRecord]
     return read
 
 
+def row_reader(header: list[str]) -> Callable[[list[str]], NppesRecord]:
+    """The function turning a row of a file with this ``header`` into an NppesRecord;
+    raises HeaderError when the header is not an NPPES data file's."""
+    return _reader_for(_column_map(header))
+
+
 def read_csv(lines: Iterator[str]) -> Iterator[NppesRecord]:
     """NppesRecords from the lines of an NPPES data file (header first), streamed."""
     reader = csv.reader(lines)
@@ -317,7 +323,7 @@ def read_csv(lines: Iterator[str]) -> Iterator[NppesRecord]:
         header = next(reader)
     except StopIteration:
         raise HeaderError("The file is empty.") from None
-    read = _reader_for(_column_map(header))
+    read = row_reader(header)
     for row in reader:
         if row:
             yield read(row)

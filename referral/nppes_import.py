@@ -13,26 +13,38 @@ changes nothing the second time; an interrupted run keeps whole batches and a
 rerun continues.
 
 Writes are set-based (SQLAlchemy Core), a few statements per batch of rows whatever
-its size: one read of the batch's listings and clinics, one multi-row insert of the new
-listings (with their ids back), one executemany of the changed ones, one insert of their
-audit rows and one of their change-log rows (the search index's outbox). A listing is
-updated only at the version that was read (``WHERE version = :read``, bumping it, like
-every other writer): one a clinic changed meanwhile is read again and retried, so the
-import never overwrites a concurrent edit and never fails on one.
+its size: one read of the batch's listings and clinics (the NPIs as one array parameter on
+PostgreSQL), one insert of the new listings (``COPY`` on PostgreSQL, else an executemany)
+and a read of their ids, one executemany of the changed ones, one insert of their audit
+rows (``COPY`` on PostgreSQL) and one of their change-log rows (the search index's
+outbox). An unchanged listing, the common case on a rerun, costs one tuple comparison.
+A listing is updated only at the version that was read (``WHERE version = :read``,
+bumping it, like every other writer): one a clinic changed meanwhile is read again and
+retried, so the import never overwrites a concurrent edit and never fails on one.
+
+``import_file`` reads and classifies a file in ``READERS`` other processes, chunk by chunk
+in turn, while this one writes (at most ``QUEUED`` chunks per reader in between, so
+memory stays constant);
+``import_records`` does both in this process (saved registry responses, tests).
 """
 
 from __future__ import annotations
 
+import csv
+import itertools
+import json
+import multiprocessing
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import JSON, String, Text, any_, bindparam, cast, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from .actors import current_actor
 from .extensions import db
 from .listings import jsonable_changes, listing_diff
 from .models import Clinic, Provider, ProviderAudit, utcnow
-from .nppes import Classified, NppesRecord, classify
+from .nppes import Classified, HeaderError, NppesRecord, classify, row_reader
 from .search_sync import log_changes
 
 #: Fields of a listing that NPPES owns (and so an import may change).
@@ -41,9 +53,21 @@ NPPES_FIELDS = ("first_name", "last_name", "credentials", "role", "provider_type
                 "state", "zip", "latitude", "longitude", "phone")
 #: Classified rows written per committed batch.
 BATCH = 5000
+#: Rows of the file a reading process takes at a time (about 1,850 of them to write, at
+#: the generated file's 37%).
+CHUNK = 5000
+#: Reading processes of ``import_file`` (the machine it was measured on has two cores).
+READERS = 2
+#: Classified chunks that may wait between each reading process and the writer.
+QUEUED = 2
 #: How often rows that a clinic changed while the batch was written are read again.
 RETRIES = 3
 
+#: The listing's own columns read before NPPES's fields in a batch's read.
+_STORED_KEYS = ("id", "npi", "version", "clinic_id", "active")
+_STORED_FROM = len(_STORED_KEYS)
+#: NPPES's fields kept as JSON (lists of codes).
+_JSON_FIELDS = frozenset({"taxonomy_codes", "licensed_states"})
 _provider = Provider.__table__
 _clinic = Clinic.__table__
 _audit = ProviderAudit.__table__
@@ -57,10 +81,11 @@ NEW_LISTING = {"modalities": [], "concerns": [], "age_groups": [], "languages": 
                "wait_days": None, "address_line2": None, "version": 1}
 
 
-def import_records(records: Iterable[NppesRecord], *, states: set[str] | None = None,
-                   limit: int | None = None, dry_run: bool = False,
-                   progress: Callable[[int], None] | None = None) -> Counter:
-    """Classify and upsert ``records``; return counts per category and skip reason."""
+def classified_batches(records: Iterable[NppesRecord], *, states: set[str] | None = None,
+                       limit: int | None = None,
+                       size: int = BATCH) -> Iterator[tuple[list[Classified], Counter]]:
+    """Classify ``records`` (at most ``limit``): batches of ``size`` records to write, each
+    with the counts of the rows read for it (rows, skips by reason); no database."""
     counts: Counter = Counter()
     batch: list[Classified] = []
     for index, record in enumerate(records):
@@ -72,16 +97,156 @@ def import_records(records: Iterable[NppesRecord], *, states: set[str] | None = 
             counts[f"skipped: {found.reason}"] += 1
         else:
             batch.append(found)
-        if len(batch) >= BATCH:
+        if len(batch) >= size:
+            yield batch, counts
+            batch, counts = [], Counter()
+    if batch or counts:
+        yield batch, counts
+
+
+def import_records(records: Iterable[NppesRecord], *, states: set[str] | None = None,
+                   limit: int | None = None, dry_run: bool = False,
+                   progress: Callable[[int], None] | None = None) -> Counter:
+    """Classify and upsert ``records`` in this process; return counts per category and skip
+    reason. ``progress`` is called with the rows read since its last call."""
+    counts: Counter = Counter()
+    for batch, read in classified_batches(records, states=states, limit=limit):
+        counts.update(read)
+        if batch:
             _write(batch, counts, dry_run)
-            batch = []
-        if progress and counts["rows"] % 1000 == 0:
-            progress(1000)
-    if batch:
-        _write(batch, counts, dry_run)
-    if progress:
-        progress(counts["rows"] % 1000)
+        if progress:
+            progress(read["rows"])
     return counts
+
+
+def import_file(path: str, *, states: set[str] | None = None, limit: int | None = None,
+                dry_run: bool = False, progress: Callable[[int], None] | None = None,
+                readers: int = READERS) -> Counter:
+    """Import an NPPES data file: ``readers`` other processes read and classify it (the
+    CPU-bound part), taking chunks of ``CHUNK`` rows in turn, while this one writes; the
+    classified rows are gathered in file order into the batches ``import_records`` would
+    make, so batches, counts and every rule are the same whatever the number of readers.
+    At most ``QUEUED`` chunks wait per reader (constant memory). ``progress`` is called
+    with the characters read since its last call. With ``--limit`` one reader; without the
+    ``fork`` start method (or with ``readers=0``) the file is read in this process.
+    Raises ``nppes.HeaderError`` for a file that is not NPPES.
+    """
+    counts: Counter = Counter()
+    pending: list[Classified] = []
+
+    def take(rows: list[tuple], read: Counter, characters: int) -> None:
+        nonlocal pending
+        counts.update(read)
+        pending += [Classified(kind, npi, None, values) for kind, npi, values in rows]
+        while len(pending) >= BATCH:
+            _write(pending[:BATCH], counts, dry_run)
+            pending = pending[BATCH:]
+        if progress:
+            progress(characters)
+
+    if readers < 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for message in _classified_chunks(path, 0, 1, states, limit):
+            take(*message)
+    else:
+        shares = 1 if limit is not None else readers  # a limit counts rows in file order
+        context = multiprocessing.get_context("fork")  # the ZIP table and rules as loaded
+        queues = [context.Queue(maxsize=QUEUED) for _ in range(shares)]
+        processes = [context.Process(target=_read_share, daemon=True,
+                                     args=(path, share, shares, states, limit, queues[share]))
+                     for share in range(shares)]
+        for process in processes:
+            process.start()
+        try:
+            for index in itertools.count():
+                message = queues[index % shares].get()  # chunk i is reader i % shares's
+                if message is None:
+                    break
+                if isinstance(message, BaseException):
+                    raise message
+                take(*message)
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()  # done, or stopped early (an error, an interrupt)
+                process.join()
+    if pending:
+        _write(pending, counts, dry_run)
+    return counts
+
+
+def _open(path: str):
+    """The file as the CMS writes it (UTF-8, a byte-order mark tolerated)."""
+    return open(path, newline="", encoding="utf-8-sig", errors="replace")
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    """The lines of a CSV file in chunks of ``size`` records; a record is whole in its
+    chunk even when a quoted value holds a line break (an odd count of quotes so far)."""
+    chunk: list[str] = []
+    rows = 0
+    inside = False
+    for line in lines:
+        chunk.append(line)
+        if line.count('"') % 2:
+            inside = not inside
+        if not inside:
+            rows += 1
+            if rows == size:
+                yield chunk
+                chunk, rows = [], 0
+    if chunk:
+        yield chunk
+
+
+def _classified_chunks(path: str, share: int, shares: int, states: set[str] | None,
+                       limit: int | None) -> Iterator[tuple[list[tuple], Counter, int]]:
+    """Chunks ``share``, ``share + shares``, ... of the file after its header, classified:
+    the rows to write (as plain tuples, cheap to pass between processes), the counts of
+    the rows read (rows, skips by reason) and the characters they took."""
+    with _open(path) as handle:
+        lines = iter(handle)
+        head: list[str] = []
+        for line in lines:  # the header: one record (its lines, should a name hold a break)
+            head.append(line)
+            if sum(part.count('"') for part in head) % 2 == 0:
+                break
+        if not head:
+            raise HeaderError("The file is empty.")
+        read = row_reader(next(csv.reader(head), []))
+        seen = 0  # rows read so far (with a limit there is one share: every chunk is ours)
+        for index, chunk in enumerate(_chunks(lines, CHUNK)):
+            if index % shares != share:
+                continue
+            if limit is not None and seen >= limit:
+                return
+            counts: Counter = Counter()
+            rows: list[tuple] = []
+            for row in csv.reader(chunk):
+                if not row:
+                    continue
+                if limit is not None and seen >= limit:
+                    break
+                seen += 1
+                counts["rows"] += 1
+                found = classify(read(row), states)
+                if found.kind == "skip":
+                    counts[f"skipped: {found.reason}"] += 1
+                else:
+                    rows.append((found.kind, found.npi, found.values))
+            characters = sum(map(len, chunk)) + (sum(map(len, head)) if index == 0 else 0)
+            yield rows, counts, characters
+
+
+def _read_share(path: str, share: int, shares: int, states: set[str] | None,
+                limit: int | None, queue) -> None:
+    """A reading process: its chunks of ``path`` classified into ``queue``, then ``None``;
+    an error is put instead and ends it."""
+    try:
+        for message in _classified_chunks(path, share, shares, states, limit):
+            queue.put(message)
+        queue.put(None)
+    except Exception as error:  # noqa: BLE001 - handed to the writer, which raises it
+        queue.put(error)
 
 
 def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
@@ -115,7 +280,7 @@ def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
     if audits:
         actor = current_actor()
         now = utcnow()
-        session.execute(insert(_audit), [
+        _insert_audits(session, [
             {**row, "clinic_id": None, "at": now, "source": "nppes", "channel": "import",
              "user_id": actor.user_id, "token_id": actor.token_id} for row in audits])
     if changed:
@@ -132,37 +297,48 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
     changed after they were read (to be read again)."""
     if not items:
         return set()
-    columns = [_provider.c[name]
-               for name in ("id", "npi", "version", "clinic_id", "active", *NPPES_FIELDS)]
+    # JSON columns read as their text (no JSON decoding of every row): an unchanged
+    # listing's text is what json.dumps gives for NPPES's values (both jsonb's and
+    # SQLite's text put ", " between items); any other text is decoded and compared properly
+    columns = [_provider.c[name] for name in _STORED_KEYS] + [
+        cast(_provider.c[name], Text).label(name) if name in _JSON_FIELDS else _provider.c[name]
+        for name in NPPES_FIELDS]
     stored = {row.npi: row for row in session.execute(
-        select(*columns).where(_provider.c.npi.in_(list(items))))}
+        select(*columns).where(_npi_in(session, _provider.c.npi, list(items)))).all()}
     now = utcnow()
     new, updates = [], []
     for npi, item in items.items():
-        values = {field: item.values[field] for field in NPPES_FIELDS}
+        found = item.values
         row = stored.get(npi)
         if row is None:
-            new.append({**NEW_LISTING, **values, "npi": npi, "gender": item.values.get("sex"),
-                        "in_person": bool(values["zip"]), "created_at": now,
-                        "updated_at": now})
+            new.append({**NEW_LISTING, **{field: found[field] for field in NPPES_FIELDS},
+                        "npi": npi, "gender": found.get("sex"), "in_person": bool(found["zip"]),
+                        "created_at": now, "updated_at": now})
             continue
-        diff = listing_diff({field: row._mapping[field] for field in NPPES_FIELDS}, values)
-        if not diff:
+        # the common case on a rerun, unchanged: one tuple comparison, no diff built
+        if row[_STORED_FROM:] == tuple(json.dumps(found[field]) if field in _JSON_FIELDS
+                                       else found[field] for field in NPPES_FIELDS):
+            counts[f"{item.kind}s unchanged"] += 1
+            continue
+        values = {field: found[field] for field in NPPES_FIELDS}
+        before = dict(zip(NPPES_FIELDS, row[_STORED_FROM:], strict=True))
+        for field in _JSON_FIELDS:
+            before[field] = None if before[field] is None else json.loads(before[field])
+        diff = listing_diff(before, values)
+        if not diff:  # equal values of other types (an int for a float)
             counts[f"{item.kind}s unchanged"] += 1
             continue
         updates.append((item, row, diff, {**values, "b_id": row.id, "b_version": row.version,
                                           "updated_at": now}))
     if new:  # unclaimed, so not listed: nothing for the index (no change-log row)
-        # a plain executemany (one statement, parsed once), then the ids by NPI: an
-        # INSERT ... RETURNING of thousands of rows is one huge statement to render and parse
-        session.execute(insert(_provider), new)
-        ids = dict(session.execute(select(_provider.c.npi, _provider.c.id)
-                                   .where(_provider.c.npi.in_([row["npi"] for row in new]))).all())
+        _insert_new(session, new)
+        ids = dict(session.execute(select(_provider.c.npi, _provider.c.id).where(
+            _npi_in(session, _provider.c.npi, [row["npi"] for row in new]))).all())
         for row in new:
-            provider_id = ids[row["npi"]]
-            audits.append({"provider_id": provider_id, "action": "create",
-                           "changes": jsonable_changes(listing_diff(
-                               {}, {field: row[field] for field in NPPES_FIELDS}))})
+            # what listing_diff({}, fields) gives, built directly (NPPES values are plain JSON)
+            audits.append({"provider_id": ids[row["npi"]], "action": "create",
+                           "changes": {field: {"old": None, "new": row[field]}
+                                       for field in NPPES_FIELDS if row[field] is not None}})
             counts[f"{items[row['npi']].kind}s created"] += 1
     if not updates:
         return set()
@@ -193,6 +369,49 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
     return conflicts
 
 
+def _npi_in(session, column, npis: list[str]):
+    """``column IN npis``: on PostgreSQL ``= ANY(array)``, one parameter (an IN of 5,000
+    placeholders is a new statement for psycopg to parse every batch)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("npis", npis, type_=ARRAY(String)))
+    return column.in_(npis)
+
+
+def _insert_new(session, rows: list[dict]) -> None:
+    """Insert new listings: COPY on PostgreSQL, else one executemany."""
+    if session.get_bind().dialect.name == "postgresql":
+        _copy(session, _provider, rows)
+    else:
+        # a plain executemany (one statement, parsed once), then the ids by NPI: an
+        # INSERT ... RETURNING of thousands of rows is one huge statement to render and parse
+        session.execute(insert(_provider), rows)
+
+
+def _insert_audits(session, rows: list[dict]) -> None:
+    """Insert audit rows: COPY on PostgreSQL, else one executemany."""
+    if session.get_bind().dialect.name == "postgresql":
+        _copy(session, _audit, rows)
+    else:
+        session.execute(insert(_audit), rows)
+
+
+def _copy(session, table, rows: list[dict]) -> None:
+    """``COPY table FROM STDIN`` of ``rows`` (all with the same keys) on the session's own
+    connection and transaction: no statement to build or parse and no per-row parameter
+    processing, which were most of an executemany's time. JSON columns go as JSON text;
+    triggers and constraints apply as for an INSERT."""
+    names = list(rows[0])
+    json_columns = {index for index, name in enumerate(names)
+                    if isinstance(table.c[name].type, JSON)}
+    cursor = session.connection().connection.driver_connection.cursor()
+    with cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            values = [row[name] for name in names]
+            for index in json_columns:
+                values[index] = json.dumps(values[index])
+            copy.write_row(values)
+
+
 def _deactivate(session, npis: list[str], counts: Counter, changed: list[int],
                 audits: list[dict]) -> None:
     """Deactivate the active listings of NPIs that NPPES deactivated."""
@@ -218,7 +437,8 @@ def _upsert_clinics(session, items: dict[str, Classified], counts: Counter) -> N
         return
     stored = {row.organization_npi: row for row in session.execute(
         select(_clinic.c.id, _clinic.c.organization_npi, _clinic.c.name, _clinic.c.phone,
-               _clinic.c.status).where(_clinic.c.organization_npi.in_(list(items))))}
+               _clinic.c.status).where(
+                   _npi_in(session, _clinic.c.organization_npi, list(items)))).all()}
     now = utcnow()
     new, updates = [], []
     for npi, item in items.items():

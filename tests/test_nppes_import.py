@@ -123,6 +123,19 @@ def test_import_counts_idempotence_and_deactivation(app, runner):
         imported = db.session.query(Provider).filter_by(npi=npi(4)).one()
         assert (imported.clinic_id, imported.last_verified_at) == (None, None)
         assert imported.accepting_new_patients is False
+        # written by COPY on PostgreSQL: JSON columns hold lists (not JSON text), and the
+        # audit row has what listing_diff gives for a new listing, one entry per set field
+        assert imported.modalities == [] and imported.licensed_states == ["MA"]
+        assert imported.taxonomy_codes == ["2084P0800X"] and imported.in_person is True
+        created = db.session.query(ProviderAudit).filter_by(provider_id=imported.id).one()
+        fields = ("first_name", "last_name", "credentials", "role", "provider_type",
+                  "taxonomy_codes", "licensed_states", "address_line1", "address_line2",
+                  "city", "state", "zip", "latitude", "longitude", "phone")
+        assert (created.action, created.source, created.channel) == ("create", "nppes",
+                                                                     "import")
+        assert created.changes == {field: {"old": None, "new": getattr(imported, field)}
+                                   for field in fields if getattr(imported, field) is not None}
+        assert created.changes["taxonomy_codes"]["new"] == ["2084P0800X"]
         audits = db.session.query(ProviderAudit).count()
     second = runner.invoke(args=["import-nppes", PATH])
     assert second.exit_code == 0
@@ -321,3 +334,61 @@ def test_an_interrupted_import_continues_correctly_on_rerun(app, runner, tmp_pat
     assert "unchanged" in full.output and "created" in full.output
     again = runner.invoke(args=["import-nppes", str(path)])
     assert "created" not in again.output and "updated" not in again.output
+
+
+def test_the_reading_processes_import_exactly_what_one_process_imports(app, tmp_path,
+                                                                        monkeypatch):
+    """``import_file`` reads and classifies in other processes (fork), chunk by chunk in
+    turn, while this one writes: with no reader, one or two (chunks of 1,000 rows, so the
+    two readers alternate fifteen times) the counts are those of ``import_records`` on the
+    same rows, batch for batch, on a dry run and for real, with a limit too; every character
+    is reported to ``progress``; a rerun changes nothing; a bad header raised in a reading
+    process reaches the caller; no reading process is left behind."""
+    import multiprocessing
+
+    from referral import nppes_import
+    from referral.nppes_import import import_file, import_records
+    from seeds.nppes_file import write_generated_file
+
+    monkeypatch.setattr(nppes_import, "CHUNK", 1000)
+    path = tmp_path / "npidata_pfile_generated.csv"
+    write_generated_file(str(path), 15000, seed=7)
+    with open(path, newline="", encoding="utf-8") as handle:
+        characters = len(handle.read())
+    with app.app_context():
+        with open(path, newline="", encoding="utf-8") as handle:
+            alone = import_records(read_csv(handle), dry_run=True)
+        assert alone["rows"] == 15000 and alone["clinics created (unclaimed)"] > 0
+        for readers in (0, 1, 2):
+            seen = []
+            assert import_file(str(path), dry_run=True, readers=readers,
+                               progress=seen.append) == alone, readers
+            assert sum(seen) == characters and len(seen) == 15, readers
+        with open(path, newline="", encoding="utf-8") as handle:
+            first_rows = import_records(read_csv(handle), dry_run=True, limit=2500)
+        assert import_file(str(path), dry_run=True, limit=2500) == first_rows
+        assert first_rows["rows"] == 2500
+        assert db.session.query(Provider).count() == 0
+        first = import_file(str(path))
+        assert first == alone
+        created = db.session.query(Provider).count()
+        assert created == first["therapists created"] + first["prescribers created"]
+        again = import_file(str(path))
+        assert not [key for key in again if "created" in key or "updated" in key]
+        assert again["therapists unchanged"] == first["therapists created"]
+        bad = tmp_path / "bad.csv"
+        bad.write_text("name,zip\nx,02115\n")
+        with pytest.raises(HeaderError):
+            import_file(str(bad))
+        (tmp_path / "empty.csv").write_text("")
+        with pytest.raises(HeaderError):
+            import_file(str(tmp_path / "empty.csv"))
+    assert multiprocessing.active_children() == []  # every reading process was joined
+
+
+def test_a_chunk_keeps_a_record_whose_quoted_value_holds_a_line_break():
+    from referral.nppes_import import _chunks
+
+    lines = ['"1","two\r\n', 'lines"\r\n', '"2","x"\r\n', '"3","y"\r\n']
+    assert list(_chunks(lines, 1)) == [lines[:2], [lines[2]], [lines[3]]]
+    assert list(_chunks(lines, 2)) == [lines[:3], [lines[3]]]
