@@ -79,6 +79,19 @@ def bench_app(count: int, database: str = "sqlite"):
     return app
 
 
+def index_current(app) -> None:
+    """Bring the benchmark's search index up to its database (built when there is none)."""
+    from referral.extensions import db
+    from referral.services import search_service
+
+    state = search_service(app).state
+    with app.app_context(), db.engine.connect() as connection:
+        if state.text.current_name() is None:
+            state.rebuild(connection)
+        else:
+            state.sync_text(connection, allow_rebuild=True)
+
+
 def percentile(values: list[float], share: float) -> float:
     """The ``share`` percentile (nearest rank) of ``values``."""
     ordered = sorted(values)

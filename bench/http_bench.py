@@ -33,7 +33,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from bench.common import bench_app, data_dir, database_url, structured_queries
+from bench.common import bench_app, data_dir, database_url, index_current, structured_queries
 
 HOST, PORT = "127.0.0.1", 8765
 
@@ -202,14 +202,7 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
 
     app = bench_app(args.count, args.database)
-    from referral.services import search_service
-    state = search_service(app).state
-    from referral.extensions import db
-    with app.app_context(), db.engine.connect() as connection:
-        if state.text.current_name() is None:
-            state.rebuild(connection)
-        else:
-            state.sync_text(connection, allow_rebuild=True)
+    index_current(app)
     token, listing_ids = _writer_credentials(app)
     directory = data_dir(args.count, args.database)
     environment = {**os.environ, "REFERRAL_INSTANCE_PATH": directory,

@@ -37,7 +37,7 @@ import time
 import urllib.error
 import urllib.request
 
-from bench.common import bench_app, data_dir, database_url
+from bench.common import bench_app, data_dir, database_url, index_current
 from bench.http_bench import _paths
 
 HOST, PORT = "127.0.0.1", 8766
@@ -137,15 +137,7 @@ def main() -> None:
                              "gunicorn with each worker making the app")
     args = parser.parse_args()
     app = bench_app(args.count)
-    from referral.extensions import db
-    from referral.services import search_service
-
-    state = search_service(app).state
-    with app.app_context(), db.engine.connect() as connection:
-        if state.text.current_name() is None:
-            state.rebuild(connection)
-        else:
-            state.sync_text(connection, allow_rebuild=True)
+    index_current(app)
     directory = data_dir(args.count)
     environment = {**os.environ, "REFERRAL_INSTANCE_PATH": directory,
                    "DATABASE_URL": database_url(args.count),
