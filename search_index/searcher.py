@@ -139,6 +139,17 @@ def _filters(table: ProviderTable, c: Criteria) -> list[tuple[tuple, Callable[[]
     return found
 
 
+def _passing(table, c: Criteria) -> np.ndarray:
+    """The rows of ``table`` passing every filter of ``_filters``: a new boolean mask."""
+    mask = None
+    for _, compute in _filters(table, c):
+        if mask is None:
+            mask = compute().copy()
+        else:
+            mask &= compute()
+    return mask
+
+
 def _pack(mask: np.ndarray) -> np.ndarray:
     """A boolean mask as 64-bit words of bits (zero bits past its end)."""
     packed = np.packbits(mask)
@@ -258,13 +269,8 @@ def _structured(table: ProviderTable, c: Criteria,
     if memo is not None:
         mask, distances = memo.reach(table, memo.filtered(table, c), c, with_distances)
     else:
-        mask = None
-        for _, compute in _filters(table, c):
-            if mask is None:
-                mask = compute().copy()
-            else:
-                mask &= compute()
-        mask, distances = reach_mask(table, mask, c, with_distances=with_distances)
+        mask, distances = reach_mask(table, _passing(table, c), c,
+                                     with_distances=with_distances)
     if c.text_ids is not None:
         mask &= _text_mask(table, c.text_ids)
     return mask, distances
@@ -417,13 +423,7 @@ def matching_rows(table: ProviderTable, c: Criteria,
     candidates = _text_candidates(table, c)
     if candidates is not None:
         subset = _Rows(table, candidates)
-        mask = None
-        for _, compute in _filters(subset, c):
-            if mask is None:
-                mask = compute().copy()
-            else:
-                mask &= compute()
-        mask, distances = reach_mask(subset, mask, c)
+        mask, distances = reach_mask(subset, _passing(subset, c), c)
         return candidates[mask], distances[mask]
     mask, distances = _structured(table, c, memo)
     rows = np.flatnonzero(mask)
