@@ -19,7 +19,9 @@ the web app and the benchmarks share them.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import threading
@@ -220,9 +222,13 @@ def table_records(connection, ids: list[int] | None = None,
             yield table_record(row)
 
 
-def text_documents(connection, ids: list[int] | None = None,
-                   batch: int = 10_000) -> Iterator[tuple[int, dict | None]]:
-    """``(id, whoosh document)`` per listing; the document is None for one not listed."""
+def text_documents(connection, ids: list[int] | None = None, batch: int = 10_000,
+                   between: tuple[int, int] | None = None) -> Iterator[tuple[int, dict | None]]:
+    """``(id, whoosh document)`` per listing; the document is None for one not listed.
+
+    Every listed one (in id order), the given ``ids``, or the listed ones with ids in
+    ``between`` (``low <= id < high``).
+    """
     columns = (Provider.id, Provider.first_name, Provider.last_name, Provider.credentials,
                Provider.bio, Provider.updated_at, Provider.active, Provider.clinic_id,
                Clinic.name.label("clinic"))
@@ -231,7 +237,9 @@ def text_documents(connection, ids: list[int] | None = None,
         if chunk is not None:
             statement = statement.where(Provider.id.in_(chunk))
         else:
-            statement = statement.where(LISTED)
+            statement = statement.where(LISTED).order_by(Provider.id)
+            if between is not None:
+                statement = statement.where(Provider.id >= between[0], Provider.id < between[1])
         result = connection.execution_options(yield_per=batch).execute(statement)
         for row in result:
             if not is_listed(row._mapping):
@@ -243,6 +251,32 @@ def text_documents(connection, ids: list[int] | None = None,
                 "clinic": row.clinic or "", "bio": row.bio or "",
                 "version": row.updated_at.isoformat() if row.updated_at else "",
             }
+
+
+def id_ranges(low: int | None, high: int | None, parts: int) -> list[tuple[int, int]]:
+    """``parts`` ranges ``[start, end)`` of about as many ids each, covering ``low`` to
+    ``high`` (none when there are no ids)."""
+    if low is None or high is None:
+        return []
+    parts = max(1, min(parts, high - low + 1))
+    bounds = [low + (high + 1 - low) * part // parts for part in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _listed_documents(connection, owner: int, low: int, high: int) -> Iterator[dict]:
+    """The whoosh documents of listed listings with ids in ``[low, high)``, in id order,
+    read on ``connection`` in its ``owner`` process or, in a process forked from it, on a
+    connection of the process's own."""
+    engine = connection.engine
+    if os.getpid() == owner:
+        own = contextlib.nullcontext(connection)
+    else:
+        engine.dispose(close=False)  # the parent's pooled connections are the parent's
+        own = engine.connect()
+    with own as reading:
+        for _, document in text_documents(reading, between=(low, high)):
+            if document is not None:
+                yield document
 
 
 # ---------------------------------------------------------------------------
@@ -356,24 +390,29 @@ class SearchState:
 
     def rebuild(self, connection, progress: Callable[[int], None] | None = None,
                 procs: int = 1) -> int:
-        """Rebuild the text index and the table snapshot from the database; return the count."""
+        """Rebuild the text index and the table snapshot from the database; return the count.
+
+        The listings are split into ``procs`` ranges of ids, each indexed by a process
+        of its own reading its own rows (``TextIndex.rebuild_parts``); this process
+        builds the structured table meanwhile.
+        """
         position = latest_change(connection)
+        low, high = connection.execute(
+            select(func.min(Provider.id), func.max(Provider.id)).where(LISTED)).one()
+        parts = [functools.partial(_listed_documents, connection, os.getpid(), start, end)
+                 for start, end in id_ranges(low, high, procs)]
         table = ProviderTable(VOCABULARIES)
-        table.upsert(table_records(connection))
-        count = [0]
 
-        def documents():
-            for _, document in text_documents(connection):
-                if document is not None:
-                    count[0] += 1
-                    yield document
+        def build_table():
+            table.upsert(table_records(connection))
 
-        self.text.rebuild(documents(), position, progress=progress, procs=procs)
+        _, count = self.text.rebuild_parts(parts, position, progress=progress,
+                                           meanwhile=build_table)
         table.position = position
         table.save(self.snapshot_path)
         with self.lock:
             self.table = table
-        return count[0]
+        return count
 
     def forget(self) -> None:
         """Drop the table, the listing cache and the open text index (the database was

@@ -1,0 +1,291 @@
+"""Writing a whole whoosh segment from many documents at once (the full rebuild).
+
+whoosh's ``SegmentWriter`` adds one document at a time: it analyses every field
+value, puts each posting as a tuple into a sorting pool (spilled to disk in pickled
+runs and merged back at commit), then replays the sorted postings into its codec,
+looking up each document's field length again per posting. For a full rebuild of
+1,000,000 listings that was most of the four minutes (``bench/RESULTS.md``, issue 17).
+
+``SegmentBuilder`` writes the same segment with whoosh's own codec and per-document
+writer, but:
+
+- a field value is analysed once per distinct value (``field.index`` is a pure
+  function of the value; names, clinic names and credentials repeat a lot), not once
+  per document;
+- postings are kept in memory grouped by field and term, in document order, so
+  writing them needs only the terms sorted, not every posting;
+- the field lengths given to the codec come from the builder's own arrays;
+- the kept postings of the short fields (``search_index.postings``) come straight from
+  the same arrays, not from decoding the segment again.
+
+``TextIndex.rebuild_parts`` runs one builder per process, each reading its own share of
+the documents, and commits their segments together. ``tests/search_index/test_bulk.py``
+compares what it writes with what whoosh's writer writes for the same documents.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import traceback
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+from whoosh.codec import default_codec
+
+from .postings import FIELDS, FieldPostings, SegmentPostings, postings_path
+
+#: Distinct values remembered per field before the memory of analysed values is cleared.
+MEMO_LIMIT = 200_000
+#: Fields whose values are mostly unique (bios): analysed every time, not remembered.
+UNIQUE_VALUED = frozenset({"bio", "pid"})
+#: Documents between two updates of the shared progress count.
+PROGRESS_EVERY = 1000
+
+
+class SegmentBuilder:
+    """One new segment of a whoosh index, written from documents added in order.
+
+    ``add(document)`` as ``IndexWriter.add_document(**document)`` would (documents here
+    have no boosts); ``finish()`` writes the segment and returns it with its kept
+    postings. The segment is not in the index until a TOC lists it
+    (``TextIndex.rebuild_parts``).
+    """
+
+    def __init__(self, ix):
+        self.storage = ix.storage
+        self.schema = ix.schema
+        codec = default_codec()
+        self.segment = codec.new_segment(self.storage, ix.indexname)
+        self.perdoc = codec.per_document_writer(self.storage, self.segment)
+        self.fieldwriter = codec.field_writer(self.storage, self.segment)
+        self.docnum = 0
+        self.fields = {}
+        for name, field in self.schema.items():
+            if field.vector or field.separate_spelling():
+                raise ValueError(f"field {name!r}: term vectors and separate spelling "
+                                 "words are not written by SegmentBuilder")
+            if field.indexed:
+                self.fields[name] = field
+        #: Per field: term bytes -> (document numbers, (weight, value bytes) per posting).
+        self.postings: dict[str, dict[bytes, tuple[array, list]]] = {
+            name: {} for name in self.fields}
+        #: Per scorable field: each document's length (whoosh's writer reads back the length
+        #: it stored, rounded to a byte's precision, for the statistics of each block of
+        #: postings; those statistics are stored rounded the same way, so they come out the
+        #: same from the exact length).
+        self.lengths: dict[str, array] = {name: array("i") for name, field in self.fields.items()
+                                          if field.scorable}
+        self.pids = array("q")
+        self._memo: dict[str, dict] = {name: {} for name in self.fields}
+
+    def _analysed(self, name: str, field, value) -> list[tuple[bytes, int, tuple]]:
+        """``(term bytes, frequency, (weight, value bytes))`` per term of a field value (the
+        weight a float, as whoosh's writer makes it by applying the field boost of 1.0)."""
+        if name in UNIQUE_VALUED or not isinstance(value, str):
+            return [(term, freq, (weight * 1.0, vbytes or b""))
+                    for term, freq, weight, vbytes in field.index(value)]
+        memo = self._memo[name]
+        found = memo.get(value)
+        if found is None:
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            found = memo[value] = [(term, freq, (weight * 1.0, vbytes or b""))
+                                   for term, freq, weight, vbytes in field.index(value)]
+        return found
+
+    def add(self, document: dict) -> None:
+        """Add one document (field name -> value, as for ``add_document``)."""
+        schema = self.schema
+        perdoc = self.perdoc
+        docnum = self.docnum
+        perdoc.start_doc(docnum)
+        for name in sorted(document):
+            if name.startswith("_"):
+                raise ValueError("SegmentBuilder does not take boosts or custom stored values")
+            value = document[name]
+            if value is None:
+                continue
+            field = schema[name]
+            length = 0
+            if field.indexed:
+                postings = self.postings[name]
+                for term, freq, posting in self._analysed(name, field, value):
+                    length += freq
+                    found = postings.get(term)
+                    if found is None:
+                        found = postings[term] = (array("i"), [])
+                    found[0].append(docnum)
+                    found[1].append(posting)
+                if not field.scorable:
+                    length = 0
+            if name in self.lengths:
+                self.lengths[name].append(length)
+            perdoc.add_field(name, field, value if field.stored else None, length)
+            if field.column_type:
+                perdoc.add_column_value(name, field.column_type, field.to_column_value(value))
+        for lengths in self.lengths.values():
+            if len(lengths) == docnum:  # the document has no value for this field
+                lengths.append(0)
+        perdoc.finish_doc()
+        self.pids.append(int(document["pid"]))
+        self.docnum += 1
+
+    def extend(self, documents: Iterable[dict]) -> int:
+        """Add every document; return how many."""
+        before = self.docnum
+        for document in documents:
+            self.add(document)
+        return self.docnum - before
+
+    def finish(self) -> tuple[object, SegmentPostings] | None:
+        """Write the postings, close the segment's files (one compound file, as whoosh's
+        writer leaves it) and return ``(segment, kept postings)``; None (and no files)
+        when no document was added."""
+        self.perdoc.close()
+        writer = self.fieldwriter
+        if not self.docnum:
+            writer.close()
+            for filename in self.segment.list_files(self.storage):
+                self.storage.delete_file(filename)
+            return None
+        for name in sorted(self.postings):
+            terms = self.postings[name]
+            if not terms:
+                continue
+            field = self.fields[name]
+            lengths = self.lengths.get(name)
+            writer.start_field(name, field)
+            for term in sorted(terms):
+                docnums, values = terms[term]
+                writer.start_term(term)
+                add = writer.add
+                if lengths is None:
+                    for docnum, (weight, vbytes) in zip(docnums, values, strict=True):
+                        add(docnum, weight, vbytes, 0)
+                else:
+                    for docnum, (weight, vbytes) in zip(docnums, values, strict=True):
+                        add(docnum, weight, vbytes, lengths[docnum])
+                writer.finish_term()
+            writer.finish_field()
+        writer.close()
+        segment = self.segment
+        segment.set_doc_count(self.docnum)
+        if segment.should_assemble():
+            segment.create_compound_file(self.storage)
+        return segment, self.kept_postings()
+
+    def kept_postings(self) -> SegmentPostings:
+        """The postings of ``postings.FIELDS`` as ``SegmentPostings.build`` decodes them."""
+        fields = {}
+        for name in FIELDS:
+            terms = self.postings.get(name, {})
+            ordered = sorted(terms)
+            lengths = [len(terms[term][0]) for term in ordered]
+            starts = np.zeros(len(ordered) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=starts[1:])
+            docs = (np.concatenate([np.frombuffer(terms[term][0], dtype=np.int32)
+                                    for term in ordered]) if ordered
+                    else np.empty(0, dtype=np.int32))
+            decode = self.schema[name].from_bytes
+            fields[name] = FieldPostings(np.array([decode(term) for term in ordered], dtype=str),
+                                         starts, docs.astype(np.int32))
+        return SegmentPostings(np.frombuffer(self.pids, dtype=np.int64).copy(), fields)
+
+
+
+def _build_part(ix, part: Callable[[], Iterable[dict]],
+                tell: Callable[[int], None] | None = None) -> tuple[object, SegmentPostings] | None:
+    """Build one segment of ``ix`` from the documents of ``part()``, telling ``tell(n)``
+    of documents added as they are; the kept postings are saved beside the segment."""
+    builder = SegmentBuilder(ix)
+    added = 0
+    for document in part():
+        builder.add(document)
+        added += 1
+        if tell is not None and added == PROGRESS_EVERY:
+            tell(added)
+            added = 0
+    if tell is not None and added:
+        tell(added)
+    built = builder.finish()
+    if built is not None:
+        segment, kept = built
+        # (after the compound file is assembled: it would take in any file of the segment's)
+        kept.save(postings_path(ix.storage.folder, segment.segment_id()))
+    return built
+
+
+def _part_process(ix, index: int, part, counter, results) -> None:
+    """A forked process's work: one part's segment, put on ``results`` (or the error)."""
+    def tell(added: int) -> None:
+        with counter.get_lock():
+            counter.value += added
+
+    try:
+        built = _build_part(ix, part, tell)
+        results.put((index, None if built is None else built[0], None))
+    except BaseException:
+        results.put((index, None, traceback.format_exc()))
+
+
+def build_segments(ix, parts: Sequence[Callable[[], Iterable[dict]]],
+                   progress: Callable[[int], None] | None = None,
+                   meanwhile: Callable[[], None] | None = None) -> list:
+    """The segments of ``ix`` built from each of ``parts`` (callables giving documents),
+    in the order of ``parts``, empty ones left out; not yet committed.
+
+    Several parts are built at the same time, each in a process of its own forked from
+    this one (so a part reads its own documents: nothing is pickled but the finished
+    segment's description). ``meanwhile()`` runs here while they work; ``progress(n)``
+    is told of documents added, as they are.
+    """
+    if len(parts) <= 1:
+        if meanwhile:
+            meanwhile()
+        built = _build_part(ix, parts[0], progress) if parts else None
+        return [] if built is None else [built[0]]
+    context = multiprocessing.get_context("fork")
+    counter = context.Value("q", 0)
+    results = context.Queue()
+    processes = [context.Process(target=_part_process, args=(ix, index, part, counter, results),
+                                 name=f"search-rebuild-{index}", daemon=True)
+                 for index, part in enumerate(parts)]
+    for process in processes:
+        process.start()
+    reported = 0
+
+    def report() -> None:
+        nonlocal reported
+        if progress:
+            done = counter.value
+            if done > reported:
+                progress(done - reported)
+                reported = done
+
+    segments: dict[int, object] = {}
+    try:
+        if meanwhile:
+            meanwhile()
+        while len(segments) < len(parts):
+            report()
+            try:
+                index, segment, error = results.get(timeout=0.2)
+            except queue.Empty:
+                if any(p.exitcode not in (None, 0) for p in processes):
+                    raise RuntimeError("a rebuilding process died") from None
+                continue
+            if error is not None:
+                raise RuntimeError(f"rebuilding part {index} failed:\n{error}")
+            segments[index] = segment
+        report()
+    except BaseException:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        raise
+    finally:
+        for process in processes:
+            process.join()
+    return [segments[index] for index in range(len(parts)) if segments[index] is not None]
