@@ -22,16 +22,17 @@ import atexit
 import contextlib
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import Text, cast, event, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from search_index.table import ProviderTable
+from search_index.table import MULTI_FIELDS, ProviderTable
 from search_index.text import TextIndex
 
 from .models import Clinic, Provider, ProviderChange, utcnow
@@ -222,6 +223,35 @@ def table_records(connection, ids: list[int] | None = None,
             yield table_record(row)
 
 
+def listed_table(connection, batch: int = 10_000) -> ProviderTable:
+    """Every listed listing as a ``ProviderTable``: the table ``upsert(table_records(...))``
+    makes, read column by column (multi-valued attributes as their JSON text, each
+    distinct text decoded once) and coded a column at a time."""
+    multi = set(MULTI_FIELDS)  # JSON arrays in the database
+    statement = select(*(cast(column, Text).label(column.key) if column.key in multi else column
+                         for column in TABLE_COLUMNS)).where(LISTED).order_by(Provider.id)
+    keys = [column.key for column in TABLE_COLUMNS]
+    read: dict[str, list] = {key: [] for key in keys}
+    result = connection.execution_options(yield_per=batch).execute(statement)
+    for rows in result.partitions():
+        for key, values in zip(keys, zip(*rows, strict=True), strict=True):
+            read[key].extend(values)
+    decoded: dict[str | None, tuple] = {None: ()}
+    for key in multi:
+        for raw in set(read[key]) - decoded.keys():
+            decoded[raw] = tuple(json.loads(raw) or ())
+        read[key] = [decoded[raw] for raw in read[key]]
+    categories = {value: gender_category(value) for value in set(read["gender"])}
+    values = dict(read)
+    values["gender"] = [categories[value] for value in read["gender"]]
+    values["active"] = [bool(active) and clinic is not None
+                        for active, clinic in zip(read["active"], read["clinic_id"], strict=True)]
+    values["verified_at"] = [_epoch(value) for value in values.pop("last_verified_at")]
+    values["reported"] = [value is not None for value in values.pop("reported_at")]
+    values["version"] = [_epoch(value) for value in values.pop("updated_at")]
+    return ProviderTable.from_values(VOCABULARIES, values)
+
+
 def text_documents(connection, ids: list[int] | None = None, batch: int = 10_000,
                    between: tuple[int, int] | None = None) -> Iterator[tuple[int, dict | None]]:
     """``(id, whoosh document)`` per listing; the document is None for one not listed.
@@ -314,8 +344,7 @@ class SearchState:
             if self.table is None:
                 table = ProviderTable.load(self.snapshot_path, VOCABULARIES)
                 if table is None or table.position > latest:
-                    table = ProviderTable(VOCABULARIES)
-                    table.upsert(table_records(connection))
+                    table = listed_table(connection)
                     table.position = latest
                 self.table = table
             if latest > self.table.position:
@@ -401,13 +430,11 @@ class SearchState:
             select(func.min(Provider.id), func.max(Provider.id)).where(LISTED)).one()
         parts = [functools.partial(_listed_documents, connection, os.getpid(), start, end)
                  for start, end in id_ranges(low, high, procs)]
-        table = ProviderTable(VOCABULARIES)
-
-        def build_table():
-            table.upsert(table_records(connection))
-
-        _, count = self.text.rebuild_parts(parts, position, progress=progress,
-                                           meanwhile=build_table)
+        tables = []
+        _, count = self.text.rebuild_parts(
+            parts, position, progress=progress,
+            meanwhile=lambda: tables.append(listed_table(connection)))
+        table = tables[0]
         table.position = position
         table.save(self.snapshot_path)
         with self.lock:
@@ -528,8 +555,7 @@ def check_index(state: SearchState, connection, repair: bool = True,
                 raise TimeoutError("the search index stayed locked by another writer")
             time.sleep(0.2)
         report["repaired"] = len(broken) + len(extra)
-    table = ProviderTable(VOCABULARIES)
-    table.upsert(table_records(connection))
+    table = listed_table(connection)
     table.position = position
     table.save(state.snapshot_path)
     with state.lock:

@@ -25,23 +25,134 @@ compares what it writes with what whoosh's writer writes for the same documents.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
+import os
 import queue
 import traceback
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
+from whoosh.analysis import (
+    CharsetFilter,
+    LowercaseFilter,
+    RegexTokenizer,
+    StemFilter,
+    StopFilter,
+    Token,
+)
+from whoosh.analysis.analyzers import CompositeAnalyzer
 from whoosh.codec import default_codec
+from whoosh.formats import Positions
 
 from .postings import FIELDS, FieldPostings, SegmentPostings, postings_path
 
-#: Distinct values remembered per field before the memory of analysed values is cleared.
+#: Distinct values (or words) remembered per field before the memory of them is cleared.
 MEMO_LIMIT = 200_000
-#: Fields whose values are mostly unique (bios): analysed every time, not remembered.
+#: Fields whose values are mostly unique (bios, pids): not remembered whole.
 UNIQUE_VALUED = frozenset({"bio", "pid"})
 #: Documents between two updates of the shared progress count.
 PROGRESS_EVERY = 1000
+#: Filters that change or drop each token on its own, whatever the tokens around it.
+TOKENWISE_FILTERS = (LowercaseFilter, StopFilter, StemFilter, CharsetFilter)
+
+
+def whoosh_analysis(field, value) -> list[tuple[bytes, int, tuple]]:
+    """``(term bytes, frequency, (weight, value bytes))`` per term of a field value, from
+    ``field.index`` (the weight a float, as whoosh's writer makes it by applying the
+    field boost of 1.0)."""
+    return [(term, freq, (weight * 1.0, vbytes or b""))
+            for term, freq, weight, vbytes in field.index(value)]
+
+
+class TokenwiseAnalysis:
+    """``whoosh_analysis`` of text for a field that keeps positions and whose analyser is a
+    regex tokenizer followed by filters that each treat every token on its own (lower
+    case, accent folding, stop words, stemming): what becomes of each distinct word is
+    found once, by the analyser's own filters, and remembered; positions are numbered as
+    the stop filter numbers them (the first kept word keeps its place in the text, the
+    next ones follow it without gaps). ``of(field)`` is None for any other field.
+
+    The stemming analyser spends most of its time passing each word through a chain of
+    generators; a bio is a few dozen words from a vocabulary of a few thousand.
+    """
+
+    def __init__(self, field, tokenizer, filters: list, renumber: bool):
+        self.expression = tokenizer.expression
+        self.filters = filters
+        self.renumber = renumber
+        self.field_boost = field.format.field_boost
+        self.encode = field.format.encode
+        self.fates: dict[str, str | None] = {}
+        self.values: dict[tuple, bytes] = {}
+
+    @classmethod
+    def of(cls, field) -> TokenwiseAnalysis | None:
+        """The analysis for ``field`` when its analyser and format allow it, else None."""
+        analyzer = field.analyzer
+        if type(field.format) is not Positions or type(analyzer) is not CompositeAnalyzer:
+            return None
+        tokenizer, *filters = analyzer.items
+        if type(tokenizer) is not RegexTokenizer or tokenizer.gaps:
+            return None
+        if any(type(f) not in TOKENWISE_FILTERS for f in filters):
+            return None
+        stops = [f for f in filters if type(f) is StopFilter]
+        if len(stops) > 1:
+            return None
+        return cls(field, tokenizer, filters, bool(stops) and stops[0].renumber)
+
+    def _fate(self, word: str) -> str | None:
+        """The term ``word`` becomes, or None when it is stopped."""
+        token = Token(positions=True, chars=False, removestops=True, mode="index",
+                      boosts=True)
+        token.text, token.boost, token.stopped, token.pos = word, 1.0, False, 0
+        stream = iter((token,))
+        for step in self.filters:
+            stream = step(stream)
+        kept = [t.text for t in stream if not t.stopped]
+        return kept[0] if kept else None
+
+    def __call__(self, value: str) -> list[tuple[bytes, int, tuple]]:
+        fates = self.fates
+        positions: dict[str, list[int]] = {}
+        first = None
+        kept = 0
+        for place, match in enumerate(self.expression.finditer(value)):
+            word = match.group(0)
+            term = fates.get(word, _MISSING)
+            if term is _MISSING:
+                if len(fates) >= MEMO_LIMIT:
+                    fates.clear()
+                term = fates[word] = self._fate(word)
+            if term is None:
+                continue
+            if self.renumber:
+                if first is None:
+                    first = place
+                place = first + kept
+                kept += 1
+            found = positions.get(term)
+            if found is None:
+                positions[term] = [place]
+            else:
+                found.append(place)
+        values = self.values
+        analysed = []
+        for term, places in positions.items():
+            key = tuple(places)
+            vbytes = values.get(key)
+            if vbytes is None:
+                if len(values) >= MEMO_LIMIT:
+                    values.clear()
+                vbytes = values[key] = self.encode(places)
+            analysed.append((term.encode("utf-8"), len(places),
+                             (float(len(places)) * self.field_boost * 1.0, vbytes)))
+        return analysed
+
+
+_MISSING = object()
 
 
 class SegmentBuilder:
@@ -79,20 +190,23 @@ class SegmentBuilder:
                                           if field.scorable}
         self.pids = array("q")
         self._memo: dict[str, dict] = {name: {} for name in self.fields}
+        self._analyse = {name: TokenwiseAnalysis.of(field)
+                         or functools.partial(whoosh_analysis, field)
+                         for name, field in self.fields.items()}
 
-    def _analysed(self, name: str, field, value) -> list[tuple[bytes, int, tuple]]:
-        """``(term bytes, frequency, (weight, value bytes))`` per term of a field value (the
-        weight a float, as whoosh's writer makes it by applying the field boost of 1.0)."""
-        if name in UNIQUE_VALUED or not isinstance(value, str):
-            return [(term, freq, (weight * 1.0, vbytes or b""))
-                    for term, freq, weight, vbytes in field.index(value)]
+    def _analysed(self, name: str, value) -> list[tuple[bytes, int, tuple]]:
+        """``whoosh_analysis`` of a field value (remembered per distinct value, but for
+        mostly unique fields)."""
+        if not isinstance(value, str):
+            return whoosh_analysis(self.fields[name], value)
+        if name in UNIQUE_VALUED:
+            return self._analyse[name](value)
         memo = self._memo[name]
         found = memo.get(value)
         if found is None:
             if len(memo) >= MEMO_LIMIT:
                 memo.clear()
-            found = memo[value] = [(term, freq, (weight * 1.0, vbytes or b""))
-                                   for term, freq, weight, vbytes in field.index(value)]
+            found = memo[value] = self._analyse[name](value)
         return found
 
     def add(self, document: dict) -> None:
@@ -111,7 +225,7 @@ class SegmentBuilder:
             length = 0
             if field.indexed:
                 postings = self.postings[name]
-                for term, freq, posting in self._analysed(name, field, value):
+                for term, freq, posting in self._analysed(name, value):
                     length += freq
                     found = postings.get(term)
                     if found is None:
@@ -219,7 +333,11 @@ def _build_part(ix, part: Callable[[], Iterable[dict]],
 
 def _part_process(ix, index: int, part, counter, results) -> None:
     """A forked process's work: one part's segment, put on ``results`` (or the error)."""
+    parent = os.getppid()
+
     def tell(added: int) -> None:
+        if os.getppid() != parent:  # the rebuild was killed: its index will never go live
+            raise SystemExit("the rebuilding process is gone")
         with counter.get_lock():
             counter.value += added
 

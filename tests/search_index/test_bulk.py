@@ -11,8 +11,10 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from search_index.bulk import SegmentBuilder
+from search_index.bulk import SegmentBuilder, TokenwiseAnalysis, whoosh_analysis
 from search_index.postings import FIELDS, SegmentPostings, postings_path
 from search_index.text import SCHEMA, TextIndex
 from seeds.generator import generate_clinics, generate_provider
@@ -201,3 +203,31 @@ def test_the_builder_refuses_what_it_does_not_write(tmp_path):
     ix = whoosh_index.create_in(str(tmp_path), Schema(body=TEXT(vector=True)))
     with pytest.raises(ValueError, match="vectors"):
         SegmentBuilder(ix)
+
+
+WORDS = st.sampled_from(["the", "and", "a", "I", "Grief", "grief", "GRIEFS", "therapy",
+                         "therapies", "Zoë", "Núñez", "İzmir", "straße", "3.14", "v1.2",
+                         "under_score", "*", "O'Brien", "x", "to", "be", "is"])
+TEXTS = st.one_of(st.text(), st.lists(st.one_of(WORDS, st.text(max_size=4)), max_size=30).map(
+    lambda parts: " ".join(parts)))
+
+
+@given(TEXTS)
+@settings(max_examples=400, deadline=None)
+def test_tokenwise_analysis_is_whooshs_analysis(text):
+    for name in ("name", "clinic", "bio"):
+        field = SCHEMA[name]
+        analysis = TokenwiseAnalysis.of(field)
+        assert analysis(text) == whoosh_analysis(field, text), name
+        assert analysis(text) == whoosh_analysis(field, text), name  # words remembered
+
+
+def test_tokenwise_analysis_is_for_positions_with_tokenwise_filters_only():
+    from whoosh.analysis import NgramFilter, RegexTokenizer
+    from whoosh.fields import TEXT
+
+    assert TokenwiseAnalysis.of(SCHEMA["credentials"]) is None  # keywords: frequencies only
+    assert TokenwiseAnalysis.of(TEXT(phrase=False)) is None
+    assert TokenwiseAnalysis.of(TEXT(analyzer=RegexTokenizer() | NgramFilter(2))) is None
+    assert TokenwiseAnalysis.of(TEXT(analyzer=RegexTokenizer(gaps=True))) is None
+    assert TokenwiseAnalysis.of(TEXT()) is not None
