@@ -44,7 +44,9 @@ from whoosh.analysis import (
 )
 from whoosh.analysis.analyzers import CompositeAnalyzer
 from whoosh.codec import default_codec
+from whoosh.fields import NUMERIC
 from whoosh.formats import Positions
+from whoosh.util.numeric import to_sortable
 
 from .postings import FIELDS, FieldPostings, SegmentPostings, postings_path
 
@@ -79,13 +81,14 @@ class TokenwiseAnalysis:
     """
 
     def __init__(self, field, tokenizer, filters: list, renumber: bool):
+        self.field = field
         self.expression = tokenizer.expression
         self.filters = filters
         self.renumber = renumber
         self.field_boost = field.format.field_boost
         self.encode = field.format.encode
-        self.fates: dict[str, str | None] = {}
-        self.values: dict[tuple, bytes] = {}
+        self.fates: dict[str, bytes | None] = {}
+        self.postings: dict[tuple, tuple[float, bytes]] = {}
 
     @classmethod
     def of(cls, field) -> TokenwiseAnalysis | None:
@@ -103,8 +106,11 @@ class TokenwiseAnalysis:
             return None
         return cls(field, tokenizer, filters, bool(stops) and stops[0].renumber)
 
-    def _fate(self, word: str) -> str | None:
-        """The term ``word`` becomes, or None when it is stopped."""
+    def _fate(self, word: str) -> bytes | None:
+        """The term ``word`` becomes (encoded), or None when it is stopped."""
+        fates = self.fates
+        if len(fates) >= MEMO_LIMIT:
+            fates.clear()
         token = Token(positions=True, chars=False, removestops=True, mode="index",
                       boosts=True)
         token.text, token.boost, token.stopped, token.pos = word, 1.0, False, 0
@@ -112,47 +118,76 @@ class TokenwiseAnalysis:
         for step in self.filters:
             stream = step(stream)
         kept = [t.text for t in stream if not t.stopped]
-        return kept[0] if kept else None
+        fate = fates[word] = kept[0].encode("utf-8") if kept else None
+        return fate
+
+    def _posting(self, places: tuple) -> tuple[float, bytes]:
+        """``(weight, value bytes)`` of a term at ``places`` (remembered)."""
+        postings = self.postings
+        if len(postings) >= MEMO_LIMIT:
+            postings.clear()
+        posting = postings[places] = (float(len(places)) * self.field_boost * 1.0,
+                                      self.encode(list(places)))
+        return posting
 
     def __call__(self, value: str) -> list[tuple[bytes, int, tuple]]:
+        if type(value) is not str:
+            return whoosh_analysis(self.field, value)
         fates = self.fates
-        positions: dict[str, list[int]] = {}
-        first = None
-        kept = 0
-        for place, match in enumerate(self.expression.finditer(value)):
-            word = match.group(0)
-            term = fates.get(word, _MISSING)
-            if term is _MISSING:
-                if len(fates) >= MEMO_LIMIT:
-                    fates.clear()
-                term = fates[word] = self._fate(word)
-            if term is None:
-                continue
-            if self.renumber:
-                if first is None:
-                    first = place
-                place = first + kept
-                kept += 1
+        terms = [fates[word] if word in fates else self._fate(word)
+                 for word in [match[0] for match in self.expression.finditer(value)]]
+        if self.renumber:  # the first kept word keeps its place, the next ones follow it
+            kept = [term for term in terms if term is not None]
+            if not kept:
+                return []
+            first = next(place for place, term in enumerate(terms) if term is not None)
+            placed = zip(range(first, first + len(kept)), kept, strict=True)
+        else:
+            placed = ((place, term) for place, term in enumerate(terms) if term is not None)
+        positions: dict[bytes, list[int]] = {}
+        for place, term in placed:
             found = positions.get(term)
             if found is None:
                 positions[term] = [place]
             else:
                 found.append(place)
-        values = self.values
+        postings = self.postings
         analysed = []
         for term, places in positions.items():
             key = tuple(places)
-            vbytes = values.get(key)
-            if vbytes is None:
-                if len(values) >= MEMO_LIMIT:
-                    values.clear()
-                vbytes = values[key] = self.encode(places)
-            analysed.append((term.encode("utf-8"), len(places),
-                             (float(len(places)) * self.field_boost * 1.0, vbytes)))
+            posting = postings.get(key) or self._posting(key)
+            analysed.append((term, len(places), posting))
         return analysed
 
 
 _MISSING = object()
+
+
+class NumericAnalysis:
+    """``whoosh_analysis`` of a number for a ``NUMERIC`` field (the pid): the number's
+    sortable form is found once and shifted for each term of the field's ranges, where
+    ``NUMERIC.index`` finds it again for each term."""
+
+    #: Every term of a number has frequency 1 and weight 1.0, with no value bytes.
+    POSTING = (1.0, b"")
+
+    def __init__(self, field):
+        self.field = field
+        self.shifts = range(0, field.bits, field.shift_step) if field.shift_step else (0,)
+
+    @classmethod
+    def of(cls, field) -> NumericAnalysis | None:
+        """The analysis for a ``NUMERIC`` field, else None."""
+        return cls(field) if type(field) is NUMERIC else None
+
+    def __call__(self, value) -> list[tuple[bytes, int, tuple]]:
+        field = self.field
+        if type(value) not in (int, float):
+            return whoosh_analysis(field, value)
+        sortable = to_sortable(field.numtype, field.bits, field.signed,
+                               field.prepare_number(value))
+        return [(field.sortable_to_bytes(sortable, shift), 1, self.POSTING)
+                for shift in self.shifts]
 
 
 class SegmentBuilder:
@@ -190,16 +225,14 @@ class SegmentBuilder:
                                           if field.scorable}
         self.pids = array("q")
         self._memo: dict[str, dict] = {name: {} for name in self.fields}
-        self._analyse = {name: TokenwiseAnalysis.of(field)
+        self._analyse = {name: NumericAnalysis.of(field) or TokenwiseAnalysis.of(field)
                          or functools.partial(whoosh_analysis, field)
                          for name, field in self.fields.items()}
 
     def _analysed(self, name: str, value) -> list[tuple[bytes, int, tuple]]:
         """``whoosh_analysis`` of a field value (remembered per distinct value, but for
         mostly unique fields)."""
-        if not isinstance(value, str):
-            return whoosh_analysis(self.fields[name], value)
-        if name in UNIQUE_VALUED:
+        if name in UNIQUE_VALUED or type(value) is not str:
             return self._analyse[name](value)
         memo = self._memo[name]
         found = memo.get(value)

@@ -13,8 +13,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from whoosh.fields import NUMERIC
 
-from search_index.bulk import SegmentBuilder, TokenwiseAnalysis, whoosh_analysis
+from search_index.bulk import (
+    NumericAnalysis,
+    SegmentBuilder,
+    TokenwiseAnalysis,
+    whoosh_analysis,
+)
 from search_index.postings import FIELDS, SegmentPostings, postings_path
 from search_index.text import SCHEMA, TextIndex
 from seeds.generator import generate_clinics, generate_provider
@@ -231,3 +237,22 @@ def test_tokenwise_analysis_is_for_positions_with_tokenwise_filters_only():
     assert TokenwiseAnalysis.of(TEXT(analyzer=RegexTokenizer() | NgramFilter(2))) is None
     assert TokenwiseAnalysis.of(TEXT(analyzer=RegexTokenizer(gaps=True))) is None
     assert TokenwiseAnalysis.of(TEXT()) is not None
+
+
+NUMBERS = [NUMERIC(int, bits=64, signed=False), NUMERIC(int), NUMERIC(int, bits=32),
+           NUMERIC(float), NUMERIC(int, shift_step=0), NUMERIC(int, decimal_places=2)]
+
+
+@given(st.integers(min_value=0, max_value=2**31 - 1), st.floats(allow_nan=False, width=32))
+@settings(max_examples=200, deadline=None)
+def test_numeric_analysis_is_whooshs_analysis(whole, fraction):
+    assert NumericAnalysis.of(SCHEMA["pid"]) is not None
+    for field in [SCHEMA["pid"], *NUMBERS]:
+        for value in (whole, -whole, fraction):
+            try:
+                expected = whoosh_analysis(field, value)
+            except (ValueError, OverflowError) as error:
+                with pytest.raises(type(error)):
+                    NumericAnalysis.of(field)(value)
+                continue
+            assert NumericAnalysis.of(field)(value) == expected
