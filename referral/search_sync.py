@@ -29,13 +29,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import Text, cast, event, func, insert, select, text
+from sqlalchemy import Text, cast, event, func, insert, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from search_index.table import MULTI_FIELDS, ProviderTable
 from search_index.text import TextIndex
 
-from .models import Clinic, Provider, ProviderChange, utcnow
+from .models import Clinic, Provider, ProviderChange, UTCDateTime, utcnow
 from .vocab import (
     AGE_GROUPS,
     CONCERNS,
@@ -228,8 +228,16 @@ def listed_table(connection, batch: int = 10_000) -> ProviderTable:
     makes, read column by column (multi-valued attributes as their JSON text, each
     distinct text decoded once) and coded a column at a time."""
     multi = set(MULTI_FIELDS)  # JSON arrays in the database
-    statement = select(*(cast(column, Text).label(column.key) if column.key in multi else column
-                         for column in TABLE_COLUMNS)).where(LISTED).order_by(Provider.id)
+
+    def read_as(column):
+        if column.key in multi:
+            return cast(column, Text).label(column.key)
+        if isinstance(column.type, UTCDateTime):  # (``_epoch`` takes a naive time as UTC)
+            return type_coerce(column, column.type.impl).label(column.key)
+        return column
+
+    statement = (select(*(read_as(column) for column in TABLE_COLUMNS)).where(LISTED)
+                 .order_by(Provider.id))
     keys = [column.key for column in TABLE_COLUMNS]
     read: dict[str, list] = {key: [] for key in keys}
     result = connection.execution_options(yield_per=batch).execute(statement)

@@ -224,6 +224,11 @@ class SegmentBuilder:
         self.lengths: dict[str, array] = {name: array("i") for name, field in self.fields.items()
                                           if field.scorable}
         self.pids = array("q")
+        self._names = frozenset(self.schema.names())
+        #: Per field in name order (as whoosh's writer takes them): what ``add`` needs.
+        self._plan = [(name, field, self.postings.get(name), self.lengths.get(name),
+                       field.stored, field.column_type)
+                      for name, field in sorted(self.schema.items())]
         self._memo: dict[str, dict] = {name: {} for name in self.fields}
         self._analyse = {name: NumericAnalysis.of(field) or TokenwiseAnalysis.of(field)
                          or functools.partial(whoosh_analysis, field)
@@ -244,37 +249,35 @@ class SegmentBuilder:
 
     def add(self, document: dict) -> None:
         """Add one document (field name -> value, as for ``add_document``)."""
-        schema = self.schema
+        if not self._names.issuperset(document):
+            unknown = sorted(set(document) - self._names)
+            raise ValueError(f"SegmentBuilder takes fields of the schema only, not {unknown}")
         perdoc = self.perdoc
         docnum = self.docnum
         perdoc.start_doc(docnum)
-        for name in sorted(document):
-            if name.startswith("_"):
-                raise ValueError("SegmentBuilder does not take boosts or custom stored values")
-            value = document[name]
+        for name, field, postings, lengths, stored, column in self._plan:
+            value = document.get(name)
             if value is None:
+                if lengths is not None:
+                    lengths.append(0)
                 continue
-            field = schema[name]
             length = 0
-            if field.indexed:
-                postings = self.postings[name]
+            if postings is not None:
                 for term, freq, posting in self._analysed(name, value):
                     length += freq
                     found = postings.get(term)
                     if found is None:
-                        found = postings[term] = (array("i"), [])
-                    found[0].append(docnum)
-                    found[1].append(posting)
-                if not field.scorable:
+                        postings[term] = (array("i", (docnum,)), [posting])
+                    else:
+                        found[0].append(docnum)
+                        found[1].append(posting)
+                if lengths is None:  # not scorable: no length kept
                     length = 0
-            if name in self.lengths:
-                self.lengths[name].append(length)
-            perdoc.add_field(name, field, value if field.stored else None, length)
-            if field.column_type:
-                perdoc.add_column_value(name, field.column_type, field.to_column_value(value))
-        for lengths in self.lengths.values():
-            if len(lengths) == docnum:  # the document has no value for this field
-                lengths.append(0)
+                else:
+                    lengths.append(length)
+            perdoc.add_field(name, field, value if stored else None, length)
+            if column:
+                perdoc.add_column_value(name, column, field.to_column_value(value))
         perdoc.finish_doc()
         self.pids.append(int(document["pid"]))
         self.docnum += 1
