@@ -40,11 +40,14 @@ def once(count: int, procs: int) -> dict:
         started = time.perf_counter()
         indexed = state.rebuild(connection, procs=procs)
         seconds = time.perf_counter() - started
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"documents": indexed, "seconds": round(seconds, 1),
             "per_second": round(indexed / seconds), "load_before": round(load, 2),
-            "load_after": round(os.getloadavg()[0], 2), "peak_rss_mb": round(peak / 1024)}
+            "load_after": round(os.getloadavg()[0], 2),
+            "peak_rss_mb": round(max(parent, children) / 1024),
+            "peak_rss_parent_mb": round(parent / 1024),
+            "peak_rss_child_mb": round(children / 1024)}
 
 
 def export(ref: str) -> str:

@@ -226,7 +226,9 @@ def table_records(connection, ids: list[int] | None = None,
 def listed_table(connection, batch: int = 10_000) -> ProviderTable:
     """Every listed listing as a ``ProviderTable``: the table ``upsert(table_records(...))``
     makes, read column by column (multi-valued attributes as their JSON text, each
-    distinct text decoded once) and coded a column at a time."""
+    distinct text decoded once; times as epoch seconds as each batch arrives, so that
+    a million rows' strings and times are not all held at once) and coded a column at a
+    time."""
     multi = set(MULTI_FIELDS)  # JSON arrays in the database
 
     def read_as(column):
@@ -236,27 +238,37 @@ def listed_table(connection, batch: int = 10_000) -> ProviderTable:
             return type_coerce(column, column.type.impl).label(column.key)
         return column
 
+    decoded: dict[str | None, tuple] = {None: ()}
+    categories: dict[str | None, str | None] = {}
+
+    def decode(raw: str | None) -> tuple:
+        found = decoded.get(raw)
+        if found is None:
+            found = decoded[raw] = tuple(json.loads(raw) or ())
+        return found
+
+    def category(gender: str | None) -> str | None:
+        if gender not in categories:
+            categories[gender] = gender_category(gender)
+        return categories[gender]
+
+    converters = {key: decode for key in multi}
+    converters.update(gender=category, last_verified_at=_epoch, updated_at=_epoch,
+                      reported_at=lambda value: value is not None)
     statement = (select(*(read_as(column) for column in TABLE_COLUMNS)).where(LISTED)
                  .order_by(Provider.id))
     keys = [column.key for column in TABLE_COLUMNS]
-    read: dict[str, list] = {key: [] for key in keys}
+    values: dict[str, list] = {key: [] for key in keys}
     result = connection.execution_options(yield_per=batch).execute(statement)
     for rows in result.partitions():
-        for key, values in zip(keys, zip(*rows, strict=True), strict=True):
-            read[key].extend(values)
-    decoded: dict[str | None, tuple] = {None: ()}
-    for key in multi:
-        for raw in set(read[key]) - decoded.keys():
-            decoded[raw] = tuple(json.loads(raw) or ())
-        read[key] = [decoded[raw] for raw in read[key]]
-    categories = {value: gender_category(value) for value in set(read["gender"])}
-    values = dict(read)
-    values["gender"] = [categories[value] for value in read["gender"]]
-    values["active"] = [bool(active) and clinic is not None
-                        for active, clinic in zip(read["active"], read["clinic_id"], strict=True)]
-    values["verified_at"] = [_epoch(value) for value in values.pop("last_verified_at")]
-    values["reported"] = [value is not None for value in values.pop("reported_at")]
-    values["version"] = [_epoch(value) for value in values.pop("updated_at")]
+        for key, column in zip(keys, zip(*rows, strict=True), strict=True):
+            convert = converters.get(key)
+            values[key].extend(column if convert is None else map(convert, column))
+    values["active"] = [bool(active) and clinic is not None for active, clinic
+                        in zip(values["active"], values["clinic_id"], strict=True)]
+    values["verified_at"] = values.pop("last_verified_at")
+    values["reported"] = values.pop("reported_at")
+    values["version"] = values.pop("updated_at")
     return ProviderTable.from_values(VOCABULARIES, values)
 
 
