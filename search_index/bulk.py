@@ -11,7 +11,8 @@ writer, but:
 
 - a field value is analysed once per distinct value (``field.index`` is a pure
   function of the value; names, clinic names and credentials repeat a lot), not once
-  per document;
+  per document; in bios each distinct word is analysed once (``TokenwiseAnalysis``),
+  and a pid's range terms come from one sortable form (``NumericAnalysis``);
 - postings are kept in memory grouped by field and term, in document order, so
   writing them needs only the terms sorted, not every posting;
 - the field lengths given to the codec come from the builder's own arrays;
@@ -281,13 +282,6 @@ class SegmentBuilder:
         perdoc.finish_doc()
         self.pids.append(int(document["pid"]))
         self.docnum += 1
-
-    def extend(self, documents: Iterable[dict]) -> int:
-        """Add every document; return how many."""
-        before = self.docnum
-        for document in documents:
-            self.add(document)
-        return self.docnum - before
 
     def finish(self) -> tuple[object, SegmentPostings] | None:
         """Write the postings, close the segment's files (one compound file, as whoosh's
