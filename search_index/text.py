@@ -229,7 +229,9 @@ class TextIndex:
 
     def rebuild(self, documents: Iterable[dict], position: int,
                 progress: Callable[[int], None] | None = None, procs: int = 1) -> str:
-        """Build a whole new index from ``documents`` and make it live; return its name.
+        """Build a whole new index from ``documents`` with whoosh's own writer and make it
+        live; return its name (the straightforward rebuild, which ``rebuild_parts``,
+        faster, is tested against).
 
         The old index keeps serving until the switch; an interrupted rebuild leaves
         only an unused half-built index behind, removed by the next rebuild.
