@@ -210,14 +210,15 @@ def table_record(values) -> dict:
 
 def table_records(connection, ids: list[int] | None = None,
                   batch: int = 10_000) -> Iterator[dict]:
-    """Listings as ``ProviderTable`` records: every listed one, or the given ids (listed or
-    not, so that one no longer listed leaves the table)."""
+    """Listings as ``ProviderTable`` records: every listed one (in id order, so that a
+    table's rows, which break ties in ranking, come in the same order on every database),
+    or the given ids (listed or not, so that one no longer listed leaves the table)."""
     for chunk in _chunks(ids):
         statement = select(*TABLE_COLUMNS)
         if chunk is not None:
             statement = statement.where(Provider.id.in_(chunk))
         else:
-            statement = statement.where(LISTED)
+            statement = statement.where(LISTED).order_by(Provider.id)
         result = connection.execution_options(yield_per=batch).execute(statement)
         for row in result.mappings():
             yield table_record(row)
