@@ -19,20 +19,23 @@ the web app and the benchmarks share them.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
+import functools
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import Text, cast, event, func, insert, select, text, type_coerce
 from sqlalchemy.orm import Session
 
-from search_index.table import ProviderTable
+from search_index.table import MULTI_FIELDS, ProviderTable
 from search_index.text import TextIndex
 
-from .models import Clinic, Provider, ProviderChange, utcnow
+from .models import Clinic, Provider, ProviderChange, UTCDateTime, utcnow
 from .vocab import (
     AGE_GROUPS,
     CONCERNS,
@@ -207,22 +210,76 @@ def table_record(values) -> dict:
 
 def table_records(connection, ids: list[int] | None = None,
                   batch: int = 10_000) -> Iterator[dict]:
-    """Listings as ``ProviderTable`` records: every listed one, or the given ids (listed or
-    not, so that one no longer listed leaves the table)."""
+    """Listings as ``ProviderTable`` records: every listed one (in id order, so that a
+    table's rows, which break ties in ranking, come in the same order on every database),
+    or the given ids (listed or not, so that one no longer listed leaves the table)."""
     for chunk in _chunks(ids):
         statement = select(*TABLE_COLUMNS)
         if chunk is not None:
             statement = statement.where(Provider.id.in_(chunk))
         else:
-            statement = statement.where(LISTED)
+            statement = statement.where(LISTED).order_by(Provider.id)
         result = connection.execution_options(yield_per=batch).execute(statement)
         for row in result.mappings():
             yield table_record(row)
 
 
-def text_documents(connection, ids: list[int] | None = None,
-                   batch: int = 10_000) -> Iterator[tuple[int, dict | None]]:
-    """``(id, whoosh document)`` per listing; the document is None for one not listed."""
+def listed_table(connection, batch: int = 10_000) -> ProviderTable:
+    """Every listed listing as a ``ProviderTable``: the table ``upsert(table_records(...))``
+    makes, read column by column (multi-valued attributes as their JSON text, each
+    distinct text decoded once; times as epoch seconds as each batch arrives, so that
+    a million rows' strings and times are not all held at once) and coded a column at a
+    time."""
+    multi = set(MULTI_FIELDS)  # JSON arrays in the database
+
+    def read_as(column):
+        if column.key in multi:
+            return cast(column, Text).label(column.key)
+        if isinstance(column.type, UTCDateTime):  # (``_epoch`` takes a naive time as UTC)
+            return type_coerce(column, column.type.impl).label(column.key)
+        return column
+
+    decoded: dict[str | None, tuple] = {None: ()}
+    categories: dict[str | None, str | None] = {}
+
+    def decode(raw: str | None) -> tuple:
+        found = decoded.get(raw)
+        if found is None:
+            found = decoded[raw] = tuple(json.loads(raw) or ())
+        return found
+
+    def category(gender: str | None) -> str | None:
+        if gender not in categories:
+            categories[gender] = gender_category(gender)
+        return categories[gender]
+
+    converters = {key: decode for key in multi}
+    converters.update(gender=category, last_verified_at=_epoch, updated_at=_epoch,
+                      reported_at=lambda value: value is not None)
+    statement = (select(*(read_as(column) for column in TABLE_COLUMNS)).where(LISTED)
+                 .order_by(Provider.id))
+    keys = [column.key for column in TABLE_COLUMNS]
+    values: dict[str, list] = {key: [] for key in keys}
+    result = connection.execution_options(yield_per=batch).execute(statement)
+    for rows in result.partitions():
+        for key, column in zip(keys, zip(*rows, strict=True), strict=True):
+            convert = converters.get(key)
+            values[key].extend(column if convert is None else map(convert, column))
+    values["active"] = [bool(active) and clinic is not None for active, clinic
+                        in zip(values["active"], values["clinic_id"], strict=True)]
+    values["verified_at"] = values.pop("last_verified_at")
+    values["reported"] = values.pop("reported_at")
+    values["version"] = values.pop("updated_at")
+    return ProviderTable.from_values(VOCABULARIES, values)
+
+
+def text_documents(connection, ids: list[int] | None = None, batch: int = 10_000,
+                   between: tuple[int, int] | None = None) -> Iterator[tuple[int, dict | None]]:
+    """``(id, whoosh document)`` per listing; the document is None for one not listed.
+
+    Every listed one (in id order), the given ``ids``, or the listed ones with ids in
+    ``between`` (``low <= id < high``).
+    """
     columns = (Provider.id, Provider.first_name, Provider.last_name, Provider.credentials,
                Provider.bio, Provider.updated_at, Provider.active, Provider.clinic_id,
                Clinic.name.label("clinic"))
@@ -231,7 +288,9 @@ def text_documents(connection, ids: list[int] | None = None,
         if chunk is not None:
             statement = statement.where(Provider.id.in_(chunk))
         else:
-            statement = statement.where(LISTED)
+            statement = statement.where(LISTED).order_by(Provider.id)
+            if between is not None:
+                statement = statement.where(Provider.id >= between[0], Provider.id < between[1])
         result = connection.execution_options(yield_per=batch).execute(statement)
         for row in result:
             if not is_listed(row._mapping):
@@ -243,6 +302,32 @@ def text_documents(connection, ids: list[int] | None = None,
                 "clinic": row.clinic or "", "bio": row.bio or "",
                 "version": row.updated_at.isoformat() if row.updated_at else "",
             }
+
+
+def id_ranges(low: int | None, high: int | None, parts: int) -> list[tuple[int, int]]:
+    """``parts`` ranges ``[start, end)`` of about as many ids each, covering ``low`` to
+    ``high`` (none when there are no ids)."""
+    if low is None or high is None:
+        return []
+    parts = max(1, min(parts, high - low + 1))
+    bounds = [low + (high + 1 - low) * part // parts for part in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _listed_documents(connection, owner: int, low: int, high: int) -> Iterator[dict]:
+    """The whoosh documents of listed listings with ids in ``[low, high)``, in id order,
+    read on ``connection`` in its ``owner`` process or, in a process forked from it, on a
+    connection of the process's own."""
+    engine = connection.engine
+    if os.getpid() == owner:
+        own = contextlib.nullcontext(connection)
+    else:
+        engine.dispose(close=False)  # the parent's pooled connections are the parent's
+        own = engine.connect()
+    with own as reading:
+        for _, document in text_documents(reading, between=(low, high)):
+            if document is not None:
+                yield document
 
 
 # ---------------------------------------------------------------------------
@@ -280,8 +365,7 @@ class SearchState:
             if self.table is None:
                 table = ProviderTable.load(self.snapshot_path, VOCABULARIES)
                 if table is None or table.position > latest:
-                    table = ProviderTable(VOCABULARIES)
-                    table.upsert(table_records(connection))
+                    table = listed_table(connection)
                     table.position = latest
                 self.table = table
             if latest > self.table.position:
@@ -356,24 +440,27 @@ class SearchState:
 
     def rebuild(self, connection, progress: Callable[[int], None] | None = None,
                 procs: int = 1) -> int:
-        """Rebuild the text index and the table snapshot from the database; return the count."""
+        """Rebuild the text index and the table snapshot from the database; return the count.
+
+        The listings are split into ``procs`` ranges of ids, each indexed by a process
+        of its own reading its own rows (``TextIndex.rebuild_parts``); this process
+        builds the structured table meanwhile.
+        """
         position = latest_change(connection)
-        table = ProviderTable(VOCABULARIES)
-        table.upsert(table_records(connection))
-        count = [0]
-
-        def documents():
-            for _, document in text_documents(connection):
-                if document is not None:
-                    count[0] += 1
-                    yield document
-
-        self.text.rebuild(documents(), position, progress=progress, procs=procs)
+        low, high = connection.execute(
+            select(func.min(Provider.id), func.max(Provider.id)).where(LISTED)).one()
+        parts = [functools.partial(_listed_documents, connection, os.getpid(), start, end)
+                 for start, end in id_ranges(low, high, procs)]
+        tables = []
+        _, count = self.text.rebuild_parts(
+            parts, position, progress=progress,
+            meanwhile=lambda: tables.append(listed_table(connection)))
+        table = tables[0]
         table.position = position
         table.save(self.snapshot_path)
         with self.lock:
             self.table = table
-        return count[0]
+        return count
 
     def forget(self) -> None:
         """Drop the table, the listing cache and the open text index (the database was
@@ -489,8 +576,7 @@ def check_index(state: SearchState, connection, repair: bool = True,
                 raise TimeoutError("the search index stayed locked by another writer")
             time.sleep(0.2)
         report["repaired"] = len(broken) + len(extra)
-    table = ProviderTable(VOCABULARIES)
-    table.upsert(table_records(connection))
+    table = listed_table(connection)
     table.position = position
     table.save(state.snapshot_path)
     with state.lock:

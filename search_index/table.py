@@ -173,6 +173,38 @@ class ProviderTable:
         rows[inside] = self.row_of_id[ids[inside]]
         return rows
 
+    @classmethod
+    def from_values(cls, vocabularies: Mapping[str, Sequence[str]],
+                    values: Mapping[str, Sequence]) -> ProviderTable:
+        """A table of rows given column by column (``TABLE_FIELDS`` -> one value per row,
+        as ``upsert`` takes them, multi-valued ones as tuples; ids unique): the table
+        ``upsert`` makes of the same rows, coded a column at a time (each distinct set
+        of a multi-valued attribute once)."""
+        size = len(values["id"])
+        table = cls(vocabularies, capacity=size + 1024)
+        for name in TABLE_FIELDS:
+            column = values[name]
+            if name in MULTI_FIELDS:
+                bits = {value: table.bits(name, value or ()) for value in set(column)}
+                coded = [bits[value] for value in column]
+            elif name in CODED_FIELDS:
+                codes = table.codes[name]
+                coded = [codes.get(value, -1) for value in column]
+            elif name == "id":
+                coded = column
+            else:
+                missing = PLAIN_FIELDS[name][1]
+                coded = [missing if value is None else value for value in column]
+            table.columns[name][:size] = np.array(coded, dtype=table._dtype(name))
+        table.size = size
+        ids = table.column("id")
+        if len(np.unique(ids)) != size:
+            raise ValueError("a table's rows have unique ids")
+        table.row_of_id = np.full(max(16, int(ids.max(initial=0)) + 1), -1, dtype=np.int64)
+        table.row_of_id[ids] = np.arange(size, dtype=np.int64)
+        table.changes += 1
+        return table
+
     # -- writing ---------------------------------------------------------------------------
 
     def upsert(self, records: Iterable[Mapping]) -> int:

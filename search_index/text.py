@@ -27,16 +27,18 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query
 from whoosh.analysis import CharsetFilter, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
 from whoosh.fields import KEYWORD, NUMERIC, STORED, TEXT, Schema
+from whoosh.index import TOC, clean_files
 from whoosh.reading import TermNotFound
 from whoosh.support.charset import accent_map
 
+from .bulk import build_segments
 from .postings import SegmentPostings, postings_path, remove_stale, segment_postings
 
 CURRENT_FILE = "CURRENT"
@@ -227,7 +229,9 @@ class TextIndex:
 
     def rebuild(self, documents: Iterable[dict], position: int,
                 progress: Callable[[int], None] | None = None, procs: int = 1) -> str:
-        """Build a whole new index from ``documents`` and make it live; return its name.
+        """Build a whole new index from ``documents`` with whoosh's own writer and make it
+        live; return its name (the straightforward rebuild, which ``rebuild_parts``,
+        faster, is tested against).
 
         The old index keeps serving until the switch; an interrupted rebuild leaves
         only an unused half-built index behind, removed by the next rebuild.
@@ -255,6 +259,37 @@ class TextIndex:
         self._switch(name)
         self.remove_unused()
         return name
+
+    def rebuild_parts(self, parts: Sequence[Callable[[], Iterable[dict]]], position: int,
+                      progress: Callable[[int], None] | None = None,
+                      meanwhile: Callable[[], None] | None = None) -> tuple[str, int]:
+        """Build a whole new index from ``parts`` and make it live; return its name and
+        how many documents it holds.
+
+        Each part (a callable giving documents) becomes one segment, written by
+        ``search_index.bulk`` in a process of its own when there are several (the same
+        index ``rebuild`` writes, faster); ``meanwhile()`` runs in this process as they
+        work. As with ``rebuild``, the old index serves until the switch.
+        """
+        self.remove_unused()
+        name = self._new_name()
+        new_index = whoosh_index.create_in(self.directory, SCHEMA, indexname=name)
+        lock = new_index.lock("WRITELOCK")  # (remove_unused leaves a locked index alone)
+        if not lock.acquire():
+            raise whoosh_index.LockError(f"{name} is being written")
+        try:
+            segments = build_segments(new_index, parts, progress, meanwhile)
+            generation = new_index.latest_generation() + 1
+            TOC(SCHEMA, segments, generation).write(new_index.storage, name)
+            clean_files(new_index.storage, name, generation, segments)
+        finally:
+            new_index.storage.temp_storage(f"{name}.tmp").destroy()
+            lock.release()
+        self._set_position(name, position)
+        self._keep_postings(name)
+        self._switch(name)
+        self.remove_unused()
+        return name, sum(segment.doc_count_all() for segment in segments)
 
     def remove_unused(self) -> None:
         """Delete files of whoosh indexes other than the live one (when not being written)."""

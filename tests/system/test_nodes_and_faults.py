@@ -177,7 +177,19 @@ def _ignore(function, *args):
         function(*args)
 
 
-def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path):
+def _unlocked(directory, name: str) -> bool:
+    """Whether nobody holds the write lock of the index ``name`` (as ``remove_unused`` asks)."""
+    from whoosh.filedb.filestore import FileStorage
+
+    lock = FileStorage(str(directory)).lock(f"{name}_WRITELOCK")
+    if lock.acquire(blocking=False):
+        lock.release()
+        return True
+    return False
+
+
+@pytest.mark.parametrize("procs", ["1", "2"])
+def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path, procs):
     from flask_migrate import upgrade
 
     from seeds.load import seed_directory
@@ -196,18 +208,25 @@ def test_kill_9_during_reindex_keeps_the_old_index_serving(database, tmp_path):
                            "INDEX_DIR": str(tmp_path / "index"),
                            "REFERRAL_INSTANCE_PATH": str(tmp_path)}
             reindex = subprocess.Popen([sys.executable, "-m", "referral.cli", "reindex",
-                                        "--procs", "1"], env=environment,
+                                        "--procs", procs], env=environment,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             half_built: set = set()
             deadline = time.monotonic() + 60
-            while not half_built and time.monotonic() < deadline:  # wait for the new index
+            while not half_built and time.monotonic() < deadline:  # wait for its segments
                 assert reindex.poll() is None, reindex.stderr.read()
                 half_built = {match.group(1) for name in os.listdir(tmp_path / "index")
-                              if (match := re.match(r"^_?(MAIN\d+x\d+)", name))} - {old}
+                              if (match := re.match(r"^(MAIN\d+x\d+)_[a-z0-9]+\.", name))
+                              } - {old}
                 time.sleep(0.01)
             reindex.send_signal(signal.SIGKILL)  # in the middle of writing the new index
             reindex.wait(timeout=10)
             assert half_built
+            # Its indexing processes (with --procs 2) notice and stop; until then they
+            # hold its write lock, so nothing removes the files they are writing.
+            deadline = time.monotonic() + 30
+            while not all(_unlocked(tmp_path / "index", name) for name in half_built):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
             fresh = SearchState(str(tmp_path / "index"))
             assert fresh.text.current_name() == old  # the half-built index never went live
             with db.engine.connect() as connection:
