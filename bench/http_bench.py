@@ -136,8 +136,8 @@ def _warm_up(paths: list[str], workers: int) -> None:
 
 
 def _group_cpu_seconds(group: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of process group
-    ``group`` (the gunicorn master and its workers)."""
+    """CPU seconds (user + system) used so far by process group ``group``: the gunicorn
+    master (its own and that of the workers it replaced and reaped) and its live workers."""
     total = 0
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -149,6 +149,8 @@ def _group_cpu_seconds(group: int) -> float:
             continue
         if int(fields[2]) == group:  # pgrp; utime and stime are fields 14 and 15
             total += int(fields[11]) + int(fields[12])
+            if int(name) == group:  # reaped children's: cutime and cstime (16 and 17)
+                total += int(fields[13]) + int(fields[14])
     return total / os.sysconf("SC_CLK_TCK")
 
 
