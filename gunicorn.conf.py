@@ -4,7 +4,8 @@
 - ``WEB_CONCURRENCY`` (2): worker processes; each keeps its own copy of the search
   table in memory and follows the change log.
 - ``GUNICORN_TIMEOUT`` (60): seconds before a stuck worker is replaced.
-- The app is preloaded in the master (``preload_app``) and the workers are forked.
+- The app is preloaded in the master (``preload_app``) and the workers are forked; each
+  worker loads the search table before it takes requests (``post_worker_init``).
 
 Several workers need shared rate-limit counters (``RATELIMIT_STORAGE_URI``): with the
 in-memory default each worker would allow the whole limit, so start-up is refused.
@@ -32,8 +33,11 @@ keepalive = 5
 # No request-line limit here: the app answers URLs over 4,094 bytes with 414 in the API's
 # error shape (a proxy in front should still cap header sizes).
 limit_request_line = 0
-max_requests = 5000
-max_requests_jitter = 500
+# A worker is replaced after this many requests (a guard against slow leaks). A new worker
+# loads the search table and starts with an empty listing cache, so replacing one every few
+# seconds at a thousand searches a second would cost more than it guards against.
+max_requests = 200_000
+max_requests_jitter = 20_000
 accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
@@ -44,6 +48,15 @@ wsgi_app = "referral:create_app()"
 # code is shared between the workers. Nothing connects or opens the index before the
 # fork: engines, the search table and the text index are opened on first use in a worker.
 preload_app = True
+
+
+def post_worker_init(worker):
+    """Load the search table in a new worker before it accepts a request (the first
+    search would otherwise wait for it while other requests queue behind)."""
+    from referral.services import warm_up
+
+    if hasattr(worker.wsgi, "app_context"):  # the app (not gunicorn's error app)
+        warm_up(worker.wsgi)
 
 
 def on_starting(server):

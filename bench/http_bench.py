@@ -11,6 +11,10 @@ Run from the project root (needs ``wrk``: ``apt-get install wrk``, and the bench
 With ``--writes-per-second`` a clinic updates its listings through the same server
 while the searches run (PATCH of the wait time), and those writes are counted too.
 
+Besides wrk's figures, each run gives the CPU time per search of the server (master and
+workers, from ``/proc``) and of wrk: on a machine shared with other work, throughput
+moves with the load, CPU per search much less.
+
 The load cycles through the structured + distance searches of ``bench.common``
 (a different ZIP, modality, fee and insurance each time). The server and the
 load share this machine's cores, as they would in a one-box deployment.
@@ -23,6 +27,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -130,6 +135,25 @@ def _warm_up(paths: list[str], workers: int) -> None:
         thread.join()
 
 
+def _group_cpu_seconds(group: int) -> float:
+    """CPU seconds (user + system) used so far by process group ``group``: the gunicorn
+    master (its own and that of the workers it replaced and reaped) and its live workers."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == group:  # pgrp; utime and stime are fields 14 and 15
+            total += int(fields[11]) + int(fields[12])
+            if int(name) == group:  # reaped children's: cutime and cstime (16 and 17)
+                total += int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _export(ref: str) -> str:
     """The project's source at git ``ref``, exported to a temporary directory."""
     directory = tempfile.mkdtemp(prefix="http-bench-code-")
@@ -164,7 +188,11 @@ def run(args, environment: dict, code: str | None, writes_per_second: float,
         if writes_per_second:
             writer.start()
         load_before = os.getloadavg()[0]
+        server_cpu = _group_cpu_seconds(server.pid)
+        load_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        load_cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_cpu = _group_cpu_seconds(server.pid) - server_cpu
         load_after = os.getloadavg()[0]
         stop.set()
         if writes_per_second:
@@ -175,12 +203,20 @@ def run(args, environment: dict, code: str | None, writes_per_second: float,
         server.wait(timeout=30)
     seconds = sorted(writes["seconds"]) or [0.0]
     print(output, flush=True)
+    parsed = _parse_wrk(output)
+    wrk_cpu = (load_cpu_after.ru_utime + load_cpu_after.ru_stime
+               - load_cpu.ru_utime - load_cpu.ru_stime)
     return {"code": code or "this tree", "writes_per_second": writes_per_second,
             "writes": writes["done"], "write_errors": writes["errors"],
             "write_p50_ms": round(seconds[len(seconds) // 2] * 1000, 1),
             "write_p99_ms": round(seconds[min(len(seconds) - 1,
                                               round(0.99 * len(seconds)))] * 1000, 1),
-            "load_average_1min": [load_before, load_after], **_parse_wrk(output)}
+            "load_average_1min": [load_before, load_after],
+            # CPU per answered request, whatever else the machine was doing: the server's
+            # (master, workers, their applier threads) and wrk's own.
+            "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, parsed["requests"]), 3),
+            "wrk_cpu_ms_per_request": round(1000 * wrk_cpu / max(1, parsed["requests"]), 3),
+            **parsed}
 
 
 def main() -> None:
@@ -225,13 +261,14 @@ def main() -> None:
               "duration_s": args.duration, "before": args.before, "runs": runs}
     print(json.dumps(report, indent=1))
     print("| code | writes/s | searches/s | p50 | p90 | p99 | errors | writes | write p50 | "
-          "write p99 | load |")
+          "write p99 | server CPU / search | wrk CPU / search | load |")
     for r in runs:
         code = f"before ({args.before})" if r["code"] != "this tree" else "after (this tree)"
         print(f"| {code} | {r['writes_per_second']:g} | {r['requests_per_second']:.1f} | "
               f"{r.get('p50_ms')} ms | {r.get('p90_ms')} ms | {r.get('p99_ms')} ms | "
               f"{r['non_2xx']} {r['socket_errors']} | {r['writes']} ({r['write_errors']} failed) "
               f"| {r['write_p50_ms']} ms | {r['write_p99_ms']} ms | "
+              f"{r['server_cpu_ms_per_request']:.2f} ms | {r['wrk_cpu_ms_per_request']:.2f} ms | "
               f"{r['load_average_1min'][0]:.1f}-{r['load_average_1min'][1]:.1f} |")
 
 

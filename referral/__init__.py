@@ -15,11 +15,14 @@ def create_app(config: dict | None = None) -> Flask:
     ``config`` overrides the environment-derived configuration (tests use it). A bad
     environment variable stops here with ``config.ConfigError``. No database query runs.
     """
+    from .json_provider import OrjsonProvider
+
     app = Flask(__name__, instance_path=os.environ.get("REFERRAL_INSTANCE_PATH") or None)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(load_config(app.instance_path))
     if config:
         app.config.from_mapping(config)
+    app.json = OrjsonProvider(app)  # the same JSON, written by orjson
     app.json.sort_keys = False  # keep schema order: e.g. a crisis notice before any results
     register_extensions(app)
     register_blueprints(app)

@@ -4,6 +4,13 @@ ZIP centroids come from the bundled public data of the ``zipcodes`` package,
 loaded once into memory. ``ZipGeocoder`` has geopy's geocoder interface, so an
 online geopy geocoder can be configured for street addresses without changing
 callers; nothing here touches the network.
+
+Distances are geopy's geodesic (WGS-84, Karney's algorithm in geographiclib). A
+search answer shows one per listing, and geographiclib is pure Python (about 50 us
+a distance): ``distance_miles`` asks geographiclib's solver directly (geopy's own
+``measure`` makes the same call after building two ``Point`` objects) and remembers
+recent answers per process (a ZIP's searches show the same listings again: the
+next page, another filter).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 import zipcodes
+from geographiclib.geodesic import Geodesic
 from geopy.distance import geodesic
 from geopy.geocoders.base import Geocoder
 from geopy.location import Location
@@ -80,12 +88,32 @@ def nearest_place(latitude: float, longitude: float) -> ZipPlace:
 
 
 _GEODESIC = geodesic()  # one instance keeps its geographiclib solver between calls
+# geopy's solver: its ellipsoid in kilometres, so distances come out in kilometres.
+_SOLVER = Geodesic(_GEODESIC.ELLIPSOID[0], _GEODESIC.ELLIPSOID[2])
 _KM_PER_MILE = 1.609344
+#: Distances remembered per process (about 200 bytes each).
+DISTANCES_REMEMBERED = 1 << 15
 
 
 def distance_miles(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Geodesic (WGS-84, geopy) distance in miles between two (latitude, longitude) points."""
-    return _GEODESIC.measure(a, b) / _KM_PER_MILE
+    """Geodesic (WGS-84, geopy) distance in miles between two (latitude, longitude) points:
+    exactly geopy's ``geodesic(a, b).miles``."""
+    (lat1, lon1), (lat2, lon2) = a, b
+    if _plain(lat1, lon1) and _plain(lat2, lon2):
+        return _geodesic_miles(lat1, lon1, lat2, lon2)
+    return _GEODESIC.measure(a, b) / _KM_PER_MILE  # geopy normalizes (or refuses) the point
+
+
+def _plain(latitude, longitude) -> bool:
+    """A point geopy's ``Point`` passes through unchanged: finite floats within range."""
+    return (type(latitude) is float and type(longitude) is float
+            and -90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0)
+
+
+@functools.lru_cache(maxsize=DISTANCES_REMEMBERED)
+def _geodesic_miles(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    # The call geopy's geodesic.measure makes, without its Point parsing.
+    return _SOLVER.Inverse(lat1, lon1, lat2, lon2, Geodesic.DISTANCE)["s12"] / _KM_PER_MILE
 
 
 class ZipGeocoder(Geocoder):

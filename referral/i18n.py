@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from babel import support
 from babel.numbers import format_currency
 from flask import Flask, has_request_context, request
+from flask.globals import _cv_request
 from flask_babel import Babel, format_date, format_decimal, get_locale, get_translations
 
 #: The choices of the language switch: ``lang`` value -> (Babel locale, its own name).
@@ -39,20 +40,42 @@ def N_(text: str) -> str:  # the name gettext tools look for (babel's default ke
     return text
 
 
+def _request_environ() -> dict | None:
+    """The current request's WSGI environ (None outside a request), read from Flask's
+    context variable itself: ``request.environ`` goes through a context-local proxy, about
+    a microsecond a time, and a search answer asks for its catalog a hundred times."""
+    context = _cv_request.get(None)
+    return context.request.environ if context is not None else None
+
+
 def translations() -> support.NullTranslations:
     """This request's catalog, looked up once per request (a page asks for hundreds of
     strings; Flask-Babel's own lookup walks the app and request contexts each time).
     Outside a request: none, so English."""
-    if not has_request_context():
+    environ = _request_environ()
+    if environ is None:
         return _ENGLISH
-    found = request.environ.get(_CATALOG_KEY)
+    found = environ.get(_CATALOG_KEY)
     if found is None:
-        found = request.environ[_CATALOG_KEY] = get_translations()
+        found = environ[_CATALOG_KEY] = get_translations()
+    return found
+
+
+def _locale_name() -> str:
+    """This request's Babel locale as a string (``en_US``), looked up once per request;
+    ``en_US`` outside a request."""
+    environ = _request_environ()
+    if environ is None:
+        return "en_US"
+    found = environ.get(_LOCALE_KEY)
+    if found is None:
+        found = environ[_LOCALE_KEY] = str(get_locale() or "en_US")
     return found
 
 
 _ENGLISH = support.NullTranslations()
 _CATALOG_KEY = "referral.translations"
+_LOCALE_KEY = "referral.locale"
 
 
 def gettext(text: str, **variables) -> str:
@@ -90,8 +113,7 @@ def select_locale() -> str:
 
 def money(amount: int) -> str:
     """Whole dollars in the request's locale: ``$1,200`` (English and US Spanish alike)."""
-    locale = get_locale() if has_request_context() else None
-    return _money(amount, str(locale or "en_US"))
+    return _money(amount, _locale_name())
 
 
 @functools.lru_cache(maxsize=8192)

@@ -42,6 +42,27 @@ def search_service(app: Flask | None = None) -> SearchService:
     return services(app).search
 
 
+def warm_up(app: Flask) -> None:
+    """Make this process ready to search before its first request: load the structured
+    table and bring it up to the change log (a gunicorn worker calls this after its fork,
+    so that no patient waits for it). A database that does not answer is left to the
+    first request, which tries again."""
+    import logging
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .extensions import db
+
+    with app.app_context():
+        try:
+            search_service(app).refresh(db.session)
+        except SQLAlchemyError:
+            logging.getLogger(__name__).warning("search table not loaded before the first "
+                                                "request: the database did not answer")
+        finally:
+            db.session.remove()
+
+
 def geocoder(app: Flask | None = None):
     """The configured geocoder of ``app`` (default: the current app)."""
     return services(app).geocoder

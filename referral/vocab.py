@@ -7,10 +7,11 @@ always the canonical value, in the vocabulary's own order.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
-from .i18n import N_, gettext
+from .i18n import N_, gettext, translations
 
 ROLES = ("therapist", "prescriber")
 
@@ -197,7 +198,13 @@ def modality_name(code: str) -> str:
     """An approach's name in plain words, from its note (``PSYCHODYNAMIC`` ->
     ``Psychodynamic therapy``; ``EMDR`` -> ``Eye movement ... reprocessing (EMDR)``):
     the code is added only when the name does not already say it."""
-    name = gettext(MODALITIES[code]).split(":", 1)[0]
+    return _modality_name(code, translations())
+
+
+@functools.lru_cache(maxsize=1024)
+def _modality_name(code: str, catalog) -> str:
+    # Per catalog (language): a search answer names the same few approaches many times.
+    name = catalog.ugettext(MODALITIES[code]).split(":", 1)[0]
     return name if fold(code) in fold(name) else f"{name} ({code})"
 
 

@@ -13,6 +13,7 @@ from referral.geo import (
     lookup_zip,
     make_geocoder,
     normalize_zip,
+    zip_table,
 )
 
 
@@ -62,3 +63,22 @@ def test_geodesic_distance_boston_to_new_york():
     miles = distance_miles((boston.latitude, boston.longitude),
                            (new_york.latitude, new_york.longitude))
     assert 180 < miles < 200
+
+
+def test_distance_is_exactly_geopys_geodesic():
+    """The direct geographiclib call (and its remembered answers) gives geopy's miles to
+    the last bit, for ZIP centroids and for points geopy has to normalize itself."""
+    import random
+
+    from geopy.distance import geodesic
+
+    rng = random.Random(5)
+    places = list(zip_table().values())
+    points = [(p.latitude, p.longitude) for p in rng.sample(places, 300)]
+    points += [(90.0, 180.0), (-90.0, -180.0), (0.0, 0.0), (45, -120), (10.0, 190.0),
+               (0.0, -179.99999)]
+    for a in points:
+        for b in rng.sample(points, 20) + [a]:
+            expected = geodesic(a, b).miles
+            assert distance_miles(a, b) == expected
+            assert distance_miles(a, b) == expected  # remembered: the same float

@@ -190,3 +190,18 @@ def test_concurrent_writers_in_several_processes_lose_nothing(app, database, mak
         items = client.get(SEARCH, query_string={"q": name + "x"}).json["items"]
         exact = [item for item in items if item["last_name"] == name + "x"]
         assert len(exact) == 1 and items[0] == exact[0], name  # exact match ranks first
+
+
+def test_warm_up_loads_the_table_up_to_the_change_log(app, client, make_clinic, create):
+    """A gunicorn worker's warm-up (``post_worker_init``) leaves the table current."""
+    from referral.services import warm_up
+
+    _, token = make_clinic()
+    provider = create(token, first_name="Oriel", last_name="Warmingham")
+    state = search_service(app).state
+    state.forget()
+    warm_up(app)
+    assert state.table is not None
+    with app.app_context(), db.engine.connect() as connection:
+        assert state.table.position == latest_change(connection) > 0
+    assert provider["id"] in state.table.columns["id"].tolist()
