@@ -83,8 +83,14 @@ _GEODESIC = geodesic()  # one instance keeps its geographiclib solver between ca
 _KM_PER_MILE = 1.609344
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def distance_miles(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Geodesic (WGS-84, geopy) distance in miles between two (latitude, longitude) points."""
+    """Geodesic (WGS-84, geopy) distance in miles between two (latitude, longitude) points.
+
+    Remembered per pair of points (tuples): listings share ZIP centroids, so a page of
+    results, and the next patient from the same ZIP, ask for the same few pairs, and
+    geopy's exact geodesic costs ~50 microseconds a pair.
+    """
     return _GEODESIC.measure(a, b) / _KM_PER_MILE
 
 

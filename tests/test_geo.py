@@ -62,3 +62,15 @@ def test_geodesic_distance_boston_to_new_york():
     miles = distance_miles((boston.latitude, boston.longitude),
                            (new_york.latitude, new_york.longitude))
     assert 180 < miles < 200
+
+
+def test_geodesic_distance_is_remembered_and_the_same_as_geopy():
+    from geopy.distance import geodesic
+
+    boston, worcester = lookup_zip("02115"), lookup_zip("01608")
+    a, b = (boston.latitude, boston.longitude), (worcester.latitude, worcester.longitude)
+    distance_miles.cache_clear()
+    first = distance_miles(a, b)
+    again = distance_miles(a, b)
+    assert first == again == geodesic(a, b).km / 1.609344
+    assert distance_miles.cache_info().hits == 1
