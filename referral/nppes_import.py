@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import io
 import itertools
 import json
 import multiprocessing
@@ -43,6 +44,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from .actors import current_actor
 from .extensions import db
+from .geo import zip_table
 from .listings import jsonable_changes, listing_diff
 from .models import Clinic, Provider, ProviderAudit, utcnow
 from .nppes import Classified, HeaderError, NppesRecord, classify, lines_reader
@@ -54,7 +56,7 @@ NPPES_FIELDS = ("first_name", "last_name", "credentials", "role", "provider_type
                 "state", "zip", "latitude", "longitude", "phone")
 #: Classified rows written per committed batch.
 BATCH = 5000
-#: Rows of the file a reading process takes at a time (about 1,850 of them to write, at
+#: Lines of the file a reading process takes at a time (about 1,850 of them to write, at
 #: the generated file's 37%).
 CHUNK = 5000
 #: Reading processes of ``import_file`` (the machine it was measured on has two cores).
@@ -128,14 +130,14 @@ def import_file(path: str, *, states: set[str] | None = None, limit: int | None 
     classified rows are gathered in file order into the batches ``import_records`` would
     make, so batches, counts and every rule are the same whatever the number of readers.
     At most ``QUEUED`` chunks wait per reader (constant memory). ``progress`` is called
-    with the characters read since its last call. With ``--limit`` one reader; without the
+    with the bytes read since its last call. With ``--limit`` one reader; without the
     ``fork`` start method (or with ``readers=0``) the file is read in this process.
     Raises ``nppes.HeaderError`` for a file that is not NPPES.
     """
     counts: Counter = Counter()
     pending: list[Classified] = []
 
-    def take(rows: list[tuple], read: Counter, characters: int) -> None:
+    def take(rows: list[tuple], read: Counter, size: int) -> None:
         nonlocal pending
         counts.update(read)
         pending += [Classified(kind, npi, None, values) for kind, npi, values in rows]
@@ -143,11 +145,12 @@ def import_file(path: str, *, states: set[str] | None = None, limit: int | None 
             _write(pending[:BATCH], counts, dry_run)
             pending = pending[BATCH:]
         if progress:
-            progress(characters)
+            progress(size)
 
     # The objects alive now (the application, the ZIP table, the rules) stay alive through
     # the import: kept out of the cyclic collector's full passes, which otherwise walked
     # them all again and again as the import allocates rows (a third of a reader's time).
+    zip_table()  # once, shared by the reading processes (each loaded its own)
     gc.freeze()
     try:
         _import_chunks(path, states, limit, readers, take)
@@ -190,44 +193,51 @@ def _import_chunks(path: str, states: set[str] | None, limit: int | None, reader
 
 
 def _open(path: str):
-    """The file as the CMS writes it (UTF-8, a byte-order mark tolerated)."""
-    return open(path, newline="", encoding="utf-8-sig", errors="replace")
+    """The file as bytes: lines are split at LF and only a reader's own chunks decoded
+    (decoding every line of the file took most of a reader's time spent on others' chunks)."""
+    return open(path, "rb")
 
 
-def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
-    """The lines of a CSV file in chunks of ``size`` records; a record is whole in its
-    chunk even when a quoted value holds a line break (an odd count of quotes so far)."""
-    chunk: list[str] = []
-    rows = 0
-    inside = False
-    for line in lines:
-        chunk.append(line)
-        if line.count('"') % 2:
-            inside = not inside
-        if not inside:
-            rows += 1
-            if rows == size:
-                yield chunk
-                chunk, rows = [], 0
-    if chunk:
+def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    """The lines of a CSV file in chunks of ``size`` lines, and as many more as complete a
+    record whose quoted value holds a line break (an odd count of quotes so far): a record
+    is whole in its chunk."""
+    lines = iter(lines)
+    while chunk := list(itertools.islice(lines, size)):
+        if sum(map(bytes.count, chunk, itertools.repeat(b'"'))) % 2:
+            for line in lines:
+                chunk.append(line)
+                if line.count(b'"') % 2:
+                    break
         yield chunk
+
+
+def _decoded(chunk: list[bytes]) -> list[str]:
+    """A chunk's lines as the text a file opened with ``newline=""`` gives (UTF-8, a bad
+    byte replaced; lines end at CR, LF or CRLF): split at LF already, unless a CR stands
+    alone somewhere."""
+    if (sum(map(bytes.count, chunk, itertools.repeat(b"\r")))
+            == sum(map(bytes.count, chunk, itertools.repeat(b"\r\n")))):
+        return [line.decode("utf-8", "replace") for line in chunk]
+    return list(io.StringIO(b"".join(chunk).decode("utf-8", "replace"), newline=""))
 
 
 def _classified_chunks(path: str, share: int, shares: int, states: set[str] | None,
                        limit: int | None) -> Iterator[tuple[list[tuple], Counter, int]]:
     """Chunks ``share``, ``share + shares``, ... of the file after its header, classified:
     the rows to write (as plain tuples, cheap to pass between processes), the counts of
-    the rows read (rows, skips by reason) and the characters they took."""
+    the rows read (rows, skips by reason) and the bytes they took."""
     with _open(path) as handle:
         lines = iter(handle)
-        head: list[str] = []
+        head: list[bytes] = []
         for line in lines:  # the header: one record (its lines, should a name hold a break)
             head.append(line)
-            if sum(part.count('"') for part in head) % 2 == 0:
+            if sum(part.count(b'"') for part in head) % 2 == 0:
                 break
-        if not head:
+        header = b"".join(head).decode("utf-8-sig", "replace")  # a byte-order mark tolerated
+        if not header:
             raise HeaderError("The file is empty.")
-        records = lines_reader(next(csv.reader(head), []))
+        records = lines_reader(next(csv.reader(io.StringIO(header, newline="")), []))
         seen = 0  # rows read so far (with a limit there is one share: every chunk is ours)
         for index, chunk in enumerate(_chunks(lines, CHUNK)):
             if index % shares != share:
@@ -236,7 +246,7 @@ def _classified_chunks(path: str, share: int, shares: int, states: set[str] | No
                 return
             counts: Counter = Counter()
             rows: list[tuple] = []
-            for record in records(chunk):
+            for record in records(_decoded(chunk)):
                 if limit is not None and seen >= limit:
                     break
                 seen += 1
@@ -246,8 +256,8 @@ def _classified_chunks(path: str, share: int, shares: int, states: set[str] | No
                     counts[f"skipped: {found.reason}"] += 1
                 else:
                     rows.append((found.kind, found.npi, found.values))
-            characters = sum(map(len, chunk)) + (sum(map(len, head)) if index == 0 else 0)
-            yield rows, counts, characters
+            size = sum(map(len, chunk)) + (sum(map(len, head)) if index == 0 else 0)
+            yield rows, counts, size
 
 
 def _read_share(path: str, share: int, shares: int, states: set[str] | None,
@@ -266,7 +276,7 @@ def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
     """Write one batch in one transaction (rolled back on a dry run)."""
     listings: dict[str, Classified] = {}
     clinics: dict[str, Classified] = {}
-    deactivated: list[str] = []
+    deactivated: dict[str, None] = {}  # in file order
     for item in batch:
         if item.npi in listings or item.npi in clinics or item.npi in deactivated:
             # the same NPI twice in one batch: the later row wins next run
@@ -274,7 +284,7 @@ def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
         elif item.kind == "clinic":
             clinics[item.npi] = item
         elif item.kind == "deactivated":
-            deactivated.append(item.npi)
+            deactivated[item.npi] = None
         else:
             listings[item.npi] = item
     session = db.session
@@ -288,7 +298,7 @@ def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
         pending = {npi: listings[npi] for npi in conflicts}
     else:
         counts["skipped: changed by a clinic during the import (next run)"] += len(pending)
-    _deactivate(session, deactivated, counts, changed, audits)
+    _deactivate(session, list(deactivated), counts, changed, audits)
     _upsert_clinics(session, clinics, counts)
     if audits:
         actor = current_actor()
@@ -329,7 +339,7 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
                         "created_at": now, "updated_at": now})
             continue
         # the common case on a rerun, unchanged: one tuple comparison, no diff built
-        if row[_STORED_FROM:] == tuple(json.dumps(found[field]) if field in _JSON_FIELDS
+        if row[_STORED_FROM:] == tuple(_json_text(found[field]) if field in _JSON_FIELDS
                                        else found[field] for field in NPPES_FIELDS):
             counts[f"{item.kind}s unchanged"] += 1
             continue
@@ -380,6 +390,21 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
                        "changes": jsonable_changes(diff)})
         counts[f"{item.kind}s updated"] += 1
     return conflicts
+
+
+#: ``json.dumps`` of the lists of codes and of states seen (a few hundred distinct ones).
+_JSON_TEXTS: dict[tuple, str] = {}
+
+
+def _json_text(values: list[str]) -> str:
+    """``json.dumps(values)`` of a list of strings, remembered (bounded)."""
+    key = tuple(values)
+    text = _JSON_TEXTS.get(key)
+    if text is None:
+        text = json.dumps(values)
+        if len(_JSON_TEXTS) < 10_000:
+            _JSON_TEXTS[key] = text
+    return text
 
 
 def _npi_in(session, column, npis: list[str]):

@@ -3,7 +3,10 @@ straightforward reading (``csv`` over the whole file, every taxonomy slot read) 
 
 from __future__ import annotations
 
+import csv
 import io
+import itertools
+from collections import Counter
 
 import pytest
 
@@ -122,6 +125,7 @@ ODD_LINES = [
     ",".join([f'"{npi(141)}"', '"1"'] + ['""'] * 330) + "\r\n",
     ",".join([npi(142), "1"] + [""] * 328) + "\r\n",
     f'"{npi(143)}","1",x"y' + ',""' * 327 + "\r\n",
+    f'"{npi(146)}","1"' + ',""' * 328 + "\r",  # a lone CR ends a line too
     f'"{npi(144)}","1"' + ',""' * 327 + ',"' + "\r\n",  # one quote short: ends the file
 ]
 
@@ -151,12 +155,31 @@ def _straightforward(text: str, states=None) -> list:
     return [classify(record, states) for record in read_csv(io.StringIO(text, newline=""))]
 
 
-def _fast(text: str, states=None, chunk: int | None = None) -> list:
+def _fast(text: str, states=None) -> list:
     lines = io.StringIO(text, newline="").readlines()
-    header = next(iter(__import__("csv").reader(lines[:1])))
-    records = lines_reader(header)
-    chunks = nppes_import._chunks(lines[1:], chunk) if chunk else [lines[1:]]
-    return [classify(record, states) for part in chunks for record in records(part)]
+    header = next(csv.reader(lines[:1]))
+    return [classify(record, states) for record in lines_reader(header)(lines[1:])]
+
+
+def _chunked(path, states=None, shares: int = 1) -> tuple[list, Counter]:
+    """What the reading processes hand the writer: the rows to write, the counts."""
+    rows, counts = [], Counter()
+    parts = [nppes_import._classified_chunks(str(path), share, shares, states, None)
+             for share in range(shares)]
+    for index in itertools.count():
+        message = next(parts[index % shares], None)
+        if message is None:
+            break
+        rows += message[0]
+        counts.update(message[1])
+    return rows, counts
+
+
+def _expected_chunks(classified: list) -> tuple[list, Counter]:
+    counts = Counter(rows=len(classified))
+    counts.update(f"skipped: {item.reason}" for item in classified if item.kind == "skip")
+    return [(item.kind, item.npi, item.values) for item in classified
+            if item.kind != "skip"], counts
 
 
 def _sex_last_header() -> list[str]:
@@ -165,13 +188,18 @@ def _sex_last_header() -> list[str]:
 
 
 @pytest.mark.parametrize("states", [None, {"MA", "NM"}])
-def test_every_row_classifies_as_the_straightforward_reading_does(states):
+def test_every_row_classifies_as_the_straightforward_reading_does(states, tmp_path,
+                                                                      monkeypatch):
     rows = list(generate_rows(20000, seed=11)) + nppes_fixture.ROWS + EDGE_ROWS
     text = _file(rows, odd=True)
     expected = _straightforward(text, states)
     assert len(expected) == len(rows) + len(ODD_LINES) - 1  # the blank line is no record
     assert _fast(text, states) == expected
-    assert _fast(text, states, chunk=7) == expected  # records whole across chunks
+    path = tmp_path / "npidata_pfile.csv"
+    path.write_bytes(text.encode())
+    monkeypatch.setattr(nppes_import, "CHUNK", 7)  # records whole across chunks
+    assert _chunked(path, states) == _chunked(path, states, shares=2) == _expected_chunks(
+        expected)
     kinds = {item.kind for item in expected}
     reasons = {item.reason for item in expected}
     assert kinds == {"therapist", "prescriber", "clinic", "deactivated", "skip"}
@@ -232,3 +260,22 @@ def test_codes_that_do_not_matter_change_no_classification(entity):
             assert not any(matters(code) for code in codes)
             assert classify(record) == classify(bare)
             assert classify(record, {"NM"}) == classify(bare, {"NM"})
+
+
+def test_bytes_are_decoded_as_a_text_file_reads_them(tmp_path):
+    """A byte-order mark, bytes that are not UTF-8 and letters beyond ASCII: the reading
+    processes decode only their own chunks, line by line, as the whole file was read."""
+    rows = list(generate_rows(200, seed=2)) + EDGE_ROWS + [
+        person(160, "MÜLLER-ŁUKASZ", "ANNA", "LMHC", "1 BAD ST", "BOSTON", "MA", "02115",
+               ("101YM0800X", "MA", "Y")),
+        person(161, "SZABÓ", "ÉVA", "LMHC", "1 MAIN ST", "BOSTON", "MA", "02115",
+               ("101YM0800X", "MA", "Y"))]
+    text = _file(rows, odd=True).encode()
+    path = tmp_path / "npidata_pfile.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace(b"1 BAD ST", b"1 BAD \xff\xc3ST"))
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+        expected = [classify(record) for record in read_csv(handle)]
+    found = {item.npi: item.values for item in expected}
+    assert found[npi(160)]["address_line1"] == "1 BAD \ufffd\ufffdST"
+    assert (found[npi(161)]["last_name"], found[npi(161)]["first_name"]) == ("SZABÓ", "ÉVA")
+    assert _chunked(path) == _chunked(path, shares=3) == _expected_chunks(expected)
