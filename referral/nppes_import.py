@@ -36,6 +36,7 @@ import io
 import itertools
 import json
 import multiprocessing
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
@@ -70,7 +71,12 @@ RETRIES = 3
 _STORED_KEYS = ("id", "npi", "version", "clinic_id", "active")
 _STORED_FROM = len(_STORED_KEYS)
 #: NPPES's fields kept as JSON (lists of codes).
-_JSON_FIELDS = frozenset({"taxonomy_codes", "licensed_states"})
+_JSON_FIELDS = ("taxonomy_codes", "licensed_states")
+#: NPPES's fields in the order a batch's read gives them: the plain ones (compared as one
+#: tuple, taken from the classified values in C), then the JSON ones.
+_READ_FIELDS = tuple(f for f in NPPES_FIELDS if f not in _JSON_FIELDS) + _JSON_FIELDS
+_PLAIN_TO = _STORED_FROM + len(_READ_FIELDS) - len(_JSON_FIELDS)
+_plain_values = operator.itemgetter(*_READ_FIELDS[:-len(_JSON_FIELDS)])
 _provider = Provider.__table__
 _clinic = Clinic.__table__
 _audit = ProviderAudit.__table__
@@ -216,10 +222,12 @@ def _decoded(chunk: list[bytes]) -> list[str]:
     """A chunk's lines as the text a file opened with ``newline=""`` gives (UTF-8, a bad
     byte replaced; lines end at CR, LF or CRLF): split at LF already, unless a CR stands
     alone somewhere."""
-    if (sum(map(bytes.count, chunk, itertools.repeat(b"\r")))
-            == sum(map(bytes.count, chunk, itertools.repeat(b"\r\n")))):
-        return [line.decode("utf-8", "replace") for line in chunk]
-    return list(io.StringIO(b"".join(chunk).decode("utf-8", "replace"), newline=""))
+    for line in chunk:
+        cr = line.find(b"\r")  # the first CR: none, or the line's last byte or CRLF
+        if cr != -1 and cr != len(line) - 1 and not (cr == len(line) - 2
+                                                     and line[-1:] == b"\n"):
+            return list(io.StringIO(b"".join(chunk).decode("utf-8", "replace"), newline=""))
+    return [line.decode("utf-8", "replace") for line in chunk]
 
 
 def _classified_chunks(path: str, share: int, shares: int, states: set[str] | None,
@@ -325,7 +333,7 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
     # SQLite's text put ", " between items); any other text is decoded and compared properly
     columns = [_provider.c[name] for name in _STORED_KEYS] + [
         cast(_provider.c[name], Text).label(name) if name in _JSON_FIELDS else _provider.c[name]
-        for name in NPPES_FIELDS]
+        for name in _READ_FIELDS]
     stored = {row.npi: row for row in session.execute(
         select(*columns).where(_npi_in(session, _provider.c.npi, list(items)))).all()}
     now = utcnow()
@@ -339,12 +347,13 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
                         "created_at": now, "updated_at": now})
             continue
         # the common case on a rerun, unchanged: one tuple comparison, no diff built
-        if row[_STORED_FROM:] == tuple(_json_text(found[field]) if field in _JSON_FIELDS
-                                       else found[field] for field in NPPES_FIELDS):
+        if (row[_STORED_FROM:_PLAIN_TO] == _plain_values(found)
+                and row.taxonomy_codes == _json_text(found["taxonomy_codes"])
+                and row.licensed_states == _json_text(found["licensed_states"])):
             counts[f"{item.kind}s unchanged"] += 1
             continue
         values = {field: found[field] for field in NPPES_FIELDS}
-        before = dict(zip(NPPES_FIELDS, row[_STORED_FROM:], strict=True))
+        before = dict(zip(_READ_FIELDS, row[_STORED_FROM:], strict=True))
         for field in _JSON_FIELDS:
             before[field] = None if before[field] is None else json.loads(before[field])
         diff = listing_diff(before, values)

@@ -279,3 +279,13 @@ def test_bytes_are_decoded_as_a_text_file_reads_them(tmp_path):
     assert found[npi(160)]["address_line1"] == "1 BAD \ufffd\ufffdST"
     assert (found[npi(161)]["last_name"], found[npi(161)]["first_name"]) == ("SZABÓ", "ÉVA")
     assert _chunked(path) == _chunked(path, shares=3) == _expected_chunks(expected)
+
+
+@pytest.mark.parametrize("data", [
+    b'"a","b"\r\n"c","d"\r\n', b'"a","b"\n"c","d"', b'"a","b"\r"c","d"\r\n',
+    b'"a","b\rc"\r\n', b'"a","b"\r\n"c","d\r', b'"a","b"\r\n"c","d\re', b'x\r\r\n',
+    b'"a\xff","\xc3b"\r\n\r\n', b"\r", b"\n", b"\r\n"])
+def test_a_chunk_is_decoded_into_the_lines_a_text_file_gives(data):
+    lines = io.BytesIO(data).readlines()  # split at LF, as the reading processes split
+    text = data.decode("utf-8", "replace")
+    assert nppes_import._decoded(lines) == io.StringIO(text, newline="").readlines()
