@@ -45,7 +45,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from .actors import current_actor
 from .extensions import db
-from .geo import zip_table
 from .listings import jsonable_changes, listing_diff
 from .models import Clinic, Provider, ProviderAudit, utcnow
 from .nppes import Classified, HeaderError, NppesRecord, classify, lines_reader
@@ -156,7 +155,6 @@ def import_file(path: str, *, states: set[str] | None = None, limit: int | None 
     # The objects alive now (the application, the ZIP table, the rules) stay alive through
     # the import: kept out of the cyclic collector's full passes, which otherwise walked
     # them all again and again as the import allocates rows (a third of a reader's time).
-    zip_table()  # once, shared by the reading processes (each loaded its own)
     gc.freeze()
     try:
         _import_chunks(path, states, limit, readers, take)
@@ -176,7 +174,9 @@ def _import_chunks(path: str, states: set[str] | None, limit: int | None, reader
             take(*message)
     else:
         shares = 1 if limit is not None else readers  # a limit counts rows in file order
-        context = multiprocessing.get_context("fork")  # the ZIP table and rules as loaded
+        # fork: the application and rules as loaded; each reader loads the ZIP table itself
+        # (loaded here before the fork, it held ~145 MB more in this process, the writer)
+        context = multiprocessing.get_context("fork")
         queues = [context.Queue(maxsize=QUEUED) for _ in range(shares)]
         processes = [context.Process(target=_read_share, daemon=True,
                                      args=(path, share, shares, states, limit, queues[share]))
