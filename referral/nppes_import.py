@@ -152,7 +152,7 @@ def import_file(path: str, *, states: set[str] | None = None, limit: int | None 
         if progress:
             progress(size)
 
-    # The objects alive now (the application, the ZIP table, the rules) stay alive through
+    # The objects alive now (the application, SQLAlchemy's, the rules) stay alive through
     # the import: kept out of the cyclic collector's full passes, which otherwise walked
     # them all again and again as the import allocates rows (a third of a reader's time).
     gc.freeze()
