@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import json
+import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .geo import lookup_zip
 from .npi import is_valid_npi
-from .taxonomy import EXCLUDED_CODES, provider_type_for_code, role_for_codes
+from .taxonomy import EXCLUDED_CODES, provider_type_for_code, role_for_types
 from .vocab import STATES
 
 SLOTS = 15
@@ -203,20 +205,20 @@ def classify(record: NppesRecord, states: set[str] | None = None) -> Classified:
         return Classified("skip", npi, "other_state")
     licensed = sorted({s.strip().upper() for _, s, _ in record.taxonomies
                        if s.strip().upper() in STATES})
-    role = role_for_codes(codes, licensed)
+    types = [provider_type_for_code(code, licensed) for code in codes]
+    role = role_for_types(types)
     if role is None:
         if any(code in EXCLUDED_CODES for code in codes):
             return Classified("skip", npi, "excluded_taxonomy")
         return Classified("skip", npi, "not_behavioral")
     ours = []
-    for code in codes:
-        found = provider_type_for_code(code, licensed)
+    for code, found in zip(codes, types, strict=True):
         if found is not None and code not in ours:
             ours.append(code)
     primary = primary_code(record.taxonomies)
     candidates = [(code != primary, TYPE_PREFERENCE.index(found[1]), slot, found[1])
-                  for slot, code in enumerate(codes)
-                  if (found := provider_type_for_code(code, licensed)) and found[0] == role]
+                  for slot, (code, found) in enumerate(zip(codes, types, strict=True))
+                  if found and found[0] == role]
     provider_type = min(candidates)[3]
     zip_code = five_digit_zip(record.postal_code)
     place = lookup_zip(zip_code) if zip_code else None
@@ -247,33 +249,38 @@ def _phone(value: str) -> str | None:
 # Sources
 
 
+#: The columns a record is read from.
+_NEEDED = ["NPI", "Entity Type Code", "Provider Organization Name (Legal Business Name)",
+           "Provider Last Name (Legal Name)", "Provider First Name", "Provider Credential Text",
+           "Provider First Line Business Practice Location Address",
+           "Provider Second Line Business Practice Location Address",
+           "Provider Business Practice Location Address City Name",
+           "Provider Business Practice Location Address State Name",
+           "Provider Business Practice Location Address Postal Code",
+           "Provider Business Practice Location Address Country Code (If outside U.S.)",
+           "Provider Business Practice Location Address Telephone Number",
+           "NPI Deactivation Date", "NPI Reactivation Date", "Provider Sex Code"] + [
+    name for n in range(1, SLOTS + 1)
+    for name in (f"Healthcare Provider Taxonomy Code_{n}",
+                 f"Provider License Number State Code_{n}",
+                 f"Healthcare Provider Primary Taxonomy Switch_{n}")]
+
+
 def _column_map(header: list[str]) -> dict[str, int]:
     positions = {name.strip(): index for index, name in enumerate(header)}
     if "Provider Gender Code" in positions and "Provider Sex Code" not in positions:
         positions["Provider Sex Code"] = positions["Provider Gender Code"]
-    needed = ["NPI", "Entity Type Code", "Provider Organization Name (Legal Business Name)",
-              "Provider Last Name (Legal Name)", "Provider First Name",
-              "Provider Credential Text",
-              "Provider First Line Business Practice Location Address",
-              "Provider Second Line Business Practice Location Address",
-              "Provider Business Practice Location Address City Name",
-              "Provider Business Practice Location Address State Name",
-              "Provider Business Practice Location Address Postal Code",
-              "Provider Business Practice Location Address Country Code (If outside U.S.)",
-              "Provider Business Practice Location Address Telephone Number",
-              "NPI Deactivation Date", "NPI Reactivation Date", "Provider Sex Code"]
-    for n in range(1, SLOTS + 1):
-        needed += [f"Healthcare Provider Taxonomy Code_{n}",
-                   f"Provider License Number State Code_{n}",
-                   f"Healthcare Provider Primary Taxonomy Switch_{n}"]
-    missing = [name for name in needed if name not in positions]
+    missing = [name for name in _NEEDED if name not in positions]
     if missing:
         raise HeaderError("Not an NPPES data file: missing columns " + ", ".join(
             repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else ""))
     return positions
 
 
-def _reader_for(positions: dict[str, int]) -> Callable[[list[str]], NppesRecord]:
+def _reader_for(positions: dict[str, int]) -> tuple[Callable[[list[str]], NppesRecord],
+                                                    Callable[[list[str]], NppesRecord]]:
+    """Two functions of a row (of at least the read columns): its NppesRecord, and the same
+    record without its taxonomy slots (for a row none of whose codes matters)."""
     p = positions
     npi, entity = p["NPI"], p["Entity Type Code"]
     org, last, first = (p["Provider Organization Name (Legal Business Name)"],
@@ -292,9 +299,9 @@ def _reader_for(positions: dict[str, int]) -> Callable[[list[str]], NppesRecord]
               p[f"Provider License Number State Code_{n}"],
               p[f"Healthcare Provider Primary Taxonomy Switch_{n}"])
              for n in range(1, SLOTS + 1)]
-    width = max(positions.values()) + 1
+    width = _read_width(positions)
 
-    def read(row: list[str]) -> NppesRecord:
+    def without_slots(row: list[str]) -> NppesRecord:
         if len(row) < width:
             row = row + [""] * (width - len(row))
         return NppesRecord(
@@ -303,17 +310,93 @@ def _reader_for(positions: dict[str, int]) -> Callable[[list[str]], NppesRecord]
             address_line1=row[line1], address_line2=row[line2], city=row[city],
             state=row[state], postal_code=row[postal], country=row[country].strip().upper(),
             phone=row[phone], deactivated_on=_date(row[deact]),
-            reactivated_on=_date(row[react]), sex=row[sex],
-            taxonomies=[(row[c].strip().upper(), row[s], row[w]) for c, s, w in slots
-                        if row[c].strip()])
+            reactivated_on=_date(row[react]), sex=row[sex])
 
-    return read
+    def read(row: list[str]) -> NppesRecord:
+        if len(row) < width:
+            row = row + [""] * (width - len(row))
+        record = without_slots(row)
+        record.taxonomies = [(row[c].strip().upper(), row[s], row[w]) for c, s, w in slots
+                             if row[c].strip()]
+        return record
+
+    return read, without_slots
+
+
+def _read_width(positions: dict[str, int]) -> int:
+    """How many leading columns hold every column a record is read from."""
+    return max(positions[name] for name in _NEEDED) + 1
 
 
 def row_reader(header: list[str]) -> Callable[[list[str]], NppesRecord]:
     """The function turning a row of a file with this ``header`` into an NppesRecord;
     raises HeaderError when the header is not an NPPES data file's."""
-    return _reader_for(_column_map(header))
+    return _reader_for(_column_map(header))[0]
+
+
+def matters(code: str) -> bool:
+    """True when a rule of ``classify`` looks at this taxonomy code (normalized: trimmed,
+    upper case): a behavioral-organization code, an excluded one, or one that gives a role
+    (in any state). A record none of whose codes matters classifies exactly as the same
+    record without taxonomy slots: the licensed states and the primary code only count
+    once some code gives a role."""
+    return (code in BEHAVIORAL_ORGANIZATION_CODES or code in EXCLUDED_CODES
+            or provider_type_for_code(code) is not None)
+
+
+#: Raw slot values remembered per reader of lines as mattering or not (bounded: a file
+#: has a few hundred distinct codes; past this, unseen values are looked at every time).
+_REMEMBERED_CODES = 10_000
+
+
+def lines_reader(header: list[str]) -> Callable[[Iterable[str]], Iterator[NppesRecord]]:
+    """The function turning lines of a file with this ``header`` (whole records, as read
+    with ``newline=""``) into their NppesRecords, the records ``read_csv`` gives.
+
+    A plain line, every value quoted and no quote inside a value (the CMS writes nearly
+    every line so), is split on ``","`` up to the last read column instead of parsed whole
+    by ``csv``: its count of quotes is twice the columns and it holds one separator fewer
+    than columns between its first and last quote, so every quote is a value's own and the
+    split is exactly csv's reading. Any other line (a quote or a line break inside a value,
+    a short row) is read by ``csv``, which takes as many lines as the record spans. A row
+    none of whose taxonomy codes ``matters`` is read without its slots (see ``matters``).
+    Raises HeaderError when the header is not an NPPES data file's."""
+    positions = _column_map(header)
+    read, without_slots = _reader_for(positions)
+    columns = len(header)
+    quotes, separators = 2 * columns, columns - 1
+    split = min(_read_width(positions), columns - 1)
+    codes_of = operator.itemgetter(*(positions[f"Healthcare Provider Taxonomy Code_{n}"]
+                                     for n in range(1, SLOTS + 1)))
+    unmatter: set[str] = {""}  # raw slot values whose code does not matter (or no code)
+    mattering: set[str] = set()
+
+    def none_matters(codes: tuple[str, ...]) -> bool:
+        if unmatter.issuperset(codes):
+            return True
+        for raw in codes:
+            if raw in unmatter or raw in mattering:
+                continue
+            if len(unmatter) + len(mattering) >= _REMEMBERED_CODES:
+                return False
+            (mattering if matters(raw.strip().upper()) else unmatter).add(raw)
+        return unmatter.issuperset(codes)
+
+    def records(lines: Iterable[str]) -> Iterator[NppesRecord]:
+        lines = iter(lines)
+        for line in lines:
+            plain = line.rstrip("\r\n")
+            if (plain.count('"') == quotes and plain[:1] == '"' and plain[-1:] == '"'
+                    and plain.count('","', 1, len(plain) - 1) == separators):
+                row = plain[1:-1].split('","', split)
+                yield without_slots(row) if none_matters(codes_of(row)) else read(row)
+                continue
+            # csv reads this record from its first line on, taking the lines it spans
+            row = next(csv.reader(itertools.chain((line,), lines)), None)
+            if row:
+                yield read(row)
+
+    return records
 
 
 def read_csv(lines: Iterator[str]) -> Iterator[NppesRecord]:

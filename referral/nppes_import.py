@@ -31,9 +31,12 @@ memory stays constant);
 from __future__ import annotations
 
 import csv
+import gc
+import io
 import itertools
 import json
 import multiprocessing
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
@@ -44,7 +47,7 @@ from .actors import current_actor
 from .extensions import db
 from .listings import jsonable_changes, listing_diff
 from .models import Clinic, Provider, ProviderAudit, utcnow
-from .nppes import Classified, HeaderError, NppesRecord, classify, row_reader
+from .nppes import Classified, HeaderError, NppesRecord, classify, lines_reader
 from .search_sync import log_changes
 
 #: Fields of a listing that NPPES owns (and so an import may change).
@@ -53,7 +56,7 @@ NPPES_FIELDS = ("first_name", "last_name", "credentials", "role", "provider_type
                 "state", "zip", "latitude", "longitude", "phone")
 #: Classified rows written per committed batch.
 BATCH = 5000
-#: Rows of the file a reading process takes at a time (about 1,850 of them to write, at
+#: Lines of the file a reading process takes at a time (about 1,850 of them to write, at
 #: the generated file's 37%).
 CHUNK = 5000
 #: Reading processes of ``import_file`` (the machine it was measured on has two cores).
@@ -67,7 +70,12 @@ RETRIES = 3
 _STORED_KEYS = ("id", "npi", "version", "clinic_id", "active")
 _STORED_FROM = len(_STORED_KEYS)
 #: NPPES's fields kept as JSON (lists of codes).
-_JSON_FIELDS = frozenset({"taxonomy_codes", "licensed_states"})
+_JSON_FIELDS = ("taxonomy_codes", "licensed_states")
+#: NPPES's fields in the order a batch's read gives them: the plain ones (compared as one
+#: tuple, taken from the classified values in C), then the JSON ones.
+_READ_FIELDS = tuple(f for f in NPPES_FIELDS if f not in _JSON_FIELDS) + _JSON_FIELDS
+_PLAIN_TO = _STORED_FROM + len(_READ_FIELDS) - len(_JSON_FIELDS)
+_plain_values = operator.itemgetter(*_READ_FIELDS[:-len(_JSON_FIELDS)])
 _provider = Provider.__table__
 _clinic = Clinic.__table__
 _audit = ProviderAudit.__table__
@@ -127,14 +135,14 @@ def import_file(path: str, *, states: set[str] | None = None, limit: int | None 
     classified rows are gathered in file order into the batches ``import_records`` would
     make, so batches, counts and every rule are the same whatever the number of readers.
     At most ``QUEUED`` chunks wait per reader (constant memory). ``progress`` is called
-    with the characters read since its last call. With ``--limit`` one reader; without the
+    with the bytes read since its last call. With ``--limit`` one reader; without the
     ``fork`` start method (or with ``readers=0``) the file is read in this process.
     Raises ``nppes.HeaderError`` for a file that is not NPPES.
     """
     counts: Counter = Counter()
     pending: list[Classified] = []
 
-    def take(rows: list[tuple], read: Counter, characters: int) -> None:
+    def take(rows: list[tuple], read: Counter, size: int) -> None:
         nonlocal pending
         counts.update(read)
         pending += [Classified(kind, npi, None, values) for kind, npi, values in rows]
@@ -142,14 +150,33 @@ def import_file(path: str, *, states: set[str] | None = None, limit: int | None 
             _write(pending[:BATCH], counts, dry_run)
             pending = pending[BATCH:]
         if progress:
-            progress(characters)
+            progress(size)
 
+    # The objects alive now (the application, SQLAlchemy's, the rules) stay alive through
+    # the import: kept out of the cyclic collector's full passes, which otherwise walked
+    # them all again and again as the import allocates rows (a third of a reader's time).
+    gc.freeze()
+    try:
+        _import_chunks(path, states, limit, readers, take)
+    finally:
+        gc.unfreeze()
+    if pending:
+        _write(pending, counts, dry_run)
+    return counts
+
+
+def _import_chunks(path: str, states: set[str] | None, limit: int | None, readers: int,
+                   take: Callable[..., None]) -> None:
+    """Hand ``take`` the classified chunks of ``path`` in file order, read by ``readers``
+    other processes (or by this one: see ``import_file``)."""
     if readers < 1 or "fork" not in multiprocessing.get_all_start_methods():
         for message in _classified_chunks(path, 0, 1, states, limit):
             take(*message)
     else:
         shares = 1 if limit is not None else readers  # a limit counts rows in file order
-        context = multiprocessing.get_context("fork")  # the ZIP table and rules as loaded
+        # fork: the application and rules as loaded; each reader loads the ZIP table itself
+        # (loaded here before the fork, it held ~145 MB more in this process, the writer)
+        context = multiprocessing.get_context("fork")
         queues = [context.Queue(maxsize=QUEUED) for _ in range(shares)]
         processes = [context.Process(target=_read_share, daemon=True,
                                      args=(path, share, shares, states, limit, queues[share]))
@@ -169,50 +196,56 @@ def import_file(path: str, *, states: set[str] | None = None, limit: int | None 
                 if process.is_alive():
                     process.terminate()  # done, or stopped early (an error, an interrupt)
                 process.join()
-    if pending:
-        _write(pending, counts, dry_run)
-    return counts
 
 
 def _open(path: str):
-    """The file as the CMS writes it (UTF-8, a byte-order mark tolerated)."""
-    return open(path, newline="", encoding="utf-8-sig", errors="replace")
+    """The file as bytes: lines are split at LF and only a reader's own chunks decoded
+    (decoding every line of the file took most of a reader's time spent on others' chunks)."""
+    return open(path, "rb")
 
 
-def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
-    """The lines of a CSV file in chunks of ``size`` records; a record is whole in its
-    chunk even when a quoted value holds a line break (an odd count of quotes so far)."""
-    chunk: list[str] = []
-    rows = 0
-    inside = False
-    for line in lines:
-        chunk.append(line)
-        if line.count('"') % 2:
-            inside = not inside
-        if not inside:
-            rows += 1
-            if rows == size:
-                yield chunk
-                chunk, rows = [], 0
-    if chunk:
+def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    """The lines of a CSV file in chunks of ``size`` lines, and as many more as complete a
+    record whose quoted value holds a line break (an odd count of quotes so far): a record
+    is whole in its chunk."""
+    lines = iter(lines)
+    while chunk := list(itertools.islice(lines, size)):
+        if sum(map(bytes.count, chunk, itertools.repeat(b'"'))) % 2:
+            for line in lines:
+                chunk.append(line)
+                if line.count(b'"') % 2:
+                    break
         yield chunk
+
+
+def _decoded(chunk: list[bytes]) -> list[str]:
+    """A chunk's lines as the text a file opened with ``newline=""`` gives (UTF-8, a bad
+    byte replaced; lines end at CR, LF or CRLF): split at LF already, unless a CR stands
+    alone somewhere."""
+    for line in chunk:
+        cr = line.find(b"\r")  # the first CR: none, or the line's last byte or CRLF
+        if cr != -1 and cr != len(line) - 1 and not (cr == len(line) - 2
+                                                     and line[-1:] == b"\n"):
+            return list(io.StringIO(b"".join(chunk).decode("utf-8", "replace"), newline=""))
+    return [line.decode("utf-8", "replace") for line in chunk]
 
 
 def _classified_chunks(path: str, share: int, shares: int, states: set[str] | None,
                        limit: int | None) -> Iterator[tuple[list[tuple], Counter, int]]:
     """Chunks ``share``, ``share + shares``, ... of the file after its header, classified:
     the rows to write (as plain tuples, cheap to pass between processes), the counts of
-    the rows read (rows, skips by reason) and the characters they took."""
+    the rows read (rows, skips by reason) and the bytes they took."""
     with _open(path) as handle:
         lines = iter(handle)
-        head: list[str] = []
+        head: list[bytes] = []
         for line in lines:  # the header: one record (its lines, should a name hold a break)
             head.append(line)
-            if sum(part.count('"') for part in head) % 2 == 0:
+            if sum(part.count(b'"') for part in head) % 2 == 0:
                 break
-        if not head:
+        header = b"".join(head).decode("utf-8-sig", "replace")  # a byte-order mark tolerated
+        if not header:
             raise HeaderError("The file is empty.")
-        read = row_reader(next(csv.reader(head), []))
+        records = lines_reader(next(csv.reader(io.StringIO(header, newline="")), []))
         seen = 0  # rows read so far (with a limit there is one share: every chunk is ours)
         for index, chunk in enumerate(_chunks(lines, CHUNK)):
             if index % shares != share:
@@ -221,20 +254,18 @@ def _classified_chunks(path: str, share: int, shares: int, states: set[str] | No
                 return
             counts: Counter = Counter()
             rows: list[tuple] = []
-            for row in csv.reader(chunk):
-                if not row:
-                    continue
+            for record in records(_decoded(chunk)):
                 if limit is not None and seen >= limit:
                     break
                 seen += 1
                 counts["rows"] += 1
-                found = classify(read(row), states)
+                found = classify(record, states)
                 if found.kind == "skip":
                     counts[f"skipped: {found.reason}"] += 1
                 else:
                     rows.append((found.kind, found.npi, found.values))
-            characters = sum(map(len, chunk)) + (sum(map(len, head)) if index == 0 else 0)
-            yield rows, counts, characters
+            size = sum(map(len, chunk)) + (sum(map(len, head)) if index == 0 else 0)
+            yield rows, counts, size
 
 
 def _read_share(path: str, share: int, shares: int, states: set[str] | None,
@@ -253,7 +284,7 @@ def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
     """Write one batch in one transaction (rolled back on a dry run)."""
     listings: dict[str, Classified] = {}
     clinics: dict[str, Classified] = {}
-    deactivated: list[str] = []
+    deactivated: dict[str, None] = {}  # in file order
     for item in batch:
         if item.npi in listings or item.npi in clinics or item.npi in deactivated:
             # the same NPI twice in one batch: the later row wins next run
@@ -261,7 +292,7 @@ def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
         elif item.kind == "clinic":
             clinics[item.npi] = item
         elif item.kind == "deactivated":
-            deactivated.append(item.npi)
+            deactivated[item.npi] = None
         else:
             listings[item.npi] = item
     session = db.session
@@ -275,7 +306,7 @@ def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
         pending = {npi: listings[npi] for npi in conflicts}
     else:
         counts["skipped: changed by a clinic during the import (next run)"] += len(pending)
-    _deactivate(session, deactivated, counts, changed, audits)
+    _deactivate(session, list(deactivated), counts, changed, audits)
     _upsert_clinics(session, clinics, counts)
     if audits:
         actor = current_actor()
@@ -302,7 +333,7 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
     # SQLite's text put ", " between items); any other text is decoded and compared properly
     columns = [_provider.c[name] for name in _STORED_KEYS] + [
         cast(_provider.c[name], Text).label(name) if name in _JSON_FIELDS else _provider.c[name]
-        for name in NPPES_FIELDS]
+        for name in _READ_FIELDS]
     stored = {row.npi: row for row in session.execute(
         select(*columns).where(_npi_in(session, _provider.c.npi, list(items)))).all()}
     now = utcnow()
@@ -316,12 +347,13 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
                         "created_at": now, "updated_at": now})
             continue
         # the common case on a rerun, unchanged: one tuple comparison, no diff built
-        if row[_STORED_FROM:] == tuple(json.dumps(found[field]) if field in _JSON_FIELDS
-                                       else found[field] for field in NPPES_FIELDS):
+        if (row[_STORED_FROM:_PLAIN_TO] == _plain_values(found)
+                and row.taxonomy_codes == _json_text(found["taxonomy_codes"])
+                and row.licensed_states == _json_text(found["licensed_states"])):
             counts[f"{item.kind}s unchanged"] += 1
             continue
         values = {field: found[field] for field in NPPES_FIELDS}
-        before = dict(zip(NPPES_FIELDS, row[_STORED_FROM:], strict=True))
+        before = dict(zip(_READ_FIELDS, row[_STORED_FROM:], strict=True))
         for field in _JSON_FIELDS:
             before[field] = None if before[field] is None else json.loads(before[field])
         diff = listing_diff(before, values)
@@ -367,6 +399,21 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
                        "changes": jsonable_changes(diff)})
         counts[f"{item.kind}s updated"] += 1
     return conflicts
+
+
+#: ``json.dumps`` of the lists of codes and of states seen (a few hundred distinct ones).
+_JSON_TEXTS: dict[tuple, str] = {}
+
+
+def _json_text(values: list[str]) -> str:
+    """``json.dumps(values)`` of a list of strings, remembered (bounded)."""
+    key = tuple(values)
+    text = _JSON_TEXTS.get(key)
+    if text is None:
+        text = json.dumps(values)
+        if len(_JSON_TEXTS) < 10_000:
+            _JSON_TEXTS[key] = text
+    return text
 
 
 def _npi_in(session, column, npis: list[str]):

@@ -84,8 +84,13 @@ def provider_type_for_code(code: str, licensed_states=()) -> tuple[str, str] | N
 
 def role_for_codes(codes, licensed_states=()) -> str | None:
     """Role given by a set of taxonomy codes: prescriber beats therapist; None if neither."""
-    roles = {found[0] for code in codes
-             if (found := provider_type_for_code(code, licensed_states)) is not None}
+    return role_for_types(provider_type_for_code(code, licensed_states) for code in codes)
+
+
+def role_for_types(found) -> str | None:
+    """Role given by the ``provider_type_for_code`` answers of a set of codes (None for a
+    code that is not ours): prescriber beats therapist; None if neither."""
+    roles = {each[0] for each in found if each is not None}
     if "prescriber" in roles:
         return "prescriber"
     if "therapist" in roles:

@@ -14,9 +14,32 @@ def test_check_digit_matches_the_cms_example():
 
 
 @pytest.mark.parametrize("value", ["1234567890", "123456789", "12345678930", "abcdefghij",
-                                   "", None, 1234567893, " 1234567893"])
+                                   "", None, 1234567893, " 1234567893", "1234567893\n",
+                                   "١٢٣٤٥٦٧٨٩٣", "１２３４５６７８９３"])
 def test_invalid_npis(value):
     assert not is_valid_npi(value)
+
+
+def test_check_digits_are_luhns_over_the_80840_prefix():
+    import random
+
+    def luhn(body: str) -> int:
+        total = 0
+        for position, digit in enumerate(reversed("80840" + body)):
+            value = int(digit) * (2 if position % 2 == 0 else 1)
+            total += value - 9 if value > 9 else value
+        return (10 - total % 10) % 10
+
+    rng = random.Random(3)
+    for body in ["000000000", "999999999"] + [f"{rng.randrange(10 ** 9):09d}"
+                                              for _ in range(5000)]:
+        assert npi_check_digit(body) == luhn(body), body
+
+
+def test_a_body_of_other_digits_has_no_check_digit():
+    for body in ("١٢٣٤٥٦٧٨٩", "12345678\u0663", "12345678", "123456789\n"):
+        with pytest.raises(ValueError):
+            npi_check_digit(body)
 
 
 def test_every_single_digit_change_is_caught():

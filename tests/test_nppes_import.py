@@ -341,7 +341,7 @@ def test_the_reading_processes_import_exactly_what_one_process_imports(app, tmp_
     """``import_file`` reads and classifies in other processes (fork), chunk by chunk in
     turn, while this one writes: with no reader, one or two (chunks of 1,000 rows, so the
     two readers alternate fifteen times) the counts are those of ``import_records`` on the
-    same rows, batch for batch, on a dry run and for real, with a limit too; every character
+    same rows, batch for batch, on a dry run and for real, with a limit too; every byte
     is reported to ``progress``; a rerun changes nothing; a bad header raised in a reading
     process reaches the caller; no reading process is left behind."""
     import multiprocessing
@@ -353,8 +353,7 @@ def test_the_reading_processes_import_exactly_what_one_process_imports(app, tmp_
     monkeypatch.setattr(nppes_import, "CHUNK", 1000)
     path = tmp_path / "npidata_pfile_generated.csv"
     write_generated_file(str(path), 15000, seed=7)
-    with open(path, newline="", encoding="utf-8") as handle:
-        characters = len(handle.read())
+    size = path.stat().st_size
     with app.app_context():
         with open(path, newline="", encoding="utf-8") as handle:
             alone = import_records(read_csv(handle), dry_run=True)
@@ -363,7 +362,7 @@ def test_the_reading_processes_import_exactly_what_one_process_imports(app, tmp_
             seen = []
             assert import_file(str(path), dry_run=True, readers=readers,
                                progress=seen.append) == alone, readers
-            assert sum(seen) == characters and len(seen) == 15, readers
+            assert sum(seen) == size and len(seen) == 15, readers
         with open(path, newline="", encoding="utf-8") as handle:
             first_rows = import_records(read_csv(handle), dry_run=True, limit=2500)
         assert import_file(str(path), dry_run=True, limit=2500) == first_rows
@@ -389,6 +388,8 @@ def test_the_reading_processes_import_exactly_what_one_process_imports(app, tmp_
 def test_a_chunk_keeps_a_record_whose_quoted_value_holds_a_line_break():
     from referral.nppes_import import _chunks
 
-    lines = ['"1","two\r\n', 'lines"\r\n', '"2","x"\r\n', '"3","y"\r\n']
-    assert list(_chunks(lines, 1)) == [lines[:2], [lines[2]], [lines[3]]]
-    assert list(_chunks(lines, 2)) == [lines[:3], [lines[3]]]
+    lines = [b'"1","two\r\n', b'lines"\r\n', b'"2","x"\r\n', b'"3","y"\r\n', b'"4","z\r\n',
+             b'\r\n', b'"\r\n']
+    assert list(_chunks(lines, 1)) == [lines[:2], [lines[2]], [lines[3]], lines[4:]]
+    assert list(_chunks(lines, 2)) == [lines[:2], lines[2:4], lines[4:]]
+    assert list(_chunks(lines, 3)) == [lines[:3], lines[3:]]
