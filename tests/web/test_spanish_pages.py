@@ -193,3 +193,14 @@ def test_the_429_page_in_spanish_keeps_the_988_notice(app, database):
     assert "<h1>429 Demasiadas solicitudes</h1>" in page
     assert "Demasiadas solicitudes (el límite es 2 por minuto)." in page
     assert "Espere un minuto y vuelva a intentarlo." in page and CRISIS_ES in page
+
+
+def test_pages_translate_through_flasks_public_proxy_too(client, monkeypatch):
+    """A Flask without the request-context variable ``referral.i18n`` reads (Flask 3.2
+    merges the request into the app context): the request proxy serves the same pages."""
+    from referral import i18n
+
+    monkeypatch.setattr(i18n, "_cv_request", None)
+    spanish, english = words(client.get("/", headers=ES)), words(client.get("/"))
+    assert "<h1>Busque un terapeuta o un prescriptor</h1>" in spanish and CRISIS_ES in spanish
+    assert "<h1>Find a therapist or prescriber</h1>" in english
