@@ -45,20 +45,20 @@ def search_service(app: Flask | None = None) -> SearchService:
 def warm_up(app: Flask) -> None:
     """Make this process ready to search before its first request: load the structured
     table and bring it up to the change log (a gunicorn worker calls this after its fork,
-    so that no patient waits for it). A database that does not answer is left to the
-    first request, which tries again."""
+    so that no patient waits for it). Any failure (a database that does not answer, an
+    unreadable index) is logged by its type and left to the first request, which tries
+    again: gunicorn stops a node whose workers fail to boot."""
     import logging
-
-    from sqlalchemy.exc import SQLAlchemyError
 
     from .extensions import db
 
     with app.app_context():
         try:
             search_service(app).refresh(db.session)
-        except SQLAlchemyError:
-            logging.getLogger(__name__).warning("search table not loaded before the first "
-                                                "request: the database did not answer")
+        except Exception as error:  # noqa: BLE001 - a worker that fails here never boots
+            logging.getLogger(__name__).warning(
+                "search table not loaded before the first request (%s); the first "
+                "search will try again", type(error).__name__)
         finally:
             db.session.remove()
 

@@ -205,3 +205,26 @@ def test_warm_up_loads_the_table_up_to_the_change_log(app, client, make_clinic, 
     with app.app_context(), db.engine.connect() as connection:
         assert state.table.position == latest_change(connection) > 0
     assert provider["id"] in state.table.columns["id"].tolist()
+
+
+def test_a_failed_warm_up_is_logged_and_left_to_the_first_search(app, client, make_clinic,
+                                                                 create, monkeypatch, caplog):
+    """A warm-up that fails (here the index cannot be read) does not stop the worker: it
+    logs the failure's type and the first search loads the table itself."""
+    from referral.services import warm_up
+
+    _, token = make_clinic()
+    provider = create(token, first_name="Oriel", last_name="Coldstart")
+    service = search_service(app)
+    service.state.forget()
+
+    def unreadable(*args, **kwargs):
+        raise OSError("index unreadable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(type(service), "refresh", unreadable)
+        warm_up(app)
+    assert service.state.table is None
+    assert "search table not loaded before the first request (OSError)" in caplog.text
+    found = client.get(SEARCH, query_string={"q": "Coldstart"}).json["items"]
+    assert [item["id"] for item in found] == [provider["id"]]
