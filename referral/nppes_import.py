@@ -230,6 +230,18 @@ def _decoded(chunk: list[bytes]) -> list[str]:
     return [line.decode("utf-8", "replace") for line in chunk]
 
 
+def _first_record(text: str) -> tuple[str, str]:
+    """``text``'s first CSV record (its lines as a file opened with ``newline=""`` gives
+    them: ending at CR, LF or CRLF) and the text after it."""
+    lines = io.StringIO(text, newline="").readlines()
+    quotes = 0
+    for count, line in enumerate(lines, 1):
+        quotes += line.count('"')
+        if quotes % 2 == 0:
+            return "".join(lines[:count]), "".join(lines[count:])
+    return text, ""
+
+
 def _classified_chunks(path: str, share: int, shares: int, states: set[str] | None,
                        limit: int | None) -> Iterator[tuple[list[tuple], Counter, int]]:
     """Chunks ``share``, ``share + shares``, ... of the file after its header, classified:
@@ -242,9 +254,15 @@ def _classified_chunks(path: str, share: int, shares: int, states: set[str] | No
             head.append(line)
             if sum(part.count(b'"') for part in head) % 2 == 0:
                 break
-        header = b"".join(head).decode("utf-8-sig", "replace")  # a byte-order mark tolerated
-        if not header:
+        text = b"".join(head).decode("utf-8-sig", "replace")  # a byte-order mark tolerated
+        if not text:
             raise HeaderError("The file is empty.")
+        header, rest = _first_record(text)
+        head_size = sum(map(len, head))
+        if rest:  # lines ending in a lone CR: the header's "line" held records after it
+            carried = rest.encode("utf-8")
+            lines = itertools.chain([carried], lines)
+            head_size -= len(carried)
         records = lines_reader(next(csv.reader(io.StringIO(header, newline="")), []))
         seen = 0  # rows read so far (with a limit there is one share: every chunk is ours)
         for index, chunk in enumerate(_chunks(lines, CHUNK)):
@@ -264,7 +282,7 @@ def _classified_chunks(path: str, share: int, shares: int, states: set[str] | No
                     counts[f"skipped: {found.reason}"] += 1
                 else:
                     rows.append((found.kind, found.npi, found.values))
-            size = sum(map(len, chunk)) + (sum(map(len, head)) if index == 0 else 0)
+            size = sum(map(len, chunk)) + (head_size if index == 0 else 0)
             yield rows, counts, size
 
 

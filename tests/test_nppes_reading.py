@@ -289,3 +289,21 @@ def test_a_chunk_is_decoded_into_the_lines_a_text_file_gives(data):
     lines = io.BytesIO(data).readlines()  # split at LF, as the reading processes split
     text = data.decode("utf-8", "replace")
     assert nppes_import._decoded(lines) == io.StringIO(text, newline="").readlines()
+
+
+@pytest.mark.parametrize("ending", ["\r", "mixed"])
+def test_lines_ending_in_a_lone_cr_are_all_read(ending, tmp_path):
+    """A file whose lines end in a lone CR (or whose header alone does) is read as a text
+    file reads it: the header's line, split at LF, holds records after the header."""
+    rows = list(generate_rows(300, seed=3)) + nppes_fixture.ROWS + EDGE_ROWS
+    text = _file(rows)
+    if ending == "\r":
+        text = text.replace("\r\n", "\r")
+    else:
+        head, _, body = text.partition("\r\n")
+        text = head + "\r" + body
+    expected = _straightforward(text)
+    assert len(expected) == len(rows)
+    path = tmp_path / "npidata_pfile.csv"
+    path.write_bytes(text.encode())
+    assert _chunked(path) == _chunked(path, shares=2) == _expected_chunks(expected)
