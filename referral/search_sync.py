@@ -365,7 +365,11 @@ class SearchState:
             if self.table is None:
                 table = ProviderTable.load(self.snapshot_path, VOCABULARIES)
                 if table is None or table.position > latest:
-                    table = listed_table(connection)
+                    # Row by row, not ``listed_table``: that one is faster but holds every
+                    # column as Python values first (~3.5x the memory), and every worker of
+                    # a node may be loading at once.
+                    table = ProviderTable(VOCABULARIES)
+                    table.upsert(table_records(connection))
                     table.position = latest
                 self.table = table
             if latest > self.table.position:
