@@ -37,6 +37,7 @@ import itertools
 import json
 import multiprocessing
 import operator
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
@@ -270,20 +271,13 @@ def _classified_chunks(path: str, share: int, shares: int, states: set[str] | No
                 continue
             if limit is not None and seen >= limit:
                 return
-            counts: Counter = Counter()
-            rows: list[tuple] = []
-            for record in records(_decoded(chunk)):
-                if limit is not None and seen >= limit:
-                    break
-                seen += 1
-                counts["rows"] += 1
-                found = classify(record, states)
-                if found.kind == "skip":
-                    counts[f"skipped: {found.reason}"] += 1
-                else:
-                    rows.append((found.kind, found.npi, found.values))
+            batch, counts = next(classified_batches(
+                records(_decoded(chunk)), states=states,
+                limit=None if limit is None else limit - seen, size=sys.maxsize),
+                ([], Counter()))  # (a chunk of blank lines holds no record)
+            seen += counts["rows"]
             size = sum(map(len, chunk)) + (head_size if index == 0 else 0)
-            yield rows, counts, size
+            yield [(item.kind, item.npi, item.values) for item in batch], counts, size
 
 
 def _read_share(path: str, share: int, shares: int, states: set[str] | None,
@@ -329,7 +323,7 @@ def _write(batch: list[Classified], counts: Counter, dry_run: bool) -> None:
     if audits:
         actor = current_actor()
         now = utcnow()
-        _insert_audits(session, [
+        _insert(session, _audit, [
             {**row, "clinic_id": None, "at": now, "source": "nppes", "channel": "import",
              "user_id": actor.user_id, "token_id": actor.token_id} for row in audits])
     if changed:
@@ -381,7 +375,9 @@ def _upsert_listings(session, items: dict[str, Classified], counts: Counter,
         updates.append((item, row, diff, {**values, "b_id": row.id, "b_version": row.version,
                                           "updated_at": now}))
     if new:  # unclaimed, so not listed: nothing for the index (no change-log row)
-        _insert_new(session, new)
+        # then the ids by NPI: an INSERT ... RETURNING of thousands of rows is one huge
+        # statement to render and parse
+        _insert(session, _provider, new)
         ids = dict(session.execute(select(_provider.c.npi, _provider.c.id).where(
             _npi_in(session, _provider.c.npi, [row["npi"] for row in new]))).all())
         for row in new:
@@ -442,22 +438,13 @@ def _npi_in(session, column, npis: list[str]):
     return column.in_(npis)
 
 
-def _insert_new(session, rows: list[dict]) -> None:
-    """Insert new listings: COPY on PostgreSQL, else one executemany."""
+def _insert(session, table, rows: list[dict]) -> None:
+    """Insert ``rows`` into ``table``: COPY on PostgreSQL, else one executemany (one
+    statement, parsed once)."""
     if session.get_bind().dialect.name == "postgresql":
-        _copy(session, _provider, rows)
+        _copy(session, table, rows)
     else:
-        # a plain executemany (one statement, parsed once), then the ids by NPI: an
-        # INSERT ... RETURNING of thousands of rows is one huge statement to render and parse
-        session.execute(insert(_provider), rows)
-
-
-def _insert_audits(session, rows: list[dict]) -> None:
-    """Insert audit rows: COPY on PostgreSQL, else one executemany."""
-    if session.get_bind().dialect.name == "postgresql":
-        _copy(session, _audit, rows)
-    else:
-        session.execute(insert(_audit), rows)
+        session.execute(insert(table), rows)
 
 
 def _copy(session, table, rows: list[dict]) -> None:
